@@ -1,0 +1,3 @@
+from hindsight_ray.cli import main
+
+raise SystemExit(main())

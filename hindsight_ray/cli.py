@@ -1,0 +1,80 @@
+"""The ``hindsight-ray`` command line: argument parsing only; the work is done elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from hindsight_ray import __version__
+from hindsight_ray.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hindsight-ray",
+        description="Two-stage hyperparameter sweeps of Keras LSTMs on Ray Tune.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's own logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sweep = commands.add_parser("sweep", help="run a sweep (the embedded default when no CONFIG is given)")
+    sweep.add_argument("config", nargs="?", help="YAML config file; every key has a default")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)")
+    sweep.add_argument("--name", help="experiment name (folder under storage)")
+    sweep.add_argument("--storage", help="where experiments go: a local path, shared NFS path or s3:// URI")
+    sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
+
+    commands.add_parser("datasets", help="list the bundled datasets")
+    return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from hindsight_ray.config import load_config
+    from hindsight_ray.sweep import run_sweep
+
+    overrides = list(args.overrides)
+    for key, value in (("name", args.name), ("storage", args.storage), ("resources.address", args.address)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    config = load_config(args.config, overrides)
+    summary = run_sweep(config, dry_run=args.dry_run)
+    if not args.dry_run and summary.get("best") is None:
+        raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hindsight_ray.data import BUILTINS, builtin_path
+
+    for dataset in BUILTINS.values():
+        frame = pd.read_csv(builtin_path(dataset))
+        span = f"{frame[dataset.date_column].iloc[0]} to {frame[dataset.date_column].iloc[-1]}"
+        print(f"builtin:{dataset.name:<10} {len(frame):>4} rows  {dataset.frequency:<8} {span}")
+        print(f"    {dataset.description}")
+        print(f"    source: {dataset.source}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    handlers = {"sweep": _sweep, "datasets": _datasets}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

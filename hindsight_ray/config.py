@@ -1,0 +1,267 @@
+"""The sweep config: typed, validated, loaded from YAML, with ``--set a.b=c`` overrides."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hindsight_ray.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SplitConfig(_Section):
+    validation: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> SplitConfig:
+        if self.validation + self.test >= 0.9:
+            raise ValueError(
+                f"validation + test = {self.validation + self.test:g} leaves too little for training (must be < 0.9)"
+            )
+        return self
+
+
+class DataConfig(_Section):
+    kind: Literal["timeseries", "text"] = "timeseries"
+    source: str = "builtin:airline"
+    # time series
+    target: list[str] | None = None  # default: the bundled dataset's target, or a file's only numeric column
+    features: list[str] | None = None
+    date_column: str | None = None
+    lags: int = Field(12, ge=1)
+    horizon: int = Field(1, ge=1)
+    scale: Literal["minmax", "standard", "none"] = "minmax"
+    missing: Literal["error", "interpolate", "drop"] = "error"
+    season: int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
+    # text
+    text_column: str = "text"
+    label_column: str = "label"
+    num_words: int = Field(20000, ge=2)
+    max_length: int = Field(250, ge=1)
+    # both
+    split: SplitConfig = SplitConfig()
+
+    @field_validator("target", "features", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class ModelConfig(_Section):
+    task: Literal["auto", "regression", "classification"] = "auto"
+    optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
+    batch_size: int = Field(32, ge=1)
+
+
+class Stage1Config(_Section):
+    layers: list[int] = [1, 2]
+    units: list[int] = [8, 16, 32, 64]
+    learning_rate: float = Field(0.001, gt=0)
+    epochs: int = Field(20, ge=1)
+
+    @field_validator("layers", "units")
+    @classmethod
+    def _positive_grid(cls, values: list[int]) -> list[int]:
+        if not values:
+            raise ValueError("the grid is empty; give at least one value")
+        bad = [v for v in values if v < 1]
+        if bad:
+            raise ValueError(f"grid values must be positive integers, got {bad[0]}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"grid values repeat: {values}")
+        return values
+
+
+class Stage2Config(_Section):
+    max_learning_rate: float = Field(0.02, gt=0)
+    max_iterations: int = Field(16, ge=1)
+    epochs: int = Field(50, ge=1)
+    speculative: bool = False
+
+    @field_validator("max_learning_rate")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("speculative")
+    @classmethod
+    def _not_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("speculative stage 2 is not available in this version; set it to false")
+        return value
+
+
+class SearchConfig(_Section):
+    strategy: Literal["two_stage"] = "two_stage"
+    metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
+    stage1: Stage1Config = Stage1Config()
+    stage2: Stage2Config = Stage2Config()
+
+
+class ResourcesConfig(_Section):
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float = Field(0, ge=0)
+    max_concurrent: int | None = Field(None, ge=1)
+    address: str | None = None
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _packable(cls, value: float) -> float:
+        if 0 < value < 1 and not math.isclose(1 / value, round(1 / value)):
+            raise ValueError(f"a fraction of a GPU must divide 1 (0.5, 0.25, ...), got {value:g}")
+        if value > 1 and value != int(value):
+            raise ValueError(f"more than one GPU must be a whole number, got {value:g}")
+        return value
+
+
+class RunConfig(_Section):
+    max_failures: int = Field(2, ge=0)
+    checkpoint_every: int = Field(1, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class SweepConfig(_Section):
+    name: str | None = None
+    storage: str = "./hindsight_results"
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    search: SearchConfig = SearchConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    run: RunConfig = RunConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value in {".", ".."}):
+            raise ValueError(f"must be a plain folder name, got {value!r}")
+        return value
+
+    @property
+    def task(self) -> str:
+        """The resolved task: regression for time series, classification for text."""
+        if self.model.task != "auto":
+            return self.model.task
+        return "regression" if self.data.kind == "timeseries" else "classification"
+
+    @property
+    def metric(self) -> str:
+        """The resolved validation metric the search optimises."""
+        if self.search.metric != "auto":
+            return self.search.metric
+        return "val_rmse" if self.task == "regression" else "val_accuracy"
+
+    @property
+    def mode(self) -> str:
+        """``max`` for accuracy, ``min`` for errors and losses."""
+        return "max" if self.metric == "val_accuracy" else "min"
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> SweepConfig:
+        regression_only = {"val_rmse", "val_mae"}
+        if self.task == "classification" and self.metric in regression_only:
+            raise ValueError(f"search.metric {self.metric} needs a regression task")
+        if self.task == "regression" and self.metric == "val_accuracy":
+            raise ValueError("search.metric val_accuracy needs a classification task")
+        if self.data.kind == "text" and self.task == "regression":
+            raise ValueError("model.task regression is not available for text data")
+        return self
+
+
+def _format_error(error: ValidationError, raw: dict[str, Any]) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        *parents, leaf = [str(part) for part in first["loc"]]
+        section: Any = SweepConfig
+        for parent in parents:
+            section = section.model_fields[parent].annotation
+        close = difflib.get_close_matches(leaf, list(section.model_fields), n=1)
+        hint = f"; did you mean {'.'.join([*parents, close[0]])}?" if close else ""
+        return f"unknown config key {key}{hint}"
+    message = first["msg"].removeprefix("Value error, ")
+    if not key:
+        return f"config: {message}"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"config key {key}: {message}{shown}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value parsed as YAML)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. search.stage1.units=[8,16]")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {key}: value {value!r} is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with every ``KEY=VALUE`` override set."""
+    merged = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = merged
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {'.'.join(path)}: {part} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return merged
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping in a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{line}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys, not a {type(raw).__name__}")
+    return raw
+
+
+def build_config(raw: dict[str, Any]) -> SweepConfig:
+    """Validate a raw mapping into a :class:`SweepConfig`; a mistake raises a one-line UserError."""
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_format_error(exc, raw)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SweepConfig:
+    """The config from an optional YAML file plus ``--set`` overrides, validated."""
+    raw = read_config_file(path) if path is not None else {}
+    return build_config(apply_overrides(raw, overrides or []))
+
+
+def config_to_dict(config: SweepConfig) -> dict[str, Any]:
+    """A plain, YAML/JSON-ready mapping of every key (defaults filled in)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,21 @@
+"""Load a source, split, scale, window or tokenize -> :class:`Prepared` arrays and metadata."""
+
+from __future__ import annotations
+
+from hindsight_ray.config import DataConfig
+from hindsight_ray.data.prepared import Prepared, TargetScaler
+from hindsight_ray.data.sources import BUILTINS, builtin_path, dataset_name, resolve_source
+
+__all__ = ["BUILTINS", "Prepared", "TargetScaler", "builtin_path", "dataset_name", "prepare"]
+
+
+def prepare(data: DataConfig, seed: int = 0) -> Prepared:
+    """Read and prepare the configured source once, on the driver; bad data raises a UserError."""
+    builtin, path = resolve_source(data.source)
+    if data.kind == "text":
+        from hindsight_ray.data.text import prepare_text
+
+        return prepare_text(data, path, seed)
+    from hindsight_ray.data.timeseries import prepare_timeseries
+
+    return prepare_timeseries(data, builtin, path)

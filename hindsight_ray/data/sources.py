@@ -1,0 +1,87 @@
+"""Where data comes from: the bundled real series and user files (CSV, Parquet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from hindsight_ray.errors import UserError
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A real series shipped as package data (copied from the publishers' values, never retyped)."""
+
+    name: str
+    file: str
+    date_column: str
+    target: str
+    frequency: str
+    description: str
+    source: str
+
+
+BUILTINS: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset(
+            "airline", "airline.csv", "month", "passengers", "monthly",
+            "international airline passengers (thousands), 1949-01 to 1960-12",
+            "Box, Jenkins & Reinsel, Time Series Analysis (1976), series G; Time Series Data Library",
+        ),
+        BuiltinDataset(
+            "sunspots", "sunspots.csv", "year", "sunspots", "yearly",
+            "yearly mean sunspot numbers, 1700 to 2008",
+            "Wolf/Zurich yearly sunspot numbers, as distributed with statsmodels (public domain)",
+        ),
+    )
+}
+
+
+def builtin_path(dataset: BuiltinDataset) -> Path:
+    return Path(str(resources.files("hindsight_ray.data") / "builtin" / dataset.file))
+
+
+def resolve_source(source: str) -> tuple[BuiltinDataset | None, Path]:
+    """``builtin:NAME`` or a path -> (the builtin, if any; the file to read). Missing files are errors."""
+    if source.startswith("builtin:"):
+        name = source.removeprefix("builtin:")
+        if name not in BUILTINS:
+            raise UserError(f"data.source {source}: no such bundled dataset (have: {', '.join(sorted(BUILTINS))})")
+        dataset = BUILTINS[name]
+        return dataset, builtin_path(dataset)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"data.source {source}: file not found")
+    return None, path
+
+
+def dataset_name(source: str) -> str:
+    """A short name for experiment folders: the builtin's name or the file's stem."""
+    if source.startswith("builtin:"):
+        return source.removeprefix("builtin:")
+    return Path(source.rstrip("/")).stem or "data"
+
+
+def read_table(path: Path, where: str) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; unreadable, empty or header-only files are errors."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise UserError(f"{where}: unsupported file type {suffix or '(none)'}; use .csv or .parquet")
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{where}: the file is empty") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: the file is not UTF-8 text (byte {exc.start})") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        raise UserError(f"{where}: cannot be read ({str(exc).splitlines()[0]})") from None
+    if frame.empty:
+        raise UserError(f"{where}: the file has a header but no rows")
+    return frame

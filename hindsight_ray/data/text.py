@@ -1,0 +1,101 @@
+"""Text: a table of texts and 0/1 labels -> stratified split -> vocabulary from train -> front-padded ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hindsight_ray.config import DataConfig
+from hindsight_ray.data.prepared import Prepared
+from hindsight_ray.data.sources import read_table
+from hindsight_ray.errors import UserError
+from hindsight_ray.metrics import classification_scores
+
+_LABEL_WORDS = {
+    "0": 0, "1": 1, "-1": 0, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1,
+}
+
+
+def binary_labels(values: pd.Series, where: str) -> np.ndarray:
+    """Labels given as 0/1, -1/1, pos/neg, positive/negative or true/false -> 0/1."""
+    if values.isna().any():
+        raise UserError(f"{where}: {int(values.isna().sum())} rows have no label")
+    words = values.astype(str).str.strip().str.lower().str.removesuffix(".0")
+    distinct = sorted(words.unique())
+    if len(distinct) < 2:
+        raise UserError(f"{where}: every row has the label {distinct[0]!r}; a classifier needs two classes")
+    if len(distinct) > 2:
+        raise UserError(f"{where}: labels must be binary, found {len(distinct)} distinct values: {distinct[:5]}")
+    unknown = [w for w in distinct if w not in _LABEL_WORDS]
+    if unknown:
+        raise UserError(f"{where}: cannot read label {unknown[0]!r} as 0/1 "
+                        "(use 0/1, -1/1, pos/neg, positive/negative or true/false)")
+    return words.map(_LABEL_WORDS).to_numpy(dtype=np.int64)
+
+
+def stratified_split(labels: np.ndarray, validation: float, test: float, seed: int) -> np.ndarray:
+    """Split of each row (0 train, 1 validation, 2 test), keeping the class shares in each split."""
+    rng = np.random.default_rng(seed)
+    split = np.zeros(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        n_test = round(len(rows) * test)
+        n_val = round(len(rows) * validation)
+        split[rows[:n_test]] = 2
+        split[rows[n_test : n_test + n_val]] = 1
+    return split
+
+
+def clean_text(texts: pd.Series) -> list[str]:
+    """Strip HTML line breaks (IMDB reviews carry ``<br />``)."""
+    return texts.fillna("").astype(str).str.replace(r"<br\s*/?>", " ", regex=True).tolist()
+
+
+def vectorize(train: list[str], others: list[list[str]], num_words: int, max_length: int):
+    """Adapt a vocabulary on ``train`` only; every list -> ids padded and truncated at the front."""
+    import keras
+    import tensorflow as tf
+
+    layer = keras.layers.TextVectorization(max_tokens=num_words, output_mode="int", ragged=True)
+    layer.adapt(tf.data.Dataset.from_tensor_slices(train).batch(4096))
+
+    def ids(texts: list[str]) -> np.ndarray:
+        ragged = layer(tf.constant(texts, dtype=tf.string))
+        rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
+        return keras.utils.pad_sequences(rows, maxlen=max_length, padding="pre", truncating="pre").astype(np.int32)
+
+    return layer.vocabulary_size(), ids(train), [ids(texts) for texts in others]
+
+
+def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
+    """A CSV or Parquet table with a text and a label column -> padded token ids."""
+    where = f"data.source {data.source}"
+    frame = read_table(path, where)
+    for column in (data.text_column, data.label_column):
+        if column not in frame.columns:
+            raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")
+    labels = binary_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
+    split = stratified_split(labels, data.split.validation, data.split.test, seed)
+    if min((split == s).sum() for s in range(3)) == 0:
+        raise UserError(f"{where}: {len(frame)} rows are too few for a train/validation/test split")
+    texts = np.array(clean_text(frame[data.text_column]), dtype=object)
+    vocabulary, x_train, (x_val, x_test) = vectorize(
+        list(texts[split == 0]), [list(texts[split == 1]), list(texts[split == 2])], data.num_words, data.max_length
+    )
+    y = labels.astype(np.float32).reshape(-1, 1)
+    majority = float(np.bincount(labels[split == 0]).argmax())
+    y_test = y[split == 2]
+    return Prepared(
+        kind="text",
+        task="classification",
+        x_train=x_train, y_train=y[split == 0],
+        x_val=x_val, y_val=y[split == 1],
+        x_test=x_test, y_test=y_test,
+        output_dim=1,
+        num_words=int(vocabulary),
+        baselines={"majority_class": classification_scores(y_test, np.full(len(y_test), majority))},
+        info={"rows": len(frame), "vocabulary": int(vocabulary), "max_length": data.max_length,
+              "windows": [int((split == s).sum()) for s in range(3)]},
+    )

@@ -1,0 +1,198 @@
+"""Time series: load a table, split chronologically, scale on train only, cut lag windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hindsight_ray.config import DataConfig
+from hindsight_ray.data.prepared import Prepared, TargetScaler
+from hindsight_ray.data.sources import BuiltinDataset, read_table
+from hindsight_ray.errors import UserError
+from hindsight_ray.metrics import regression_scores
+
+# pandas frequency prefix -> observations per season
+_SEASONS = {"MS": 12, "ME": 12, "M": 12, "QS": 4, "QE": 4, "Q": 4, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24}
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """Row counts of the chronological train / validation / test split."""
+
+    train: int
+    validation: int
+    test: int
+
+
+def split_rows(rows: int, validation: float, test: float) -> SplitRows:
+    """Chronological split sizes: the last ``test`` share is test, the share before it validation."""
+    n_test = max(1, round(rows * test))
+    n_val = max(1, round(rows * validation))
+    return SplitRows(rows - n_val - n_test, n_val, n_test)
+
+
+def fit_scaler(train_values: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (offset, scale) fitted on training rows; ``scaled = (x - offset) / scale``."""
+    columns = train_values.shape[1]
+    if method == "none":
+        return np.zeros(columns), np.ones(columns)
+    if method == "minmax":
+        offset = train_values.min(axis=0)
+        scale = train_values.max(axis=0) - offset
+    else:  # standard
+        offset = train_values.mean(axis=0)
+        scale = train_values.std(axis=0)
+    return offset, np.where(scale > 0, scale, 1.0)
+
+
+def window_starts(rows: int, lags: int, horizon: int) -> np.ndarray:
+    """Start row of every window: inputs ``[s, s+lags)``, targets ``[s+lags, s+lags+horizon)``."""
+    return np.arange(max(0, rows - lags - horizon + 1))
+
+
+def make_windows(inputs: np.ndarray, targets: np.ndarray, lags: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lag windows ``[samples, lags, features]`` and their targets ``[samples, horizon * targets]``."""
+    starts = window_starts(len(inputs), lags, horizon)
+    x = np.stack([inputs[s : s + lags] for s in starts]) if len(starts) else np.empty((0, lags, inputs.shape[1]))
+    y = (
+        np.stack([targets[s + lags : s + lags + horizon].reshape(-1) for s in starts])
+        if len(starts)
+        else np.empty((0, horizon * targets.shape[1]))
+    )
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def assign_windows(starts: np.ndarray, lags: int, horizon: int, rows: SplitRows) -> np.ndarray:
+    """Split of each window (0 train, 1 validation, 2 test) by the row of its last target.
+
+    A training window's targets all lie in the training rows, so no validation or test value
+    is ever a training target; later windows may read earlier rows as inputs, as a forecast would.
+    """
+    last_target = starts + lags + horizon - 1
+    return np.where(last_target < rows.train, 0, np.where(last_target < rows.train + rows.validation, 1, 2))
+
+
+def infer_season(dates: pd.Series) -> int | None:
+    """Observations per season from a regular date index (monthly -> 12), or None."""
+    if len(dates) < 3:
+        return None
+    try:
+        frequency = pd.infer_freq(pd.DatetimeIndex(dates))
+    except (TypeError, ValueError):
+        return None
+    if not frequency:
+        return None
+    base = frequency.split("-")[0].lstrip("0123456789")
+    return _SEASONS.get(base)
+
+
+def naive_forecasts(series: np.ndarray, starts: np.ndarray, lags: int, horizon: int, season: int | None):
+    """Persistence and seasonal-naive forecasts for windows, from values observed before each window's targets."""
+    last_seen = starts + lags - 1
+    steps = np.arange(1, horizon + 1)
+    persistence = np.stack([np.repeat(series[r][None, :], horizon, axis=0).reshape(-1) for r in last_seen])
+    forecasts = {"persistence": persistence}
+    if season is not None:
+        rows = []
+        for r in last_seen:
+            target_rows = r + steps
+            back = season * np.ceil(steps / season).astype(int)  # whole seasons back, always observed
+            source = target_rows - back
+            if source.min() < 0:
+                return forecasts  # too few rows before the first window for a season back
+            rows.append(series[source].reshape(-1))
+        forecasts["seasonal_naive"] = np.stack(rows)
+    return forecasts
+
+
+def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
+    values = np.empty((len(frame), len(columns)), dtype=np.float64)
+    for index, column in enumerate(columns):
+        numeric = pd.to_numeric(frame[column], errors="coerce")
+        bad = numeric.isna() & frame[column].notna()
+        if bad.any():
+            example = frame[column][bad].iloc[0]
+            raise UserError(f"{where}: column {column!r} has non-numeric values, e.g. {example!r} at row {bad.idxmax()}")
+        values[:, index] = numeric.to_numpy(dtype=np.float64)
+    return values
+
+
+def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path) -> Prepared:
+    """A time-series source -> windows split chronologically, scaled on train rows only."""
+    where = f"data.source {data.source}"
+    frame = read_table(path, where)
+    date_column = data.date_column or (builtin.date_column if builtin else None)
+    targets = data.target or ([builtin.target] if builtin else None)
+    if targets is None:
+        numeric = [c for c in frame.columns if c != date_column and pd.api.types.is_numeric_dtype(frame[c])]
+        if len(numeric) != 1:
+            raise UserError(f"{where}: set data.target to the column(s) to predict (numeric columns: {numeric})")
+        targets = numeric
+    features = data.features or targets
+    needed = list(dict.fromkeys([*targets, *features, *([date_column] if date_column else [])]))
+    missing_columns = [c for c in needed if c not in frame.columns]
+    if missing_columns:
+        raise UserError(f"{where}: no column {missing_columns[0]!r} (columns: {list(frame.columns)})")
+
+    season = data.season
+    if date_column:
+        dates = pd.to_datetime(frame[date_column], errors="coerce")
+        if dates.isna().any():
+            raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
+                            f"{frame[date_column][dates.isna()].iloc[0]!r}")
+        if dates.duplicated().any():
+            raise UserError(f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}")
+        order = np.argsort(dates.to_numpy(), kind="stable")
+        frame, dates = frame.iloc[order].reset_index(drop=True), dates.iloc[order].reset_index(drop=True)
+        if season is None:
+            season = infer_season(dates)
+
+    columns = list(dict.fromkeys([*features, *targets]))
+    values = _numeric_columns(frame, columns, where)
+    gaps = np.isnan(values).sum(axis=0)
+    if gaps.any():
+        if data.missing == "error":
+            detail = ", ".join(f"{c}: {n}" for c, n in zip(columns, gaps, strict=True) if n)
+            raise UserError(f"{where}: {int(gaps.sum())} missing values ({detail}); "
+                            "set data.missing to interpolate or drop")
+        table = pd.DataFrame(values, columns=columns)
+        table = table.interpolate(limit_direction="both") if data.missing == "interpolate" else table.dropna()
+        values = table.to_numpy(dtype=np.float64)
+
+    rows = split_rows(len(values), data.split.validation, data.split.test)
+    if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
+        raise UserError(f"{where}: {len(values)} rows are too few for lags={data.lags}, horizon={data.horizon} "
+                        f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
+
+    offset, scale = fit_scaler(values[: rows.train], data.scale)
+    scaled = (values - offset) / scale
+    feature_index = [columns.index(c) for c in features]
+    target_index = [columns.index(c) for c in targets]
+    x, y = make_windows(scaled[:, feature_index], scaled[:, target_index], data.lags, data.horizon)
+    starts = window_starts(len(values), data.lags, data.horizon)
+    split = assign_windows(starts, data.lags, data.horizon, rows)
+
+    scaler = TargetScaler(offset=offset[target_index], scale=scale[target_index])
+    test_starts = starts[split == 2]
+    actual = scaler.inverse(y[split == 2])
+    baselines = {
+        name: regression_scores(actual, forecast)
+        for name, forecast in naive_forecasts(values[:, target_index], test_starts, data.lags, data.horizon,
+                                              season).items()
+    }
+    return Prepared(
+        kind="timeseries",
+        task="regression",
+        x_train=x[split == 0], y_train=y[split == 0],
+        x_val=x[split == 1], y_val=y[split == 1],
+        x_test=x[split == 2], y_test=y[split == 2],
+        output_dim=y.shape[1],
+        scaler=scaler,
+        baselines=baselines,
+        info={"rows": len(values), "targets": targets, "features": features, "season": season,
+              "split_rows": [rows.train, rows.validation, rows.test],
+              "windows": [int((split == s).sum()) for s in range(3)]},
+    )

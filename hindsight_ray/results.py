@@ -1,0 +1,136 @@
+"""Experiment dir -> tidy tables (``trials.parquet``, ``epochs.parquet``) and ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TRIALS_FILE = "trials.parquet"
+EPOCHS_FILE = "epochs.parquet"
+SUMMARY_FILE = "summary.json"
+BEST_MODEL_FILE = "best_model.keras"
+
+TRIAL_COLUMNS = [
+    "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
+    "best_epoch", "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
+    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "gpu_ids", "retries", "checkpoint_path",
+]
+TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
+EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial as Ray recorded it: its config, status, every reported result, its last checkpoint."""
+
+    trial_id: str
+    config: dict[str, Any]
+    status: str
+    results: list[dict[str, Any]]
+    checkpoint_path: str | None
+    num_failures: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    def dump(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(payload, indent=2, default=_plain) + "\n", encoding="utf-8")
+
+    write_atomic(path, dump)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def trials_table(
+    outcomes: Iterable[TrialOutcome], *, metric: str, strategy: str, queued_at: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """One row per trial, in the columns DESIGN.md lists, ordered by when the trial was queued."""
+    queued_at = queued_at or {}
+    rows = []
+    for outcome in outcomes:
+        last = outcome.results[-1] if outcome.results else {}
+        started = last.get("started_at")
+        finished = last.get("finished_at")
+        row: dict[str, Any] = {
+            "trial_id": outcome.trial_id,
+            "strategy": strategy,
+            "stage": outcome.config.get("stage"),
+            "layers": outcome.config.get("layers"),
+            "units": outcome.config.get("units"),
+            "learning_rate": outcome.config.get("learning_rate"),
+            "epochs": outcome.config.get("epochs"),
+            "status": outcome.status,
+            metric: last.get(metric) if outcome.status == "TERMINATED" else None,
+            "best_epoch": last.get("best_epoch"),
+            "params": last.get("params"),
+            "queued_at": queued_at.get(outcome.trial_id),
+            "started_at": started,
+            "finished_at": finished,
+            "node_ip": last.get("node_ip"),
+            "gpu_ids": last.get("gpu_ids"),
+            "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
+            "checkpoint_path": outcome.checkpoint_path,
+            **{name: last.get(name) for name in TIMERS},
+            **outcome.extra,
+        }
+        for key, value in last.items():
+            if key.startswith("val_") and key not in row:
+                row[key] = value if outcome.status == "TERMINATED" else None
+        row["queue_s"] = started - row["queued_at"] if started and row["queued_at"] else None
+        row["total_s"] = finished - started if started and finished else None
+        rows.append(row)
+    columns = [*TRIAL_COLUMNS[:8], metric, *TRIAL_COLUMNS[8:]]
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    extra = [c for c in frame.columns if c not in columns]
+    frame = frame[columns + extra]
+    return frame.sort_values(["queued_at", "started_at"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
+    """One row per trial and reported epoch: losses, validation metrics and epoch seconds."""
+    rows = []
+    for outcome in outcomes:
+        for result in outcome.results:
+            row = {"trial_id": outcome.trial_id, "stage": outcome.config.get("stage")}
+            row.update({k: v for k, v in result.items() if k in EPOCH_COLUMNS or k.startswith("val_")})
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else EPOCH_COLUMNS)
+    if frame.empty:
+        return frame
+    # a trial restarted from a checkpoint reports its later epochs again: keep the last report of each
+    return frame.drop_duplicates(["trial_id", "epoch"], keep="last").reset_index(drop=True)
+
+
+def load_summary(experiment_dir: Path) -> dict[str, Any]:
+    return json.loads((experiment_dir / SUMMARY_FILE).read_text(encoding="utf-8"))

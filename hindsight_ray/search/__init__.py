@@ -1,0 +1,1 @@
+"""Search algorithms: the pure two-stage policy and its Ray Tune adapter."""

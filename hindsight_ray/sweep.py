@@ -1,0 +1,327 @@
+"""Connect to Ray, check resources, build the Tuner, run the sweep, finalize its results."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from hindsight_ray import results as tables
+from hindsight_ray.config import SweepConfig, config_to_dict
+from hindsight_ray.data import Prepared, dataset_name, prepare
+from hindsight_ray.errors import UserError
+from hindsight_ray.search.policy import stage2_iterations
+
+Printer = Callable[[str], None]
+
+# Environment for every Ray worker: quiet TensorFlow, no oneDNN reordering (bitwise-repeatable CPU math).
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow",
+              "PYTHONWARNINGS": "ignore"}
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep will do, known before Ray starts."""
+
+    name: str
+    storage: str
+    experiment_dir: str
+    stage1_trials: int
+    stage2_trials: int
+    stage1_epochs: int
+    stage2_epochs: int
+
+    @property
+    def trial_epochs(self) -> int:
+        return self.stage1_trials * self.stage1_epochs + self.stage2_trials * self.stage2_epochs
+
+
+def _is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
+    """Experiment name and folder, and the trials of each stage."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    name = config.name or f"{dataset_name(config.data.source)}-{config.search.strategy}-{stamp}"
+    storage = config.storage if _is_uri(config.storage) else str(Path(config.storage).expanduser().resolve())
+    stage1 = config.search.stage1
+    return Plan(
+        name=name,
+        storage=storage,
+        experiment_dir=f"{storage.rstrip('/')}/{name}",
+        stage1_trials=len(stage1.layers) * len(stage1.units),
+        stage2_trials=stage2_iterations(config.search.stage2.max_iterations),
+        stage1_epochs=stage1.epochs,
+        stage2_epochs=config.search.stage2.epochs,
+    )
+
+
+def check_storage(plan: Plan) -> None:
+    """Refuse to overwrite an experiment, and fail now if the storage folder cannot be written."""
+    if _is_uri(plan.storage):
+        return
+    target = Path(plan.experiment_dir)
+    if target.exists():
+        raise UserError(f"experiment {target} already exists; choose another --name, or resume it")
+    storage = Path(plan.storage)
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"storage {storage} cannot be created: {exc.strerror}") from None
+    if not os.access(storage, os.W_OK | os.X_OK):
+        raise UserError(f"storage {storage} is not writable")
+
+
+def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) -> list[str]:
+    """The dry-run / start-of-sweep plan, a few lines a person can read."""
+    stage1, stage2 = config.search.stage1, config.search.stage2
+    res = config.resources
+    lines = [
+        f"experiment  {plan.name}",
+        f"results     {plan.experiment_dir}",
+        f"data        {config.data.source} ({config.data.kind}, task {config.task}, metric {config.metric} "
+        f"{config.mode})",
+    ]
+    if prepared is not None:
+        lines.append(f"            train/validation/test samples {prepared.info['windows']}")
+    lines += [
+        f"stage 1     {plan.stage1_trials} trials in parallel: layers {stage1.layers} x units {stage1.units}, "
+        f"lr {stage1.learning_rate:g}, {stage1.epochs} epochs",
+        f"stage 2     {plan.stage2_trials} trials one at a time: lr from {stage2.max_learning_rate:g} by "
+        f"halving/bisection, {stage2.epochs} epochs",
+        f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
+        f"{res.max_concurrent or 'as resources allow'}, Ray at {res.address or 'a new local instance'}",
+        f"budget      {plan.trial_epochs} trial-epochs",
+    ]
+    return lines
+
+
+def start_ray(config: SweepConfig) -> bool:
+    """Connect to (or start) Ray; True when this call started it and so must shut it down."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": WORKER_ENV},
+    }
+    if config.resources.address:
+        options["address"] = config.resources.address
+    else:
+        options.update(include_dashboard=False, dashboard_host="127.0.0.1")
+    try:
+        ray.init(**options)
+    except ConnectionError as exc:
+        raise UserError(f"resources.address {config.resources.address}: cannot connect to Ray ({exc})") from None
+    return True
+
+
+def trial_slots(config: SweepConfig) -> int:
+    """How many trials fit at once on the live nodes; impossible requests are errors."""
+    import ray
+
+    res = config.resources
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if res.cpus_per_trial > most_cpus:
+        raise UserError(f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has "
+                        f"(largest: {most_cpus:g} CPUs)")
+    if res.gpus_per_trial > 0 and most_gpus == 0:
+        raise UserError(f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none")
+    if res.gpus_per_trial > most_gpus:
+        raise UserError(f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
+                        f"(largest: {most_gpus:g})")
+    slots = 0
+    for node in nodes:
+        fit = math.floor(node.get("CPU", 0) / res.cpus_per_trial + 1e-9)
+        if res.gpus_per_trial > 0:
+            fit = min(fit, math.floor(node.get("GPU", 0) / res.gpus_per_trial + 1e-9))
+        slots += fit
+    return max(1, min(slots, res.max_concurrent or slots))
+
+
+def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print) -> dict[str, Any]:
+    """Run a sweep end to end; returns its summary (or the plan, for a dry run)."""
+    plan = make_plan(config)
+    if not dry_run:
+        check_storage(plan)
+    prepared = prepare(config.data, seed=config.seed)
+    if dry_run:
+        for line in describe_plan(config, plan, prepared):
+            echo(line)
+        return {"plan": plan.__dict__, "dry_run": True}
+
+    import ray
+
+    owns_ray = start_ray(config)
+    try:
+        slots = trial_slots(config)
+        for line in describe_plan(config, plan, prepared):
+            echo(line)
+        echo(f"slots       {slots} trials at once")
+        return _run(config, plan, prepared, slots, echo)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+
+
+def _run(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer) -> dict[str, Any]:
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from hindsight_ray.console import StageConsole, TrialClock
+    from hindsight_ray.search.two_stage import TwoStageSearch
+    from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
+
+    # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    stage1, stage2 = config.search.stage1, config.search.stage2
+    searcher = TwoStageSearch(
+        layers=stage1.layers, units=stage1.units, stage1_learning_rate=stage1.learning_rate,
+        stage1_epochs=stage1.epochs, max_learning_rate=stage2.max_learning_rate,
+        max_iterations=stage2.max_iterations, stage2_epochs=stage2.epochs,
+        metric=config.metric, mode=config.mode,
+    )
+    setup = TrialSetup(
+        data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
+        optimizer=config.model.optimizer, metric=config.metric, mode=config.mode,
+        checkpoint_every=config.run.checkpoint_every,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(train_lstm, setup=setup),
+        {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial},
+    )
+    clock = TrialClock()
+    console = StageConsole(searcher.policy, config.metric, echo=echo)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
+        ),
+        run_config=tune.RunConfig(
+            name=plan.name,
+            storage_path=plan.storage,
+            failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
+            callbacks=[clock, console],
+            verbose=0,
+        ),
+    )
+    wall = time.time()
+    if not _is_uri(plan.storage):
+        tables.write_json(Path(plan.experiment_dir) / CONFIG_FILE, config_to_dict(config))
+    tuner.fit()
+    wall_s = time.time() - wall
+    summary = finalize(config, plan, prepared, setup.data.ref, searcher, clock.queued_at, wall_s)
+    echo(f"done in {wall_s:.0f} s: best {_describe_best(summary)}")
+    echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+    return summary
+
+
+def _describe_best(summary: dict[str, Any]) -> str:
+    best = summary.get("best") or {}
+    if not best:
+        return "none (every trial failed)"
+    metric = summary["metric"]
+    test = best.get(metric.replace("val_", "test_"))
+    return (f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
+            f"{metric}={best['validation']:.4g} test={test:.4g}")
+
+
+def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
+    """Every trial of an experiment dir, as Ray recorded it."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(experiment_dir)
+    frames = analysis.trial_dataframes
+    outcomes = []
+    for trial in analysis.trials:
+        frame = frames.get(trial.trial_id)
+        records = [] if frame is None or frame.empty else frame.to_dict("records")
+        checkpoint = trial.checkpoint
+        outcomes.append(tables.TrialOutcome(
+            trial_id=trial.trial_id, config=dict(trial.config), status=trial.status, results=records,
+            checkpoint_path=checkpoint.path if checkpoint is not None else None,
+            num_failures=int(trial.num_failures),
+        ))
+    return outcomes
+
+
+def evaluate_on_test(prepared: Prepared, checkpoint_path: str, export_to: str) -> dict[str, float]:
+    """Load a trial's final model, score it once on the test split, and export it (runs as a Ray task)."""
+    from hindsight_ray.trainable import MODEL_FILE, configure_tensorflow, predict
+
+    configure_tensorflow(1)
+    import keras
+
+    model = keras.models.load_model(os.path.join(checkpoint_path, MODEL_FILE), safe_mode=True)
+    predicted = predict(model, prepared.x_test)
+    scores = {f"test_{k}": v for k, v in prepared.scores(prepared.y_test, predicted).items()}
+    target = Path(export_to)
+    partial = target.with_name(f".{target.stem}.partial.keras")  # Keras insists on the suffix
+    model.save(partial)
+    os.replace(partial, target)
+    return scores
+
+
+def finalize(config: SweepConfig, plan: Plan, prepared: Prepared, data_ref: Any, searcher: Any, queued_at: dict[str, float],
+             wall_s: float) -> dict[str, Any]:
+    """Tables, the best model on test, and the summary, written into the experiment dir."""
+    experiment = Path(plan.experiment_dir)
+    outcomes = load_outcomes(plan.experiment_dir)
+    trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
+                                 queued_at=queued_at)
+    policy = searcher.policy
+    best = policy.best()
+    summary: dict[str, Any] = {
+        "experiment": plan.name,
+        "experiment_dir": plan.experiment_dir,
+        "strategy": config.search.strategy,
+        "metric": config.metric,
+        "mode": config.mode,
+        "seed": config.seed,
+        "data": {"source": config.data.source, **prepared.info},
+        "stage1": {
+            "trials": len(policy.stage1_trials()),
+            "failed": sum(t.status == "error" for t in policy.stage1_trials()),
+            "winner": None if policy.winner is None else {
+                "trial_id": policy.winner.trial_id, "layers": policy.winner.layers, "units": policy.winner.units,
+                "validation": policy.winner.score, "params": policy.winner.params},
+        },
+        "stage2": {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path()},
+        "best": None,
+        "baselines": prepared.baselines,
+        "wall_s": wall_s,
+        "trial_s": float(trials["total_s"].fillna(0).sum()),
+        "trial_epochs": int(sum(len(o.results) for o in outcomes)),
+        "trials_run": len(outcomes),
+        "finished_at": time.time(),
+    }
+    if best is not None:
+        checkpoint = trials.loc[trials["trial_id"] == best.trial_id, "checkpoint_path"].iloc[0]
+        import ray
+
+        evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
+        test = ray.get(evaluate.remote(data_ref, checkpoint, str(experiment / tables.BEST_MODEL_FILE)))
+        for key, value in test.items():
+            trials.loc[trials["trial_id"] == best.trial_id, key] = value
+        summary["best"] = {"trial_id": best.trial_id, "stage": best.stage, "layers": best.layers,
+                           "units": best.units, "learning_rate": best.learning_rate, "epochs": best.epochs,
+                           "validation": best.score, **test, "model": str(experiment / tables.BEST_MODEL_FILE)}
+    tables.write_parquet(experiment / tables.TRIALS_FILE, trials)
+    tables.write_parquet(experiment / tables.EPOCHS_FILE, tables.epochs_table(outcomes))
+    tables.write_json(experiment / tables.SUMMARY_FILE, summary)
+    return summary
+
