@@ -64,19 +64,19 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
 
 
 def check_storage(plan: Plan) -> None:
-    """Refuse to overwrite an experiment, and fail now if the storage folder cannot be written."""
+    """Refuse to overwrite an experiment, and fail now if storage cannot be written; creates nothing."""
     if _is_uri(plan.storage):
         return
     target = Path(plan.experiment_dir)
     if target.exists():
         raise UserError(f"experiment {target} already exists; choose another --name, or resume it")
-    storage = Path(plan.storage)
-    try:
-        storage.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"storage {storage} cannot be created: {exc.strerror}") from None
-    if not os.access(storage, os.W_OK | os.X_OK):
-        raise UserError(f"storage {storage} is not writable")
+    existing = Path(plan.storage)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"storage {plan.storage}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"storage {plan.storage} is not writable")
 
 
 def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) -> list[str]:

@@ -154,9 +154,9 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     samples = len(prepared.x_train)
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
-        shuffle_seed = epoch_seed(seed, epoch)
-        keras.utils.set_random_seed(shuffle_seed)
-        order = np.random.default_rng(shuffle_seed).permutation(samples)
+        # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
+        # (keras.utils.set_random_seed per epoch would do too, but it costs a retrace every epoch)
+        order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(samples)
         tick = time.perf_counter()
         loss = train_epoch(model, prepared.x_train, prepared.y_train, setup.batch_size, order)
         state["train_s"] += time.perf_counter() - tick

@@ -1,0 +1,67 @@
+"""Text preparation: labels, stratified split, vocabulary from train only, front padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hindsight_ray.config import DataConfig
+from hindsight_ray.data import prepare
+from hindsight_ray.data.text import binary_labels, clean_text, stratified_split, vectorize
+from hindsight_ray.errors import UserError
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0, 1, 1], [0, 1, 1]), ([-1, 1], [0, 1]), (["pos", "neg"], [1, 0]), (["Positive", "negative"], [1, 0]),
+     ([True, False], [1, 0]), ([1.0, 0.0], [1, 0])],
+)
+def test_binary_labels(values, expected):
+    assert binary_labels(pd.Series(values), "x").tolist() == expected
+
+
+@pytest.mark.parametrize(("values", "message"), [([1, 1], "two classes"), ([0, 1, 2], "3 distinct"),
+                                                 (["good", "bad"], "cannot read label")])
+def test_unusable_labels(values, message):
+    with pytest.raises(UserError, match=message):
+        binary_labels(pd.Series(values), "x")
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = np.array([0] * 80 + [1] * 20)
+    split = stratified_split(labels, 0.2, 0.2, seed=0)
+    for part in range(3):
+        chosen = labels[split == part]
+        assert chosen.mean() == pytest.approx(0.2)
+    assert (stratified_split(labels, 0.2, 0.2, seed=0) == split).all()
+
+
+def test_html_breaks_are_stripped():
+    assert clean_text(pd.Series(["good<br />film<br/>yes"])) == ["good film yes"]
+
+
+def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
+    size, train, (test,) = vectorize(["good good film", "bad film"], [["unseen good"]], num_words=100, max_length=4)
+    assert size == 5  # padding, OOV, good, film, bad
+    assert train.shape == (2, 4) and train.dtype == np.int32
+    assert train[1, :2].tolist() == [0, 0] and train[1, 2:].min() > 1  # front padded
+    assert test[0].tolist()[:2] == [0, 0] and test[0, 2] == 1  # "unseen" is out of vocabulary
+
+
+def test_long_texts_keep_their_end():
+    _, train, (tail,) = vectorize(["a b c d e f"], [["e f"]], num_words=100, max_length=2)
+    assert train.shape == (1, 2) and train.tolist() == tail.tolist()  # truncated at the front, as the notebook
+
+
+def test_text_csv_prepares(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["great", "awful", "plot", "actor", "boring", "superb"]
+    rows = [{"text": " ".join(rng.choice(words, 8)) + "<br />", "label": "pos" if i % 2 else "neg"}
+            for i in range(50)]
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    prepared = prepare(DataConfig(kind="text", source=str(path), max_length=10), seed=1)
+    assert prepared.task == "classification" and prepared.num_words <= 8
+    assert prepared.x_train.shape[1] == 10 and len(prepared.x_train) == 30
+    assert prepared.baselines["majority_class"]["accuracy"] == pytest.approx(0.5)

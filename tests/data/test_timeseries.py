@@ -1,0 +1,135 @@
+"""Time-series preparation: chronological split, no leakage, window shapes, baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hindsight_ray.config import DataConfig
+from hindsight_ray.data import BUILTINS, builtin_path, prepare
+from hindsight_ray.data.timeseries import (
+    assign_windows,
+    fit_scaler,
+    infer_season,
+    make_windows,
+    naive_forecasts,
+    split_rows,
+    window_starts,
+)
+from hindsight_ray.errors import UserError
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_builtin_files_are_the_shared_copies(name):
+    shared = SHARED / BUILTINS[name].file
+    if not shared.exists():
+        pytest.skip("../shared is not beside this checkout")
+    assert builtin_path(BUILTINS[name]).read_bytes() == shared.read_bytes()
+
+
+def test_airline_prepares_with_train_only_scaling_and_lag_windows():
+    prepared = prepare(DataConfig())
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
+    assert len(raw) == 144 and raw[0] == 112 and raw[-1] == 432
+    assert prepared.x_train.shape[1:] == (12, 1) and prepared.y_train.shape[1] == 1
+    assert prepared.info["split_rows"] == [86, 29, 29]
+    # min-max fitted on the first 86 rows: training inputs stay in [0, 1]; later, larger values exceed 1
+    assert prepared.x_train.min() == pytest.approx(0) and prepared.x_train.max() == pytest.approx(1)
+    assert prepared.y_test.max() > 1
+    assert prepared.scaler.offset[0] == raw[:86].min()
+    assert prepared.scaler.scale[0] == raw[:86].max() - raw[:86].min()
+    # targets come back in passengers
+    np.testing.assert_allclose(prepared.scaler.inverse(prepared.y_test).reshape(-1), raw[-29:], rtol=1e-5)
+    assert prepared.info["season"] == 12
+    assert set(prepared.baselines) == {"persistence", "seasonal_naive"}
+
+
+def test_windows_have_the_keras_shape_and_right_values():
+    series = np.arange(10, dtype=float).reshape(-1, 1)
+    x, y = make_windows(series, series, lags=3, horizon=2)
+    assert x.shape == (6, 3, 1) and y.shape == (6, 2)
+    assert x[0, :, 0].tolist() == [0, 1, 2] and y[0].tolist() == [3, 4]
+
+
+def test_training_windows_never_target_validation_or_test_rows():
+    rows = split_rows(50, 0.2, 0.2)
+    assert (rows.train, rows.validation, rows.test) == (30, 10, 10)
+    starts = window_starts(50, lags=5, horizon=3)
+    split = assign_windows(starts, 5, 3, rows)
+    last_target = starts + 5 + 3 - 1
+    assert last_target[split == 0].max() < rows.train
+    assert last_target[split == 1].max() < rows.train + rows.validation
+    assert (np.diff(split) >= 0).all()  # chronological
+
+
+def test_scaler_uses_training_rows_only():
+    offset, scale = fit_scaler(np.array([[1.0], [3.0]]), "minmax")
+    assert offset.tolist() == [1.0] and scale.tolist() == [2.0]
+    offset, scale = fit_scaler(np.array([[2.0], [2.0]]), "standard")
+    assert scale.tolist() == [1.0]  # constant column: no division by zero
+
+
+def test_persistence_and_seasonal_naive():
+    series = np.arange(30, dtype=float).reshape(-1, 1)
+    forecasts = naive_forecasts(series, np.array([20]), lags=4, horizon=2, season=12)
+    assert forecasts["persistence"].tolist() == [[23.0, 23.0]]
+    assert forecasts["seasonal_naive"].tolist() == [[12.0, 13.0]]
+
+
+def test_infer_season_from_dates():
+    assert infer_season(pd.Series(pd.date_range("2000-01-01", periods=24, freq="MS"))) == 12
+    assert infer_season(pd.Series(pd.date_range("2000-01-01", periods=24, freq="QS"))) == 4
+    assert infer_season(pd.Series(pd.date_range("2000-01-01", periods=24, freq="YS"))) is None
+
+
+def test_multivariate_csv_sorted_by_date(tmp_path):
+    dates = pd.date_range("2020-01-01", periods=60, freq="D")
+    frame = pd.DataFrame({"day": dates.astype(str), "load": np.sin(np.arange(60)), "temp": np.arange(60.0)})
+    path = tmp_path / "load.csv"
+    frame.iloc[::-1].to_csv(path, index=False)  # unsorted on disk
+    prepared = prepare(DataConfig(source=str(path), target=["load"], features=["load", "temp"],
+                                  date_column="day", lags=5, horizon=2))
+    assert prepared.x_train.shape[1:] == (5, 2) and prepared.output_dim == 2
+    assert prepared.info["season"] == 7
+    # sorted: the last test target is the last day's load
+    assert prepared.scaler.inverse(prepared.y_test)[-1, -1] == pytest.approx(np.sin(59), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("content", "settings", "message"),
+    [
+        ("a,b\n1,2\n", {"target": ["c"]}, "no column 'c'"),
+        ("v\n" + "\n".join(["1"] * 20 + ["x"]), {"target": ["v"], "lags": 2}, "non-numeric values"),
+        ("v\n" + "\n".join(["1"] * 10), {"target": ["v"], "lags": 12}, "too few"),
+        ("v\n" + "\n".join(["1", "NA", "2"] * 20), {"target": ["v"], "lags": 2}, "20 missing values (v: 20)"),
+        ("", {"target": ["v"]}, "empty"),
+        ("v\n", {"target": ["v"]}, "no rows"),
+        ("d,v\n2020-01-01,1\n2020-01-01,2\n" + "\n".join(f"2020-02-{i:02d},1" for i in range(1, 25)),
+         {"target": ["v"], "date_column": "d", "lags": 2}, "repeats the date"),
+    ],
+)
+def test_bad_files_are_one_line_errors(tmp_path, content, settings, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        prepare(DataConfig(source=str(path), **settings))
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_missing_values_can_be_interpolated(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("v\n" + "\n".join(["1", "NA", "3"] * 20))
+    prepared = prepare(DataConfig(source=str(path), target=["v"], lags=2, missing="interpolate", scale="none"))
+    assert np.isfinite(prepared.x_train).all()
+
+
+def test_missing_file_and_unknown_builtin():
+    with pytest.raises(UserError, match="file not found"):
+        prepare(DataConfig(source="/nowhere/x.csv"))
+    with pytest.raises(UserError, match="no such bundled dataset"):
+        prepare(DataConfig(source="builtin:nope"))

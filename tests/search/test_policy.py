@@ -1,0 +1,211 @@
+"""The two-stage policy on its own: no Ray, no TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hindsight_ray.search.policy import (
+    FINISHED,
+    WAIT,
+    Suggestion,
+    TwoStagePolicy,
+    architecture_grid,
+    is_better,
+    next_learning_rate,
+    stage2_iterations,
+)
+
+
+def make_policy(**overrides) -> TwoStagePolicy:
+    settings = dict(layers=[1, 2], units=[8, 16], stage1_learning_rate=0.001, stage1_epochs=3,
+                    max_learning_rate=0.02, max_iterations=16, stage2_epochs=5, mode="min")
+    settings.update(overrides)
+    return TwoStagePolicy(**settings)
+
+
+def run_stage1(policy: TwoStagePolicy, scores: dict[tuple[int, int], float | None], params=None) -> list[str]:
+    ids = []
+    while True:
+        trial_id = f"s1-{len(ids)}"
+        decision = policy.suggest(trial_id)
+        if not isinstance(decision, Suggestion):
+            break
+        ids.append(trial_id)
+    for trial_id in ids:
+        record = policy.trials[trial_id]
+        key = (record.layers, record.units)
+        policy.complete(trial_id, scores[key], (params or {}).get(key, record.units))
+    return ids
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 2), (3, 2), (4, 3), (15, 4), (16, 5), (49, 8), (100, 11)])
+def test_stage2_iterations_is_isqrt_plus_one(n, k):
+    assert stage2_iterations(n) == k
+
+
+def test_stage2_iterations_avoids_the_notebooks_float_error():
+    notebook = int(math.exp(math.log(49) / 2)) + 1
+    assert notebook == 7  # exp(log(49)/2) = 6.999...
+    assert stage2_iterations(49) == 8
+
+
+def test_stage2_iterations_rejects_zero():
+    with pytest.raises(ValueError):
+        stage2_iterations(0)
+
+
+def test_next_learning_rate_halves_or_bisects():
+    assert next_learning_rate(0.02, 0.02, improved=True) == 0.01
+    assert next_learning_rate(0.01, 0.02, improved=False) == 0.015
+
+
+def test_grid_is_depth_major_and_complete():
+    assert architecture_grid([1, 2], [8, 16, 32]) == [(1, 8), (1, 16), (1, 32), (2, 8), (2, 16), (2, 32)]
+
+
+def test_is_better_treats_missing_scores_as_worst():
+    assert is_better(1.0, None, "min") and is_better(1.0, float("nan"), "max")
+    assert not is_better(None, 1.0, "min")
+    assert is_better(1.0, 2.0, "min") and is_better(2.0, 1.0, "max")
+    assert not is_better(1.0, 1.0, "min")
+
+
+def test_stage1_suggests_whole_grid_at_once_then_waits_at_the_barrier():
+    policy = make_policy()
+    suggestions = [policy.suggest(f"t{i}") for i in range(4)]
+    assert all(isinstance(s, Suggestion) and s.stage == 1 and s.learning_rate == 0.001 for s in suggestions)
+    assert {(s.layers, s.units) for s in suggestions} == {(1, 8), (1, 16), (2, 8), (2, 16)}
+    assert policy.suggest("t4") == WAIT
+    for i in range(3):
+        policy.complete(f"t{i}", 1.0 + i, 100)
+    assert policy.suggest("t5") == WAIT  # one stage-1 trial still running
+    policy.complete("t3", None)  # it failed: the barrier counts it as ended
+    second = policy.suggest("t6")
+    assert isinstance(second, Suggestion) and second.stage == 2
+    assert (second.layers, second.units, second.learning_rate, second.epochs) == (1, 8, 0.02, 5)
+
+
+def test_stage2_is_sequential():
+    policy = make_policy()
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    assert isinstance(policy.suggest("a"), Suggestion)
+    assert policy.suggest("b") == WAIT
+
+
+def drive_stage2(policy: TwoStagePolicy, score_of) -> list[float]:
+    rates = []
+    for i in range(100):
+        decision = policy.suggest(f"s2-{i}")
+        if decision == FINISHED:
+            return rates
+        assert isinstance(decision, Suggestion)
+        rates.append(decision.learning_rate)
+        policy.complete(f"s2-{i}", score_of(decision.learning_rate), 10)
+    raise AssertionError("stage 2 never finished")
+
+
+def test_learning_rate_rule_with_the_first_iteration_counted_as_improvement():
+    policy = make_policy(max_iterations=16)  # K = 5
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    scores = iter([1.0, 0.5, 0.7, 0.6, 0.9])  # improve, improve, worse, improve, worse
+    rates = drive_stage2(policy, lambda lr: next(scores))
+    # first trial counts as an improvement, so the second halves (the notebook repeated 0.02)
+    assert rates == pytest.approx([0.02, 0.01, 0.005, 0.0125, 0.00625])
+    path = policy.learning_rate_path()
+    assert [p["improved"] for p in path] == [True, True, False, True, False]
+    assert policy.best().learning_rate == 0.01
+
+
+def test_failed_stage2_trial_is_the_worst_score():
+    policy = make_policy(max_iterations=4)  # K = 3
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    scores = iter([1.0, None, 0.5])
+    rates = drive_stage2(policy, lambda lr: next(scores))
+    assert rates == pytest.approx([0.02, 0.01, 0.015])  # the failure did not improve: bisect back up
+    assert policy.learning_rate_path()[2]["improved"] is True  # anything beats a failure
+
+
+def test_stage1_winner_ties_go_to_fewer_parameters():
+    policy = make_policy(mode="max")
+    run_stage1(policy, {(1, 8): 0.8, (1, 16): 0.9, (2, 8): 0.9, (2, 16): 0.7},
+               params={(1, 8): 100, (1, 16): 500, (2, 8): 300, (2, 16): 900})
+    policy.suggest("next")
+    assert (policy.winner.layers, policy.winner.units) == (2, 8)
+
+
+def test_errored_stage1_trials_never_win_and_all_failed_finishes():
+    policy = make_policy()
+    run_stage1(policy, {(1, 8): None, (1, 16): None, (2, 8): 9.0, (2, 16): None})
+    policy.suggest("next")
+    assert (policy.winner.layers, policy.winner.units) == (2, 8)
+
+    doomed = make_policy()
+    run_stage1(doomed, {(1, 8): None, (1, 16): None, (2, 8): None, (2, 16): None})
+    assert doomed.suggest("next") == FINISHED
+    assert doomed.best() is None and doomed.stage == 0
+
+
+def test_best_keeps_stage1_winner_when_no_learning_rate_beats_it_and_ties_go_earlier():
+    policy = make_policy(max_iterations=1)  # K = 2
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 1.0, (2, 8): 4.0, (2, 16): 5.0})
+    drive_stage2(policy, lambda lr: 1.0)  # ties the winner: the earlier trial stands
+    assert policy.best().stage == 1 and policy.best().units == 16
+
+
+def test_total_and_finish():
+    policy = make_policy(max_iterations=4)
+    assert policy.total_trials == 4 + 3
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 1.0, (2, 8): 4.0, (2, 16): 5.0})
+    assert len(drive_stage2(policy, lambda lr: lr)) == 3
+    assert policy.suggest("later") == FINISHED
+
+
+def test_duplicate_completion_and_unknown_trials_are_ignored():
+    policy = make_policy()
+    policy.suggest("a")
+    policy.complete("a", 1.0, 5)
+    policy.complete("a", None)  # Tune can report an ended trial again
+    policy.complete("nobody", 0.0)
+    assert policy.trials["a"].status == "done" and policy.trials["a"].score == 1.0
+
+
+def test_json_round_trip_mid_stage2_gives_the_same_decisions():
+    def fresh_and_restored():
+        policy = make_policy(max_iterations=16)
+        run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+        policy.suggest("s2-0")
+        policy.complete("s2-0", 1.0, 10)
+        policy.suggest("s2-1")  # in flight when saved
+        restored = TwoStagePolicy.from_state(json.loads(json.dumps(policy.get_state())))
+        return policy, restored
+
+    original, restored = fresh_and_restored()
+    assert restored.get_state() == original.get_state()
+    for policy in (original, restored):
+        assert policy.suggest("x") == WAIT  # the in-flight trial is remembered
+        policy.complete("s2-1", 0.5, 10)
+    assert original.suggest("s2-2") == restored.suggest("s2-2")
+    assert original.learning_rate_path() == restored.learning_rate_path()
+
+
+def test_state_version_is_checked():
+    state = make_policy().get_state()
+    state["version"] = 99
+    with pytest.raises(ValueError, match="version"):
+        TwoStagePolicy.from_state(state)
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError):
+        make_policy(mode="up")
+    with pytest.raises(ValueError):
+        make_policy(units=[])
+    with pytest.raises(ValueError):
+        make_policy(max_learning_rate=0)
+    policy = make_policy()
+    policy.suggest("a")
+    with pytest.raises(ValueError):
+        policy.suggest("a")

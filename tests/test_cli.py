@@ -1,0 +1,92 @@
+"""The real command line: plans, datasets, and one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "hindsight_ray", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    result = run_cli("sweep", "--dry-run", "--set", "search.stage1.units=[4,8,16]", "--name", "plan", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "stage 1     6 trials in parallel" in result.stdout
+    assert "stage 2     5 trials one at a time" in result.stdout
+    assert str(tmp_path / "hindsight_results" / "plan") in result.stdout
+    assert not (tmp_path / "hindsight_results").exists()
+
+
+def test_datasets_lists_both_bundled_series(tmp_path):
+    result = run_cli("datasets", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "builtin:airline" in result.stdout and "144 rows" in result.stdout
+    assert "builtin:sunspots" in result.stdout and "309 rows" in result.stdout
+
+
+def test_config_file_and_overrides(tmp_path):
+    (tmp_path / "sweep.yaml").write_text("search:\n  stage1:\n    units: [4]\n    layers: [1, 2, 3]\n")
+    result = run_cli("sweep", "sweep.yaml", "--dry-run", "--set", "search.stage2.max_iterations=9", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 trials in parallel" in result.stdout and "4 trials one at a time" in result.stdout
+
+
+BAD_INPUTS = [
+    (["--set", "search.stage1.unit=[4]"], "unknown config key search.stage1.unit; did you mean search.stage1.units?"),
+    (["--set", "search.stage1.units=[]"], "search.stage1.units: the grid is empty"),
+    (["--set", "search.stage1.units=[0,4]"], "search.stage1.units: grid values must be positive"),
+    (["--set", "search.stage1.layers=two"], "search.stage1.layers"),
+    (["--set", "search.stage1.learning_rate=-0.1"], "search.stage1.learning_rate"),
+    (["--set", "search.stage2.max_learning_rate=0"], "search.stage2.max_learning_rate"),
+    (["--set", "search.strategy=annealing"], "search.strategy"),
+    (["--set", "model.optimizer=adamax"], "model.optimizer"),
+    (["--set", "data.kind=audio"], "data.kind"),
+    (["--set", "data.split.validation=0.5", "--set", "data.split.test=0.45"], "leaves too little for training"),
+    (["--set", "data.source=missing.csv"], "data.source missing.csv: file not found"),
+    (["--set", "data.source=builtin:nope"], "no such bundled dataset"),
+    (["--set", "data.lags=500"], "too few for lags=500"),
+    (["--set", "data.target=[seats]"], "no column 'seats'"),
+    (["--set", "search.metric=val_accuracy"], "val_accuracy needs a classification task"),
+    (["--set", "resources.gpus_per_trial=0.3"], "must divide 1"),
+    (["--set", "resources.cpus_per_trial=0"], "resources.cpus_per_trial"),
+    (["--set", "nonsense"], "expected KEY=VALUE"),
+    (["--set", "seed=[1"], "not valid YAML"),
+    (["missing.yaml"], "config file missing.yaml does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[m[:40] for _, m in BAD_INPUTS])
+def test_bad_input_is_one_line_error_and_nothing_written(tmp_path, args, message):
+    result = run_cli("sweep", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "hindsight_results").exists()
+
+
+def test_unparsable_config_file(tmp_path):
+    (tmp_path / "bad.yaml").write_text("search: [unclosed\n")
+    result = run_cli("sweep", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "is not valid YAML at line" in result.stderr
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    result = run_cli("sweep", "list.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "must hold a mapping" in result.stderr
+
+
+def test_existing_experiment_is_never_overwritten(tmp_path):
+    experiment = tmp_path / "hindsight_results" / "kept"
+    experiment.mkdir(parents=True)
+    (experiment / "summary.json").write_text("{}")
+    result = run_cli("sweep", "--name", "kept", cwd=tmp_path)
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert (experiment / "summary.json").read_text() == "{}"

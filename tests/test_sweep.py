@@ -1,0 +1,153 @@
+"""End to end: real two-stage sweeps on a real local Ray, training real Keras models on tiny data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hindsight_ray.config import load_config
+from hindsight_ray.search.policy import is_better, next_learning_rate
+from hindsight_ray.sweep import run_sweep
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]", "search.stage1.epochs=3",
+    "search.stage2.max_iterations=4", "search.stage2.epochs=3", "run.checkpoint_every=2",
+    "data.lags=6",
+]
+
+
+@pytest.fixture(scope="module")
+def airline_sweep(local_ray, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("results")
+    config = load_config(None, [*TINY, f"storage={storage}", "name=tiny"])
+    lines: list[str] = []
+    summary = run_sweep(config, echo=lines.append)
+    experiment = storage / "tiny"
+    return config, summary, experiment, lines
+
+
+def overlaps(a: pd.Series, b: pd.Series) -> bool:
+    return a.started_at < b.finished_at and b.started_at < a.finished_at
+
+
+def test_every_trial_is_recorded_with_timings(airline_sweep):
+    _, summary, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert len(trials) == 4 + 3 and (trials.status == "TERMINATED").all()
+    for column in ["queue_s", "data_s", "build_s", "train_s", "eval_s", "checkpoint_s", "total_s", "params",
+                   "val_rmse", "best_epoch", "node_ip", "started_at", "finished_at", "queued_at"]:
+        assert trials[column].notna().all(), column
+    assert (trials.total_s >= trials.train_s).all() and (trials.queue_s >= 0).all()
+    assert (trials.retries == 0).all() and (trials.strategy == "two_stage").all()
+    epochs = pd.read_parquet(experiment / "epochs.parquet")
+    assert len(epochs) == trials.epochs.sum()
+    assert {"trial_id", "epoch", "loss", "val_loss", "val_rmse", "epoch_s"} <= set(epochs.columns)
+    assert summary["trial_epochs"] == trials.epochs.sum()
+
+
+def test_stage1_overlapped_and_stage2_ran_alone_after_the_barrier(airline_sweep):
+    _, _, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    stage1 = [row for _, row in trials[trials.stage == 1].iterrows()]
+    stage2 = [row for _, row in trials[trials.stage == 2].iterrows()]
+    assert any(overlaps(a, b) for a, b in itertools.combinations(stage1, 2)), "stage-1 trials never overlapped"
+    assert not any(overlaps(a, b) for a, b in itertools.combinations(stage2, 2))
+    assert min(r.started_at for r in stage2) >= max(r.finished_at for r in stage1)
+
+
+def test_the_two_stage_rule_was_followed(airline_sweep):
+    config, summary, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    stage1 = trials[trials.stage == 1]
+    best_score = stage1.val_rmse.min()
+    tied = stage1[stage1.val_rmse == best_score].sort_values("params")
+    winner = tied.iloc[0]
+    stage2 = trials[trials.stage == 2].sort_values("started_at")
+    assert (stage2.layers == winner.layers).all() and (stage2.units == winner.units).all()
+    assert (stage2.epochs == 3).all() and (stage1.learning_rate == 0.001).all()
+
+    max_lr = config.search.stage2.max_learning_rate
+    expected, previous = max_lr, None
+    for _, row in stage2.iterrows():
+        assert row.learning_rate == pytest.approx(expected)
+        improved = previous is None or is_better(row.val_rmse, previous, "min")
+        expected, previous = next_learning_rate(row.learning_rate, max_lr, improved), row.val_rmse
+    path = summary["stage2"]["learning_rate_path"]
+    assert [p["learning_rate"] for p in path] == pytest.approx(stage2.learning_rate.tolist())
+    best = trials.loc[trials.val_rmse.idxmin()]
+    assert summary["best"]["trial_id"] == best.trial_id
+    assert summary["best"]["test_rmse"] == pytest.approx(best.test_rmse)
+
+
+def test_every_trial_has_a_checkpoint_keras_opens(airline_sweep):
+    import keras
+
+    _, summary, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    for _, row in trials.iterrows():
+        state = json.loads((experiment / row.checkpoint_path / "state.json").read_text())
+        assert state["epoch"] == row.epochs  # the last epoch is checkpointed even off the checkpoint_every beat
+        model = keras.models.load_model(f"{row.checkpoint_path}/model.keras", safe_mode=True)
+        assert model.count_params() == row.params
+    best = keras.models.load_model(experiment / "best_model.keras", safe_mode=True)
+    assert best.count_params() == trials.set_index("trial_id").params[summary["best"]["trial_id"]]
+
+
+def test_summary_and_console(airline_sweep):
+    _, summary, experiment, lines = airline_sweep
+    on_disk = json.loads((experiment / "summary.json").read_text())
+    assert on_disk["best"] == summary["best"]
+    assert set(on_disk["baselines"]) == {"persistence", "seasonal_naive"}
+    assert on_disk["metric"] == "val_rmse" and on_disk["mode"] == "min"
+    assert on_disk["wall_s"] > 0 and on_disk["trial_s"] > 0
+    assert any(line.startswith("stage 1: 4/4 done, best units=") for line in lines)
+    assert any(line.startswith("stage 2: iteration 3/3 lr=") for line in lines)
+    assert any(str(experiment) in line for line in lines if line.startswith("results in"))
+
+
+def test_same_seed_same_scores(airline_sweep, tmp_path):
+    """Training is deterministic on CPU: a second sweep with the same seed decides the same way."""
+    config, summary, experiment, _ = airline_sweep
+    again = load_config(None, [*TINY, f"storage={tmp_path}", "name=again",
+                               "search.stage1.layers=[1]", "search.stage1.units=[4]", "search.stage2.max_iterations=1"])
+    repeat = run_sweep(again, echo=lambda line: None)
+    first = pd.read_parquet(experiment / "trials.parquet")
+    second = pd.read_parquet(tmp_path / "again" / "trials.parquet")
+    for _, row in second.iterrows():
+        match = first[(first.layers == row.layers) & (first.units == row.units)
+                      & np.isclose(first.learning_rate, row.learning_rate) & (first.stage == row.stage)]
+        if len(match):
+            assert match.val_rmse.iloc[0] == pytest.approx(row.val_rmse, rel=1e-6)
+    assert repeat["stage1"]["winner"]["validation"] == pytest.approx(
+        first[(first.stage == 1) & (first.layers == 1) & (first.units == 4)].val_rmse.iloc[0], rel=1e-6)
+
+
+def test_text_sweep_classifies(local_ray, tmp_path):
+    rng = np.random.default_rng(0)
+    good, bad, filler = ["great", "superb", "moving"], ["awful", "boring", "dull"], ["plot", "actor", "film", "the"]
+    rows = []
+    for i in range(120):
+        label = i % 2
+        words = list(rng.choice(filler, 6)) + list(rng.choice(good if label else bad, 2))
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words) + " <br /> ", "label": "positive" if label else "negative"})
+    source = tmp_path / "reviews.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    config = load_config(None, [
+        "data.kind=text", f"data.source={source}", "data.max_length=12", "data.num_words=50",
+        "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=2",
+        "search.stage1.learning_rate=0.01", "search.stage2.max_iterations=1", "search.stage2.epochs=2",
+        f"storage={tmp_path / 'out'}", "name=text",
+    ])
+    summary = run_sweep(config, echo=lambda line: None)
+    assert summary["metric"] == "val_accuracy" and summary["mode"] == "max"
+    assert 0 <= summary["best"]["test_accuracy"] <= 1
+    assert summary["baselines"]["majority_class"]["accuracy"] == pytest.approx(0.5)
+    trials = pd.read_parquet(tmp_path / "out" / "text" / "trials.parquet")
+    assert len(trials) == 2 + 2 and trials.val_accuracy.notna().all()
