@@ -1,0 +1,64 @@
+"""Run the default sweep once and print where the time went.
+
+    python launch/bench_default_sweep.py [--set KEY=VALUE ...]
+
+Prints: wall time, the sum of trial seconds, stage-1 overlap (mean trials running at once while
+stage 1 ran) and parallel efficiency (trial seconds / (slots x stage-1 wall)), and the median
+per-trial overhead (total_s - train_s) split into its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hindsight_ray.config import load_config
+from hindsight_ray.sweep import run_sweep
+
+
+def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:
+    """(stage wall seconds, mean trials running at once during it)."""
+    start, end = trials.started_at.min(), trials.finished_at.max()
+    busy = (trials.finished_at - trials.started_at).sum()
+    return end - start, busy / (end - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    storage = Path(tempfile.mkdtemp(prefix="hindsight-bench-"))
+    config = load_config(None, [*args.overrides, f"storage={storage}", "name=bench"])
+    began = time.time()
+    summary = run_sweep(config, echo=lambda line: None)
+    command_s = time.time() - began
+    trials = pd.read_parquet(storage / "bench" / "trials.parquet")
+    stage1 = trials[trials.stage == 1]
+    slots = 2 if config.resources.max_concurrent is None else config.resources.max_concurrent
+    wall1, overlap1 = stage_overlap(stage1)
+    overhead = trials.total_s - trials.train_s
+    print(f"machine            {platform.node()} {platform.machine()} python {platform.python_version()}")
+    print(f"run_sweep          {command_s:.1f} s (Ray start to summary written)")
+    print(f"sweep wall         {summary['wall_s']:.1f} s (Tuner.fit)")
+    print(f"trial seconds      {summary['trial_s']:.1f} s over {len(trials)} trials, "
+          f"{summary['trial_epochs']} trial-epochs")
+    print(f"stage 1            {wall1:.1f} s wall, {overlap1:.2f} trials running at once on average, "
+          f"parallel efficiency {stage1.total_s.sum() / (slots * wall1):.0%} of {slots} slots")
+    print(f"stage 2            {trials[trials.stage == 2].total_s.sum():.1f} s over "
+          f"{(trials.stage == 2).sum()} sequential trials")
+    print(f"overhead / trial   median {overhead.median():.2f} s (total_s - train_s); medians: "
+          + ", ".join(f"{c} {trials[c].median():.2f}" for c in ["queue_s", "data_s", "build_s", "eval_s",
+                                                               "checkpoint_s"]))
+    best = summary["best"]
+    print(f"best               layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
+          f"val_rmse={best['validation']:.2f} test_rmse={best['test_rmse']:.2f}; baselines "
+          + ", ".join(f"{k} {v['rmse']:.2f}" for k, v in summary["baselines"].items()))
+
+
+if __name__ == "__main__":
+    main()

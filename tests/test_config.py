@@ -1,0 +1,89 @@
+"""The config: defaults, YAML files, --set overrides, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hindsight_ray.config import apply_overrides, build_config, config_to_dict, load_config, parse_override
+from hindsight_ray.errors import UserError
+
+LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "sweeps"
+
+
+def test_defaults_match_the_design():
+    config = load_config()
+    assert config.storage == "./hindsight_results" and config.seed == 0
+    assert config.data.source == "builtin:airline" and config.data.lags == 12
+    assert config.search.stage1.layers == [1, 2] and config.search.stage1.units == [8, 16, 32, 64]
+    assert config.search.stage2.max_iterations == 16 and config.search.stage2.max_learning_rate == 0.02
+    assert (config.task, config.metric, config.mode) == ("regression", "val_rmse", "min")
+    assert config.run.max_failures == 2 and config.run.checkpoint_every == 1
+
+
+def test_text_resolves_to_classification_on_accuracy():
+    config = load_config(None, ["data.kind=text"])
+    assert (config.task, config.metric, config.mode) == ("classification", "val_accuracy", "max")
+
+
+def test_overrides_are_parsed_as_yaml():
+    assert parse_override("search.stage1.units=[8, 16]") == (["search", "stage1", "units"], [8, 16])
+    assert parse_override("resources.address=ray://head:10001")[1] == "ray://head:10001"
+    raw = apply_overrides({"search": {"stage1": {"epochs": 3}}}, ["search.stage1.units=[4]", "seed=7"])
+    assert raw == {"search": {"stage1": {"epochs": 3, "units": [4]}}, "seed": 7}
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\nsearch:\n  stage1:\n    units: [4, 8]\n")
+    config = load_config(path, ["search.stage1.units=[16]"])
+    assert config.seed == 3 and config.search.stage1.units == [16]
+
+
+def test_round_trip_through_plain_dict():
+    config = load_config(None, ["data.target=passengers"])
+    assert config.data.target == ["passengers"]
+    assert build_config(config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.lag=3"], "unknown config key data.lag; did you mean data.lags?"),
+        (["zzz=1"], "unknown config key zzz"),
+        (["data.lags=0"], "config key data.lags: Input should be greater than or equal to 1"),
+        (["data.lags=many"], "config key data.lags"),
+        (["search.stage1.units=[4,4]"], "grid values repeat"),
+        (["search.stage2.speculative=true"], "not available in this version"),
+        (["resources.gpus_per_trial=1.5"], "whole number"),
+        (["name=a/b"], "plain folder name"),
+        (["data.kind=text", "search.metric=val_rmse"], "needs a regression task"),
+        (["search.stage1.layers"], "expected KEY=VALUE"),
+        (["seed.x=1"], "config key seed: Input should be a valid integer"),
+    ],
+)
+def test_mistakes_are_one_line_errors(overrides, message):
+    with pytest.raises(UserError) as caught:
+        load_config(None, overrides)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_override_below_a_value_is_refused():
+    with pytest.raises(UserError, match="seed is a value, not a section"):
+        apply_overrides({"seed": 1}, ["seed.x=1"])
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_config(tmp_path / "empty.yaml") == load_config()
+
+
+@pytest.mark.parametrize("path", sorted(LAUNCH.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_sweeps_are_valid(path):
+    load_config(path)
