@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
 
+    resume = commands.add_parser("resume", help="continue an interrupted sweep from its experiment dir")
+    resume.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="must agree with the config the sweep started with; a change is refused")
+
     commands.add_parser("datasets", help="list the bundled datasets")
     return parser
 
@@ -45,6 +50,13 @@ def _sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(config, dry_run=args.dry_run)
     if not args.dry_run and summary.get("best") is None:
         raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from hindsight_ray.sweep import resume_sweep
+
+    resume_sweep(args.experiment, args.overrides)
     return 0
 
 
@@ -67,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    handlers = {"sweep": _sweep, "datasets": _datasets}
+    handlers = {"sweep": _sweep, "resume": _resume, "datasets": _datasets}
     try:
         return handlers[args.command](args)
     except UserError as exc:

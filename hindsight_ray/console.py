@@ -1,26 +1,41 @@
-"""Tune callbacks on the driver: stage-aware progress lines, and when each trial was queued."""
+"""Tune callbacks on the driver: stage-aware progress lines, and when each trial was queued.
+
+Both keep no state that matters in memory: Tune pickles its callbacks with the experiment and
+unpickles them on ``resume``, so what they know comes from the trials Tune passes in, or a file.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-from hindsight_ray.search.policy import TwoStagePolicy, is_better
+from hindsight_ray.search.policy import is_better
+
+QUEUE_FILE = "queued_at.jsonl"
 
 
 class TrialClock(Callback):
-    """Stamps the moment the driver first sees each trial (queued), whatever the search algorithm."""
+    """Appends the moment the driver first sees each trial (queued) to ``queued_at.jsonl``."""
 
-    def __init__(self) -> None:
-        self.queued_at: dict[str, float] = {}
+    def __init__(self, experiment_dir: str) -> None:
+        self.path = Path(experiment_dir) / QUEUE_FILE
+        self.seen: set[str] = set()
 
     def _stamp(self, trials: list[Any]) -> None:
+        fresh = [t.trial_id for t in trials if t.trial_id not in self.seen]
+        if not fresh:
+            return
         now = time.time()
-        for trial in trials:
-            self.queued_at.setdefault(trial.trial_id, now)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            for trial_id in fresh:
+                handle.write(json.dumps({"trial_id": trial_id, "queued_at": now}) + "\n")
+        self.seen.update(fresh)
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._stamp(trials)
@@ -29,39 +44,60 @@ class TrialClock(Callback):
         self._stamp(trials)
 
 
+def read_queue_times(experiment_dir: str | Path) -> dict[str, float]:
+    """trial_id -> first time the driver saw it (the first stamp wins, across resumes)."""
+    path = Path(experiment_dir) / QUEUE_FILE
+    stamps: dict[str, float] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            stamps.setdefault(row["trial_id"], row["queued_at"])
+    return stamps
+
+
 class StageConsole(Callback):
-    """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``.
+    """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``."""
 
-    Reads the two-stage policy, which Tune tells about a finished trial before it calls callbacks.
-    """
+    def __init__(self, metric: str, mode: str, stage1_trials: int, stage2_trials: int,
+                 echo: Callable[[str], None] = print) -> None:
+        self.metric, self.mode, self.echo = metric, mode, echo
+        self.totals = {1: stage1_trials, 2: stage2_trials}
 
-    def __init__(self, policy: TwoStagePolicy, metric: str, echo: Callable[[str], None] = print) -> None:
-        self.policy, self.metric, self.echo = policy, metric, echo
+    def _score(self, trial: Any) -> float | None:
+        if trial.status == "ERROR":
+            return None
+        return (trial.last_result or {}).get(self.metric)
 
-    def _ended(self, trial: Any) -> None:
-        policy = self.policy
-        if trial.config.get("stage") == 2:
-            path = policy.learning_rate_path()
-            step = next((s for s in path if s["trial_id"] == trial.trial_id), None)
-            if step is None:
-                return
-            shown = "failed" if step["score"] is None else f"{self.metric}={step['score']:.4g}"
-            self.echo(f"stage 2: iteration {step['iteration']}/{policy.iterations} lr={step['learning_rate']:.6g} "
-                      f"{shown}{' (improved)' if step['improved'] else ''}")
-            return
-        ended = [t for t in policy.stage1_trials() if t.status != "running"]
-        leader = None
-        for record in ended:
-            if is_better(record.score, None if leader is None else leader.score, policy.mode):
-                leader = record
-        best = "none yet" if leader is None else (
-            f"units={leader.units} layers={leader.layers} {self.metric}={leader.score:.4g}")
-        failed = sum(t.status == "error" for t in ended)
-        note = f" ({failed} failed)" if failed else ""
-        self.echo(f"stage 1: {len(ended)}/{len(policy.grid)} done{note}, best {best}")
+    def _ended(self, trials: list[Any], trial: Any) -> None:
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR") or t is trial]
+        stage = trial.config.get("stage")
+        mine = [t for t in ended if t.config.get("stage") == stage]
+        if stage == 1:
+            leader = None
+            for other in mine:
+                if is_better(self._score(other), None if leader is None else self._score(leader), self.mode):
+                    leader = other
+            best = "none yet" if leader is None else (
+                f"units={leader.config['units']} layers={leader.config['layers']} "
+                f"{self.metric}={self._score(leader):.4g}")
+            failed = sum(self._score(t) is None for t in mine)
+            note = f" ({failed} failed)" if failed else ""
+            self.echo(f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}")
+        elif stage == 2:
+            # stage 2 is sequential, so trial order is iteration order
+            path = sorted(mine, key=lambda t: (t.last_result or {}).get("started_at") or 0)
+            index = path.index(trial) if trial in path else len(path) - 1
+            score = self._score(trial)
+            improved = index == 0 or is_better(score, self._score(path[index - 1]), self.mode)
+            shown = "failed" if score is None else f"{self.metric}={score:.4g}"
+            self.echo(f"stage 2: iteration {index + 1}/{self.totals[2]} lr={trial.config['learning_rate']:.6g} "
+                      f"{shown}{' (improved)' if improved else ''}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._ended(trial)
+        self._ended(trials, trial)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._ended(trial)
+        self._ended(trials, trial)

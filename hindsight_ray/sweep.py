@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,7 @@ from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
 from hindsight_ray.data import Prepared, dataset_name, prepare
 from hindsight_ray.errors import UserError
-from hindsight_ray.search.policy import stage2_iterations
+from hindsight_ray.search.policy import TwoStagePolicy, stage2_iterations
 
 Printer = Callable[[str], None]
 
@@ -109,6 +110,8 @@ def start_ray(config: SweepConfig) -> bool:
 
     if ray.is_initialized():
         return False
+    # Ray announces on every start that it turned token authentication on; we keep it on, quietly
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     options: dict[str, Any] = {
         "log_to_driver": False,
         "logging_level": logging.WARNING,
@@ -169,13 +172,68 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         for line in describe_plan(config, plan, prepared):
             echo(line)
         echo(f"slots       {slots} trials at once")
-        return _run(config, plan, prepared, slots, echo)
+        return _fit(config, plan, prepared, slots, echo, resume=False)
     finally:
         if owns_ray:
             ray.shutdown()
 
 
-def _run(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer) -> dict[str, Any]:
+def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
+                 echo: Printer = print) -> dict[str, Any]:
+    """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints."""
+    from ray import tune
+
+    from hindsight_ray.config import apply_overrides, build_config
+
+    experiment = Path(experiment_dir).expanduser().resolve()
+    stored = experiment / CONFIG_FILE
+    if not stored.exists():
+        raise UserError(f"{experiment} is not a hindsight-ray experiment (no {CONFIG_FILE})")
+    raw = json.loads(stored.read_text(encoding="utf-8"))
+    config = build_config(raw)
+    if overrides:
+        wanted = build_config(apply_overrides(raw, overrides))
+        if wanted != config:
+            changed = _changed_keys(config_to_dict(config), config_to_dict(wanted))
+            raise UserError(f"resume {experiment.name}: the config differs from the one it started with "
+                            f"({', '.join(changed)}); start a new sweep instead")
+    if (experiment / tables.SUMMARY_FILE).exists():
+        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
+             f"{tables.TRIALS_FILE})")
+        return tables.load_summary(experiment)
+    if not tune.Tuner.can_restore(str(experiment)):
+        raise UserError(f"{experiment}: Ray has no experiment state to resume from (it stopped before the first "
+                        "snapshot); start it again")
+    plan = replace(make_plan(config), name=experiment.name, storage=str(experiment.parent),
+                   experiment_dir=str(experiment))
+    prepared = prepare(config.data, seed=config.seed)
+
+    import ray
+
+    owns_ray = start_ray(config)
+    try:
+        slots = trial_slots(config)
+        echo(f"resuming    {experiment}")
+        reconcile_searcher_state(experiment)
+        return _fit(config, plan, prepared, slots, echo, resume=True)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
+         resume: bool) -> dict[str, Any]:
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -186,13 +244,6 @@ def _run(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    stage1, stage2 = config.search.stage1, config.search.stage2
-    searcher = TwoStageSearch(
-        layers=stage1.layers, units=stage1.units, stage1_learning_rate=stage1.learning_rate,
-        stage1_epochs=stage1.epochs, max_learning_rate=stage2.max_learning_rate,
-        max_iterations=stage2.max_iterations, stage2_epochs=stage2.epochs,
-        metric=config.metric, mode=config.mode,
-    )
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
         optimizer=config.model.optimizer, metric=config.metric, mode=config.mode,
@@ -202,30 +253,38 @@ def _run(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         tune.with_parameters(train_lstm, setup=setup),
         {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial},
     )
-    clock = TrialClock()
-    console = StageConsole(searcher.policy, config.metric, echo=echo)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
-        ),
-        run_config=tune.RunConfig(
-            name=plan.name,
-            storage_path=plan.storage,
-            failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-            callbacks=[clock, console],
-            verbose=0,
-        ),
-    )
-    wall = time.time()
-    if not _is_uri(plan.storage):
-        tables.write_json(Path(plan.experiment_dir) / CONFIG_FILE, config_to_dict(config))
+    if resume:
+        tuner = tune.Tuner.restore(plan.experiment_dir, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        stage1, stage2 = config.search.stage1, config.search.stage2
+        searcher = TwoStageSearch(
+            layers=stage1.layers, units=stage1.units, stage1_learning_rate=stage1.learning_rate,
+            stage1_epochs=stage1.epochs, max_learning_rate=stage2.max_learning_rate,
+            max_iterations=stage2.max_iterations, stage2_epochs=stage2.epochs,
+            metric=config.metric, mode=config.mode,
+        )
+        console = StageConsole(config.metric, config.mode, plan.stage1_trials, plan.stage2_trials, echo=echo)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
+            ),
+            run_config=tune.RunConfig(
+                name=plan.name,
+                storage_path=plan.storage,
+                failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
+                callbacks=[TrialClock(plan.experiment_dir), console],
+                verbose=0,
+            ),
+        )
+        if not _is_uri(plan.storage):
+            tables.write_json(Path(plan.experiment_dir) / CONFIG_FILE, config_to_dict(config))
     tuner.fit()
-    wall_s = time.time() - wall
-    summary = finalize(config, plan, prepared, setup.data.ref, searcher, clock.queued_at, wall_s)
-    echo(f"done in {wall_s:.0f} s: best {_describe_best(summary)}")
+    summary = finalize(config, plan.experiment_dir, prepared, setup.data.ref, load_policy(plan.experiment_dir))
+    echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
     return summary
 
@@ -238,6 +297,39 @@ def _describe_best(summary: dict[str, Any]) -> str:
     test = best.get(metric.replace("val_", "test_"))
     return (f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
             f"{metric}={best['validation']:.4g} test={test:.4g}")
+
+
+def searcher_state_files(experiment_dir: str | Path) -> list[Path]:
+    """Ray's searcher snapshots in an experiment dir (our JSON under Ray's ``.pkl`` name), newest last."""
+    return sorted(Path(experiment_dir).glob("searcher-state-*.pkl"))  # named by session start time
+
+
+def load_policy(experiment_dir: str | Path) -> TwoStagePolicy:
+    """The two-stage decisions as last saved with the experiment."""
+    files = searcher_state_files(experiment_dir)
+    if not files:
+        raise UserError(f"{experiment_dir}: no searcher state found")
+    state = json.loads(files[-1].read_text(encoding="utf-8"))
+    return TwoStagePolicy.from_state(state["policy"])
+
+
+def reconcile_searcher_state(experiment_dir: Path) -> None:
+    """Forget trials the searcher suggested but Ray never recorded, so they are suggested again."""
+    from ray.tune import ExperimentAnalysis
+
+    files = searcher_state_files(experiment_dir)
+    if not files:
+        return
+    state = json.loads(files[-1].read_text(encoding="utf-8"))
+    policy = TwoStagePolicy.from_state(state["policy"])
+    known = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+    lost = [trial_id for trial_id in policy.trials if trial_id not in known]
+    if not lost:
+        return
+    for trial_id in lost:
+        policy.forget(trial_id)
+    state["policy"] = policy.get_state()
+    tables.write_json(files[-1], state)
 
 
 def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
@@ -276,18 +368,22 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, export_to: str) -
     return scores
 
 
-def finalize(config: SweepConfig, plan: Plan, prepared: Prepared, data_ref: Any, searcher: Any, queued_at: dict[str, float],
-             wall_s: float) -> dict[str, Any]:
-    """Tables, the best model on test, and the summary, written into the experiment dir."""
-    experiment = Path(plan.experiment_dir)
-    outcomes = load_outcomes(plan.experiment_dir)
+def finalize(config: SweepConfig, experiment_dir: str, prepared: Prepared, data_ref: Any,
+             policy: TwoStagePolicy) -> dict[str, Any]:
+    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically)."""
+    import ray
+
+    from hindsight_ray.console import read_queue_times
+
+    experiment = Path(experiment_dir)
+    outcomes = load_outcomes(experiment_dir)
     trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
-                                 queued_at=queued_at)
-    policy = searcher.policy
+                                 queued_at=read_queue_times(experiment))
     best = policy.best()
+    began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     summary: dict[str, Any] = {
-        "experiment": plan.name,
-        "experiment_dir": plan.experiment_dir,
+        "experiment": experiment.name,
+        "experiment_dir": str(experiment),
         "strategy": config.search.strategy,
         "metric": config.metric,
         "mode": config.mode,
@@ -303,16 +399,15 @@ def finalize(config: SweepConfig, plan: Plan, prepared: Prepared, data_ref: Any,
         "stage2": {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path()},
         "best": None,
         "baselines": prepared.baselines,
-        "wall_s": wall_s,
+        "wall_s": float(trials["finished_at"].max() - began),
         "trial_s": float(trials["total_s"].fillna(0).sum()),
         "trial_epochs": int(sum(len(o.results) for o in outcomes)),
         "trials_run": len(outcomes),
+        "retries": int(trials["retries"].sum()),
         "finished_at": time.time(),
     }
     if best is not None:
         checkpoint = trials.loc[trials["trial_id"] == best.trial_id, "checkpoint_path"].iloc[0]
-        import ray
-
         evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
         test = ray.get(evaluate.remote(data_ref, checkpoint, str(experiment / tables.BEST_MODEL_FILE)))
         for key, value in test.items():
@@ -322,6 +417,5 @@ def finalize(config: SweepConfig, plan: Plan, prepared: Prepared, data_ref: Any,
                            "validation": best.score, **test, "model": str(experiment / tables.BEST_MODEL_FILE)}
     tables.write_parquet(experiment / tables.TRIALS_FILE, trials)
     tables.write_parquet(experiment / tables.EPOCHS_FILE, tables.epochs_table(outcomes))
-    tables.write_json(experiment / tables.SUMMARY_FILE, summary)
+    tables.write_json(experiment / tables.SUMMARY_FILE, summary)  # last: its presence means "finished"
     return summary
-

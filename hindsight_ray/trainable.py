@@ -152,6 +152,10 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     }
     epochs = int(config["epochs"])
     samples = len(prepared.x_train)
+    if state["epoch"] >= epochs and state.get("last_metrics"):
+        # finished before a crash lost the news: say it again, train nothing
+        tune.report({**state["last_metrics"], "retries": state["retries"]})
+        return
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
@@ -187,6 +191,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             tick = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="hindsight-ckpt-") as folder:
                 metrics["finished_at"] = time.time()
+                state["last_metrics"] = metrics
                 _save_checkpoint(model, state, folder)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             state["checkpoint_s"] += time.perf_counter() - tick

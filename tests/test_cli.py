@@ -60,11 +60,16 @@ BAD_INPUTS = [
     (["--set", "nonsense"], "expected KEY=VALUE"),
     (["--set", "seed=[1"], "not valid YAML"),
     (["missing.yaml"], "config file missing.yaml does not exist"),
+    (["--set", "storage=afile/results"], "is a file, not a folder"),
+    (["--set", "data.kind=text"], "no column 'text'"),
+    (["--set", "resources.gpus_per_trial=1"], "asks for GPUs, but the cluster has none"),
+    (["--set", "resources.cpus_per_trial=64"], "more than any node has"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[m[:40] for _, m in BAD_INPUTS])
 def test_bad_input_is_one_line_error_and_nothing_written(tmp_path, args, message):
+    (tmp_path / "afile").write_text("not a folder")
     result = run_cli("sweep", *args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

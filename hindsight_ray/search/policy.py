@@ -114,6 +114,7 @@ class TwoStagePolicy:
         self.iterations = stage2_iterations(self.settings["max_iterations"])
         self.trials: dict[str, TrialRecord] = {}
         self.next_grid_index = 0
+        self.requeued: list[int] = []  # grid points whose trial was lost before Tune recorded it
         self.winner_id: str | None = None
         self.next_stage2_lr = self.settings["max_learning_rate"]
         self.finished = False
@@ -141,9 +142,12 @@ class TwoStagePolicy:
             raise ValueError(f"trial {trial_id} was already suggested")
         if self.finished:
             return FINISHED
-        if self.next_grid_index < len(self.grid):
-            depth, width = self.grid[self.next_grid_index]
-            self.next_grid_index += 1
+        if self.requeued or self.next_grid_index < len(self.grid):
+            if self.requeued:
+                depth, width = self.grid[self.requeued.pop(0)]
+            else:
+                depth, width = self.grid[self.next_grid_index]
+                self.next_grid_index += 1
             return self._start(trial_id, Suggestion(1, depth, width, self.settings["stage1_learning_rate"],
                                                     self.settings["stage1_epochs"]))
         if self.winner_id is None:
@@ -174,6 +178,18 @@ class TwoStagePolicy:
             previous = [t for t in self.stage2_trials() if t.order < record.order]
             improved = not previous or is_better(record.score, previous[-1].score, self.mode)
             self.next_stage2_lr = next_learning_rate(record.learning_rate, self.settings["max_learning_rate"], improved)
+
+    def forget(self, trial_id: str) -> None:
+        """Drop a suggested trial that never ran (lost in a crash before Tune recorded it): suggest it again."""
+        record = self.trials.pop(trial_id, None)
+        if record is None or record.status != "running":
+            if record is not None:
+                self.trials[trial_id] = record  # finished trials are facts, never forgotten
+            return
+        if record.stage == 1:
+            self.requeued.append(self.grid.index((record.layers, record.units)))
+        for order, trial in enumerate(self._ordered()):
+            trial.order = order
 
     # -- results -----------------------------------------------------------------------
     def stage1_trials(self) -> list[TrialRecord]:
@@ -212,6 +228,7 @@ class TwoStagePolicy:
             "settings": dict(self.settings),
             "trials": [asdict(t) for t in self._ordered()],
             "next_grid_index": self.next_grid_index,
+            "requeued": list(self.requeued),
             "winner_id": self.winner_id,
             "next_stage2_lr": self.next_stage2_lr,
             "finished": self.finished,
@@ -224,6 +241,7 @@ class TwoStagePolicy:
         policy = cls(**state["settings"])
         policy.trials = {t["trial_id"]: TrialRecord(**t) for t in state["trials"]}
         policy.next_grid_index = int(state["next_grid_index"])
+        policy.requeued = [int(i) for i in state.get("requeued", [])]
         policy.winner_id = state["winner_id"]
         policy.next_stage2_lr = float(state["next_stage2_lr"])
         policy.finished = bool(state["finished"])

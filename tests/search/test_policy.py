@@ -209,3 +209,24 @@ def test_bad_arguments_are_rejected():
     policy.suggest("a")
     with pytest.raises(ValueError):
         policy.suggest("a")
+
+
+def test_forgotten_trials_are_suggested_again():
+    policy = make_policy()
+    first = [policy.suggest(f"t{i}") for i in range(4)]
+    policy.complete("t0", 1.0, 5)
+    policy.forget("t2")  # lost before Tune recorded it
+    policy.forget("t0")  # finished: a fact, kept
+    assert "t0" in policy.trials and "t2" not in policy.trials
+    again = policy.suggest("t9")
+    assert (again.layers, again.units) == (first[2].layers, first[2].units)
+    restored = TwoStagePolicy.from_state(json.loads(json.dumps(policy.get_state())))
+    assert restored.get_state() == policy.get_state()
+
+
+def test_forgotten_stage2_trial_reruns_the_same_learning_rate():
+    policy = make_policy()
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    lost = policy.suggest("s2-0")
+    policy.forget("s2-0")
+    assert policy.suggest("s2-0b").learning_rate == lost.learning_rate

@@ -1,0 +1,170 @@
+"""Real faults: SIGKILL the driver mid-sweep and resume; kill a trial's worker and watch it retry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hindsight_ray.config import load_config
+from hindsight_ray.sweep import run_sweep
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = [
+    "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]", "search.stage1.epochs=6",
+    "search.stage2.max_iterations=4", "search.stage2.epochs=6", "data.lags=6",
+]
+
+
+def cli(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, "-m", "hindsight_ray", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def sweep_args(storage: Path, name: str) -> list[str]:
+    return ["sweep", "--storage", str(storage), "--name", name, *[f"--set={s}" for s in SETTINGS]]
+
+
+def session_processes(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for the sweep to get there")
+
+
+def has_checkpoint(experiment: Path, stage: int, index: int = 2) -> bool:
+    return any(experiment.glob(f"train_lstm_*stage={stage}*/checkpoint_{index:06d}"))
+
+
+def decisions(experiment: Path) -> dict:
+    summary = json.loads((experiment / "summary.json").read_text())
+    return {
+        "winner": (summary["stage1"]["winner"]["layers"], summary["stage1"]["winner"]["units"],
+                   round(summary["stage1"]["winner"]["validation"], 6)),
+        "path": [(round(s["learning_rate"], 10), round(s["score"], 6)) for s in summary["stage2"]["learning_rate_path"]],
+        "best": (summary["best"]["layers"], summary["best"]["units"], summary["best"]["learning_rate"],
+                 round(summary["best"]["validation"], 6), round(summary["best"]["test_rmse"], 6)),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("reference")
+    process = cli(*sweep_args(storage, "whole"), cwd=storage)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    return decisions(storage / "whole")
+
+
+def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
+    experiment = tmp_path / "killed"
+    process = cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: has_checkpoint(experiment, stage) or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    wait_for(lambda: not session_processes(process.pid), timeout=60)  # no stray Ray processes
+    assert not (experiment / "summary.json").exists()
+    began = time.time()
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    return experiment, time.time() - began
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_sigkill_then_resume_decides_like_an_uninterrupted_run(tmp_path, reference, stage):
+    experiment, _ = kill_and_resume(tmp_path, stage)
+    assert decisions(experiment) == reference
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert len(trials) == 4 + 3 and (trials.status == "TERMINATED").all()
+    epochs = pd.read_parquet(experiment / "epochs.parquet")
+    assert len(epochs) == trials.epochs.sum()
+    if stage == 2:
+        # stage-1 trials had finished before the kill: none of them trained again
+        for path in experiment.glob("train_lstm_*stage=1*/result.json"):
+            reported = [json.loads(line)["epoch"] for line in path.read_text().splitlines()]
+            assert reported == list(range(1, 7))
+
+
+def test_resume_of_a_finished_sweep_rewrites_nothing_and_refuses_changes(tmp_path, reference):
+    storage = tmp_path
+    process = cli(*sweep_args(storage, "done"), cwd=storage)
+    assert process.wait(timeout=600) == 0
+    experiment = storage / "done"
+    stamps = {p: p.stat().st_mtime_ns for p in experiment.glob("*.*")}
+    again = cli("resume", str(experiment), cwd=storage)
+    output, _ = again.communicate(timeout=120)
+    assert again.returncode == 0 and "already finished" in output
+    assert {p: p.stat().st_mtime_ns for p in experiment.glob("*.*")} == stamps
+    changed = cli("resume", str(experiment), "--set", "search.stage1.epochs=7", cwd=storage)
+    output, _ = changed.communicate(timeout=120)
+    assert changed.returncode == 2 and "search.stage1.epochs" in output and "differs" in output
+    missing = cli("resume", str(storage / "nothing"), cwd=storage)
+    output, _ = missing.communicate(timeout=120)
+    assert missing.returncode == 2 and "not a hindsight-ray experiment" in output
+
+
+def test_killed_trial_worker_retries_from_its_checkpoint(local_ray, tmp_path):
+    config = load_config(None, [
+        "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=40",
+        "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "run.checkpoint_every=3",
+        f"storage={tmp_path}", "name=faulty",
+    ])
+    experiment = tmp_path / "faulty"
+    killed: dict[str, object] = {}
+
+    def kill_a_worker() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            for path in experiment.glob("train_lstm_*stage=1*/result.json"):
+                lines = path.read_text().splitlines()
+                if len(lines) >= 5:
+                    last = json.loads(lines[-1])
+                    os.kill(last["pid"], signal.SIGKILL)
+                    killed.update(trial_id=last["trial_id"], epoch=last["epoch"])
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    run_sweep(config, echo=lambda line: None)
+    killer.join()
+    assert killed, "no worker was killed"
+    trials = pd.read_parquet(experiment / "trials.parquet").set_index("trial_id")
+    victim = trials.loc[killed["trial_id"]]
+    assert victim.status == "TERMINATED" and victim.retries >= 1
+    result_file = next(experiment.glob(f"train_lstm_{killed['trial_id']}_*/result.json"))
+    reported = [json.loads(line)["epoch"] for line in result_file.read_text().splitlines()]
+    repeated = len(reported) - len(set(reported))
+    assert 0 <= repeated < 3  # at most checkpoint_every epochs are trained twice
+    assert sorted(set(reported)) == list(range(1, 41))
+    epochs = pd.read_parquet(experiment / "epochs.parquet")
+    assert (epochs[epochs.trial_id == killed["trial_id"]].epoch.tolist()) == list(range(1, 41))
