@@ -115,6 +115,8 @@ class ResourcesConfig(_Section):
     gpus_per_trial: float = Field(0, ge=0)
     max_concurrent: int | None = Field(None, ge=1)
     address: str | None = None
+    mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPUs)
+    wait_for_autoscaler: bool = False  # let trials wait for nodes an autoscaler may add, instead of failing
 
     @field_validator("gpus_per_trial")
     @classmethod

@@ -55,6 +55,7 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     outputs = keras.layers.Dense(
         spec.output_dim,
         activation="sigmoid" if classification else None,
+        dtype="float32",  # the head stays float32 under mixed precision, for a stable loss
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seed)),
     )(x)
     model = keras.Model(inputs, outputs, name=f"lstm_{layers}x{units}")

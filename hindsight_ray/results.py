@@ -20,7 +20,7 @@ BEST_MODEL_FILE = "best_model.keras"
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
     "best_epoch", "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
-    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "gpu_ids", "retries", "checkpoint_path",
+    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "node_id", "gpu_ids", "retries", "checkpoint_path",
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
 EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
@@ -95,6 +95,7 @@ def trials_table(
             "started_at": started,
             "finished_at": finished,
             "node_ip": last.get("node_ip"),
+            "node_id": last.get("node_id"),
             "gpu_ids": last.get("gpu_ids"),
             "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
             "checkpoint_path": outcome.checkpoint_path,
@@ -130,6 +131,35 @@ def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
         return frame
     # a trial restarted from a checkpoint reports its later epochs again: keep the last report of each
     return frame.drop_duplicates(["trial_id", "epoch"], keep="last").reset_index(drop=True)
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """Length of the union of time intervals: the seconds at least one of them was running."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def utilization(trials: pd.DataFrame, wall_s: float) -> dict[str, Any]:
+    """Per node and per GPU: busy seconds (some trial running) and the share of the sweep's wall time."""
+    ran = trials.dropna(subset=["started_at", "finished_at"])
+
+    def entry(rows: pd.DataFrame) -> dict[str, float]:
+        busy = busy_seconds(zip(rows.started_at, rows.finished_at, strict=True))
+        return {"busy_s": busy, "busy_share": busy / wall_s if wall_s > 0 else 0.0, "trials": int(len(rows)),
+                "trial_s": float((rows.finished_at - rows.started_at).sum())}
+
+    node = ran["node_ip"].fillna("?") + " " + ran["node_id"].fillna("").str[:8]
+    nodes = {key.strip(): entry(rows) for key, rows in ran.groupby(node)}
+    gpus: dict[str, list[pd.DataFrame]] = {}
+    for index, ids in ran["gpu_ids"].fillna("").items():
+        for gpu in filter(None, str(ids).split(",")):
+            gpus.setdefault(f"{node[index].strip()} gpu{gpu}", []).append(ran.loc[[index]])
+    return {"nodes": nodes, "gpus": {key: entry(pd.concat(parts)) for key, parts in sorted(gpus.items())}}
 
 
 def load_summary(experiment_dir: Path) -> dict[str, Any]:

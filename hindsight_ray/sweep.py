@@ -128,29 +128,70 @@ def start_ray(config: SweepConfig) -> bool:
     return True
 
 
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p",
+                       "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs", "fuse.sshfs", "fuse.ceph-fuse", "efs")
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the mounted filesystem holding ``path`` (from /proc/mounts), or "" when unknown."""
+    target = Path(path).resolve()
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    best, kind = "", ""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3 and (str(target) + "/").startswith(fields[1].rstrip("/") + "/") and len(fields[1]) > len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+def check_cluster(config: SweepConfig, plan: Plan) -> None:
+    """Refuse a local-only storage path when trials may run on other machines."""
+    import ray
+
+    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    if len(hosts) > 1 and not _is_uri(plan.storage) and filesystem_type(plan.storage) not in NETWORK_FILESYSTEMS:
+        raise UserError(
+            f"storage {plan.storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
+            "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix")
+
+
 def trial_slots(config: SweepConfig) -> int:
-    """How many trials fit at once on the live nodes; impossible requests are errors."""
+    """How many trials fit at once on the live nodes; impossible requests are errors.
+
+    With ``resources.wait_for_autoscaler`` an request no live node can meet is allowed to wait for
+    nodes an autoscaler may add (one slot is planned until they come).
+    """
     import ray
 
     res = config.resources
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    problem = None
     if res.cpus_per_trial > most_cpus:
-        raise UserError(f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has "
-                        f"(largest: {most_cpus:g} CPUs)")
-    if res.gpus_per_trial > 0 and most_gpus == 0:
-        raise UserError(f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none")
-    if res.gpus_per_trial > most_gpus:
-        raise UserError(f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
-                        f"(largest: {most_gpus:g})")
+        problem = (f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has "
+                   f"(largest: {most_cpus:g} CPUs)")
+    elif res.gpus_per_trial > 0 and most_gpus == 0:
+        problem = f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none"
+    elif res.gpus_per_trial > most_gpus:
+        problem = (f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
+                   f"(largest: {most_gpus:g} GPUs)")
+    if problem and not res.wait_for_autoscaler:
+        raise UserError(problem + "; set resources.wait_for_autoscaler: true if an autoscaler will add such nodes")
     slots = 0
     for node in nodes:
         fit = math.floor(node.get("CPU", 0) / res.cpus_per_trial + 1e-9)
         if res.gpus_per_trial > 0:
             fit = min(fit, math.floor(node.get("GPU", 0) / res.gpus_per_trial + 1e-9))
         slots += fit
-    return max(1, min(slots, res.max_concurrent or slots))
+    if res.max_concurrent:
+        return res.max_concurrent
+    return max(1, slots)
 
 
 def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print) -> dict[str, Any]:
@@ -168,6 +209,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
 
     owns_ray = start_ray(config)
     try:
+        check_cluster(config, plan)
         slots = trial_slots(config)
         for line in describe_plan(config, plan, prepared):
             echo(line)
@@ -212,6 +254,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
 
     owns_ray = start_ray(config)
     try:
+        check_cluster(config, plan)
         slots = trial_slots(config)
         echo(f"resuming    {experiment}")
         reconcile_searcher_state(experiment)
@@ -247,7 +290,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
         optimizer=config.model.optimizer, metric=config.metric, mode=config.mode,
-        checkpoint_every=config.run.checkpoint_every,
+        checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_lstm, setup=setup),
@@ -404,6 +447,7 @@ def finalize(config: SweepConfig, experiment_dir: str, prepared: Prepared, data_
         "trial_epochs": int(sum(len(o.results) for o in outcomes)),
         "trials_run": len(outcomes),
         "retries": int(trials["retries"].sum()),
+        "utilization": tables.utilization(trials, float(trials["finished_at"].max() - began)),
         "finished_at": time.time(),
     }
     if best is not None:

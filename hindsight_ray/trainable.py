@@ -39,6 +39,7 @@ class TrialSetup:
     metric: str
     mode: str
     checkpoint_every: int
+    mixed_precision: bool = False
 
 
 def trial_seed(sweep_seed: int, config: dict[str, Any]) -> int:
@@ -52,8 +53,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return zlib.crc32(f"{seed}/{epoch}".encode()) % (2**31 - 1)
 
 
-def configure_tensorflow(cpus: float) -> None:
-    """Thread pools sized to the trial's CPUs, GPU memory growth on, deterministic ops."""
+def configure_tensorflow(cpus: float, mixed_precision: bool = False) -> None:
+    """Thread pools sized to the trial's CPUs, GPU memory growth on, deterministic ops.
+
+    Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPU(s), so TensorFlow sees only those;
+    memory growth lets trials packed on one GPU (fractional ``gpus_per_trial``) share it.
+    """
     import tensorflow as tf
 
     threads = max(1, int(cpus))
@@ -68,6 +73,10 @@ def configure_tensorflow(cpus: float) -> None:
         except RuntimeError:
             pass  # already initialised: growth was set by the first trial in this process
     tf.config.experimental.enable_op_determinism()
+    if mixed_precision and tf.config.list_physical_devices("GPU"):
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
 
 
 def validation_loss(task: str, actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -130,7 +139,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     tick = time.perf_counter()
     context = ray.get_runtime_context()
     cpus = context.get_assigned_resources().get("CPU", 1)
-    configure_tensorflow(cpus)
+    configure_tensorflow(cpus, setup.mixed_precision)
     import keras
 
     seed = trial_seed(setup.seed, config)
@@ -148,6 +157,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         "params": int(model.count_params()),
         "node_ip": ray.util.get_node_ip_address(),
         "gpu_ids": ",".join(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
+        "node_id": context.get_node_id(),
         "pid": os.getpid(),
     }
     epochs = int(config["epochs"])

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The cluster path: bring a GPU cluster up from cluster.yaml, run sweeps on it as Ray jobs, take it down.
+#
+#   launch/cluster.sh up                          # ray up cluster.yaml (fills in the AMI id first)
+#   launch/cluster.sh submit CONFIG.yaml [--set KEY=VALUE ...]   # a sweep as a Ray job, on the cluster
+#   launch/cluster.sh status                      # nodes, resources, autoscaler state
+#   launch/cluster.sh jobs                        # submitted sweeps and their states
+#   launch/cluster.sh logs JOB_ID                 # a sweep's console output
+#   launch/cluster.sh dashboard                   # SSH tunnel to the dashboard (bound to 127.0.0.1 on the head)
+#   launch/cluster.sh down                        # ray down cluster.yaml
+#
+# Needs: `pip install -e . boto3` on this machine and AWS credentials. Set STORAGE to shared storage
+# every node reaches (default below) and CLUSTER to another cluster file if you have one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLUSTER=${CLUSTER:-cluster.yaml}
+STORAGE=${STORAGE:-s3://CHANGE-ME/hindsight}
+RAY=${RAY:-ray}
+
+fill_ami() {
+  grep -q 'ami-FILL-IN' "$CLUSTER" || return 0
+  region=$(python3 -c "import yaml,sys; print(yaml.safe_load(open('$CLUSTER'))['provider']['region'])")
+  ami=$(aws ec2 describe-images --region "$region" --owners amazon \
+        --filters 'Name=name,Values=Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)*' \
+        --query 'sort_by(Images,&CreationDate)[-1].ImageId' --output text)
+  [ -n "$ami" ] && [ "$ami" != "None" ] || { echo "error: no Deep Learning Base AMI found in $region" >&2; exit 2; }
+  sed -i.bak "s/ami-FILL-IN/$ami/" "$CLUSTER" && echo "using $ami in $region"
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+  up)
+    [ -f ~/.ray/auth_token ] || { mkdir -p ~/.ray; python3 -c "import secrets; print(secrets.token_hex(32))" > ~/.ray/auth_token; chmod 600 ~/.ray/auth_token; }
+    fill_ami
+    exec "$RAY" up -y "$CLUSTER" ;;
+  submit)
+    [ $# -ge 1 ] || { echo "usage: launch/cluster.sh submit CONFIG.yaml [--set KEY=VALUE ...]" >&2; exit 2; }
+    [[ "$STORAGE" != *CHANGE-ME* ]] || { echo "error: set STORAGE to shared storage, e.g. STORAGE=s3://bucket/hindsight" >&2; exit 2; }
+    # the job runs on the head, inside the cluster: --address auto joins it
+    exec "$RAY" job submit --address http://127.0.0.1:8265 --working-dir . --no-wait -- \
+      '$HOME/venv/bin/hindsight-ray' sweep "$@" --address auto --storage "$STORAGE" ;;
+  status)
+    exec "$RAY" exec "$CLUSTER" "~/venv/bin/ray status" ;;
+  jobs)
+    exec "$RAY" job list --address http://127.0.0.1:8265 ;;
+  logs)
+    exec "$RAY" job logs --address http://127.0.0.1:8265 --follow "$@" ;;
+  dashboard)
+    echo "dashboard at http://127.0.0.1:8265 while this runs (Ctrl-C to close the tunnel)"
+    exec "$RAY" dashboard "$CLUSTER" ;;
+  down)
+    exec "$RAY" down -y "$CLUSTER" ;;
+  *)
+    sed -n '2,13p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,158 @@
+"""GPUs and nodes without the hardware: logical GPUs, a simulated multi-node cluster, cluster.yaml."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hindsight_ray.config import load_config
+from hindsight_ray.errors import UserError
+from hindsight_ray.sweep import WORKER_ENV, check_cluster, filesystem_type, make_plan, run_sweep, trial_slots
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def max_overlap(rows: pd.DataFrame) -> int:
+    events = sorted([(t, 1) for t in rows.started_at] + [(t, -1) for t in rows.finished_at], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_cluster_yaml_passes_rays_own_validation():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    prepared = prepare_config(config)
+    validate_config(prepared)
+    types = prepared["available_node_types"]
+    head, worker = types[prepared["head_node_type"]], types["gpu_worker"]
+    assert head["resources"].get("GPU", 0) == 0 and worker["resources"]["GPU"] >= 1
+    assert worker["min_workers"] <= worker["max_workers"]
+    start = " ".join(prepared["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in start and "RAY_AUTH_MODE=token" in start
+    assert any("auth_token" in target for target in prepared["file_mounts"])
+
+
+@pytest.fixture()
+def gpu_ray():
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": WORKER_ENV})
+    yield ray
+    ray.shutdown()
+
+
+def test_half_gpus_pack_four_trials_on_two_gpus(gpu_ray, tmp_path):
+    config = load_config(None, [
+        "resources.gpus_per_trial=0.5", "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]",
+        "search.stage1.epochs=15", "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6",
+        f"storage={tmp_path}", "name=gpus",
+    ])
+    assert trial_slots(config) == 4
+    summary = run_sweep(config, echo=lambda line: None)
+    trials = pd.read_parquet(tmp_path / "gpus" / "trials.parquet")
+    stage1, stage2 = trials[trials.stage == 1], trials[trials.stage == 2]
+    assert max_overlap(stage1) == 4, "four half-GPU trials did not run at once"
+    assert sorted(stage1.gpu_ids) == ["0", "0", "1", "1"]  # two trials packed on each GPU
+    assert max_overlap(stage2) == 1 and all(ids in ("0", "1") for ids in stage2.gpu_ids)
+    gpus = summary["utilization"]["gpus"]
+    assert len(gpus) == 2 and all(0 < g["busy_share"] <= 1 for g in gpus.values())
+
+
+def test_infeasible_gpu_requests_fail_fast(gpu_ray):
+    for value, message in (("4", "more GPUs than any node has (largest: 2 GPUs)"),):
+        config = load_config(None, [f"resources.gpus_per_trial={value}"])
+        began = time.perf_counter()
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            trial_slots(config)
+        assert time.perf_counter() - began < 5
+    config = load_config(None, ["resources.gpus_per_trial=4", "resources.wait_for_autoscaler=true"])
+    assert trial_slots(config) == 1  # allowed to wait for an autoscaler's bigger nodes
+
+
+def test_gpus_on_a_cpu_only_cluster_fail_fast(local_ray):
+    config = load_config(None, ["resources.gpus_per_trial=0.5"])
+    with pytest.raises(UserError, match="asks for GPUs, but the cluster has none"):
+        trial_slots(config)
+
+
+def test_local_disk_storage_is_refused_when_nodes_are_on_other_machines(monkeypatch, tmp_path):
+    import ray
+
+    nodes = [{"Alive": True, "NodeManagerAddress": ip, "Resources": {"CPU": 4}} for ip in ("10.0.0.1", "10.0.0.2")]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    config = load_config(None, [f"storage={tmp_path}"])
+    if filesystem_type(str(tmp_path)) in ("nfs", "nfs4"):
+        pytest.skip("the test folder is on NFS")
+    with pytest.raises(UserError, match="use shared storage"):
+        check_cluster(config, make_plan(config))
+    uri = load_config(None, ["storage=s3://bucket/prefix"])
+    check_cluster(uri, make_plan(uri))  # URIs are shared by definition
+
+
+def test_trials_spread_over_nodes_and_survive_a_node_removal(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                            "dashboard_host": "127.0.0.1"})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": WORKER_ENV})
+        config = load_config(None, [
+            "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=30",
+            "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "run.checkpoint_every=2",
+            f"storage={tmp_path}", "name=nodes",
+        ])
+        experiment = tmp_path / "nodes"
+        removed: dict[str, object] = {}
+        doomed = nodes[1]
+
+        def remove_a_busy_node() -> None:
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                for path in experiment.glob("train_lstm_*stage=1*/result.json"):
+                    lines = path.read_text().splitlines()
+                    if len(lines) >= 5 and json.loads(lines[-1])["node_id"] == doomed.node_id:
+                        removed.update(trial_id=json.loads(lines[-1])["trial_id"])
+                        cluster.remove_node(doomed)
+                        return
+                time.sleep(0.1)
+
+        remover = threading.Thread(target=remove_a_busy_node, daemon=True)
+        remover.start()
+        summary = run_sweep(config, echo=lambda line: None)
+        remover.join()
+        assert removed, "no trial ran on the node to remove"
+        trials = pd.read_parquet(experiment / "trials.parquet").set_index("trial_id")
+        victim = trials.loc[removed["trial_id"]]
+        assert victim.status == "TERMINATED" and victim.retries >= 1
+        assert victim.node_id == nodes[0].node_id  # finished on the surviving node
+        result_file = next(experiment.glob(f"train_lstm_{removed['trial_id']}_*/result.json"))
+        reported = [json.loads(line) for line in result_file.read_text().splitlines()]
+        assert {r["node_id"] for r in reported} == {n.node_id for n in nodes}  # it ran on both
+        assert sorted({r["epoch"] for r in reported}) == list(range(1, 31))
+        assert summary["best"] is not None
+        stage1 = trials[trials.stage == 1]
+        assert stage1.node_id.notna().all()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
