@@ -71,6 +71,8 @@ def _datasets(args: argparse.Namespace) -> int:
         print(f"builtin:{dataset.name:<10} {len(frame):>4} rows  {dataset.frequency:<8} {span}")
         print(f"    {dataset.description}")
         print(f"    source: {dataset.source}")
+    print("builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use")
+    print("    source: Maas et al. (2011), Large Movie Review Dataset, as packaged by Keras")
     return 0
 
 

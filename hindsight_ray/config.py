@@ -43,6 +43,8 @@ class DataConfig(_Section):
     scale: Literal["minmax", "standard", "none"] = "minmax"
     missing: Literal["error", "interpolate", "drop"] = "error"
     season: int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
+    difference: bool = False  # model first differences (inverted for metrics)
+    log: bool = False  # model the log of the series (inverted for metrics; values must be positive)
     # text
     text_column: str = "text"
     label_column: str = "label"
@@ -59,8 +61,11 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     task: Literal["auto", "regression", "classification"] = "auto"
-    optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
+    optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = "rmsprop"
     batch_size: int = Field(32, ge=1)
+    bidirectional: bool = False  # Bidirectional(LSTM) in every layer
+    dropout: float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
+    loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
 
 
 class Stage1Config(_Section):
@@ -179,6 +184,10 @@ class SweepConfig(_Section):
             raise ValueError("search.metric val_accuracy needs a classification task")
         if self.data.kind == "text" and self.task == "regression":
             raise ValueError("model.task regression is not available for text data")
+        if self.data.kind == "timeseries" and self.task == "classification":
+            raise ValueError("model.task classification is not available for time series")
+        if self.data.source == "builtin:imdb" and self.data.kind != "text":
+            raise ValueError("data.source builtin:imdb needs data.kind: text")
         return self
 
 

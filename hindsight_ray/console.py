@@ -6,36 +6,34 @@ unpickles them on ``resume``, so what they know comes from the trials Tune passe
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from hindsight_ray.search.policy import is_better
+from hindsight_ray.storage import ExperimentStore
 
-QUEUE_FILE = "queued_at.jsonl"
+QUEUE_FILE = "queued_at.json"
 
 
 class TrialClock(Callback):
-    """Appends the moment the driver first sees each trial (queued) to ``queued_at.jsonl``."""
+    """Records the moment the driver first sees each trial (queued) in ``queued_at.json``."""
 
     def __init__(self, experiment_dir: str) -> None:
-        self.path = Path(experiment_dir) / QUEUE_FILE
-        self.seen: set[str] = set()
+        self.experiment_dir = experiment_dir
+        self.stamps: dict[str, float] | None = None
 
     def _stamp(self, trials: list[Any]) -> None:
-        fresh = [t.trial_id for t in trials if t.trial_id not in self.seen]
+        if self.stamps is None:  # first use, or first use after Tune unpickled us on resume
+            self.stamps = read_queue_times(self.experiment_dir)
+        fresh = [t.trial_id for t in trials if t.trial_id not in self.stamps]
         if not fresh:
             return
         now = time.time()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            for trial_id in fresh:
-                handle.write(json.dumps({"trial_id": trial_id, "queued_at": now}) + "\n")
-        self.seen.update(fresh)
+        self.stamps.update({trial_id: now for trial_id in fresh})
+        ExperimentStore(self.experiment_dir).write_json(QUEUE_FILE, self.stamps)
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._stamp(trials)
@@ -43,19 +41,14 @@ class TrialClock(Callback):
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._stamp(trials)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_dir": self.experiment_dir, "stamps": None}
 
-def read_queue_times(experiment_dir: str | Path) -> dict[str, float]:
-    """trial_id -> first time the driver saw it (the first stamp wins, across resumes)."""
-    path = Path(experiment_dir) / QUEUE_FILE
-    stamps: dict[str, float] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            stamps.setdefault(row["trial_id"], row["queued_at"])
-    return stamps
+
+def read_queue_times(experiment_dir: str) -> dict[str, float]:
+    """trial_id -> the first time the driver saw it, kept across resumes."""
+    store = ExperimentStore(experiment_dir)
+    return store.read_json(QUEUE_FILE) if store.exists(QUEUE_FILE) else {}
 
 
 class StageConsole(Callback):

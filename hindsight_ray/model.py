@@ -15,9 +15,12 @@ class ModelSpec:
     output_dim: int
     num_words: int | None = None  # text only: the Embedding's vocabulary size
     optimizer: str = "rmsprop"
+    bidirectional: bool = False
+    dropout: float = 0.0
+    loss: str = "mse"  # regression only
 
 
-_OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}
+_OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD", "adagrad": "Adagrad"}
 
 
 def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, seed: int = 0) -> Any:
@@ -40,7 +43,7 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
                                    embeddings_initializer=keras.initializers.RandomUniform(
                                        -0.05, 0.05, seed=next(initializer_seed)))(x)
     for depth in range(layers):
-        x = keras.layers.LSTM(
+        lstm = keras.layers.LSTM(
             units,
             return_sequences=depth < layers - 1,
             activation="tanh",
@@ -50,7 +53,12 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
             use_bias=True,
             kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seed)),
             recurrent_initializer=keras.initializers.Orthogonal(seed=next(initializer_seed)),
-        )(x)
+        )
+        if spec.bidirectional:
+            lstm = keras.layers.Bidirectional(lstm)
+        x = lstm(x)
+        if spec.dropout > 0:
+            x = keras.layers.Dropout(spec.dropout, seed=next(initializer_seed))(x)
     classification = spec.task == "classification"
     outputs = keras.layers.Dense(
         spec.output_dim,
@@ -62,7 +70,7 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     optimizer = getattr(keras.optimizers, _OPTIMIZERS[spec.optimizer])(learning_rate=learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss="binary_crossentropy" if classification else "mse",
+        loss="binary_crossentropy" if classification else spec.loss,
         metrics=["accuracy"] if classification else None,
     )
     return model

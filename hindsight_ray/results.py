@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,34 +36,11 @@ class TrialOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    def dump(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(payload, indent=2, default=_plain) + "\n", encoding="utf-8")
-
-    write_atomic(path, dump)
-
-
-def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """A table as the bytes of a Parquet file."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def trials_table(
@@ -160,7 +134,3 @@ def utilization(trials: pd.DataFrame, wall_s: float) -> dict[str, Any]:
         for gpu in filter(None, str(ids).split(",")):
             gpus.setdefault(f"{node[index].strip()} gpu{gpu}", []).append(ran.loc[[index]])
     return {"nodes": nodes, "gpus": {key: entry(pd.concat(parts)) for key, parts in sorted(gpus.items())}}
-
-
-def load_summary(experiment_dir: Path) -> dict[str, Any]:
-    return json.loads((experiment_dir / SUMMARY_FILE).read_text(encoding="utf-8"))

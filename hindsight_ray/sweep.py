@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,6 +17,7 @@ from hindsight_ray.config import SweepConfig, config_to_dict
 from hindsight_ray.data import Prepared, dataset_name, prepare
 from hindsight_ray.errors import UserError
 from hindsight_ray.search.policy import TwoStagePolicy, stage2_iterations
+from hindsight_ray.storage import ExperimentStore, is_uri
 
 Printer = Callable[[str], None]
 
@@ -43,15 +44,11 @@ class Plan:
         return self.stage1_trials * self.stage1_epochs + self.stage2_trials * self.stage2_epochs
 
 
-def _is_uri(storage: str) -> bool:
-    return "://" in storage
-
-
 def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
     """Experiment name and folder, and the trials of each stage."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     name = config.name or f"{dataset_name(config.data.source)}-{config.search.strategy}-{stamp}"
-    storage = config.storage if _is_uri(config.storage) else str(Path(config.storage).expanduser().resolve())
+    storage = config.storage if is_uri(config.storage) else str(Path(config.storage).expanduser().resolve())
     stage1 = config.search.stage1
     return Plan(
         name=name,
@@ -66,7 +63,13 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
 
 def check_storage(plan: Plan) -> None:
     """Refuse to overwrite an experiment, and fail now if storage cannot be written; creates nothing."""
-    if _is_uri(plan.storage):
+    if is_uri(plan.storage):
+        try:
+            taken = ExperimentStore(plan.experiment_dir).exists()
+        except (OSError, ValueError) as exc:
+            raise UserError(f"storage {plan.storage}: {str(exc).splitlines()[0]}") from None
+        if taken:
+            raise UserError(f"experiment {plan.experiment_dir} already exists; choose another --name, or resume it")
         return
     target = Path(plan.experiment_dir)
     if target.exists():
@@ -154,7 +157,7 @@ def check_cluster(config: SweepConfig, plan: Plan) -> None:
     import ray
 
     hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
-    if len(hosts) > 1 and not _is_uri(plan.storage) and filesystem_type(plan.storage) not in NETWORK_FILESYSTEMS:
+    if len(hosts) > 1 and not is_uri(plan.storage) and filesystem_type(plan.storage) not in NETWORK_FILESYSTEMS:
         raise UserError(
             f"storage {plan.storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
             "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix")
@@ -227,27 +230,27 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
 
     from hindsight_ray.config import apply_overrides, build_config
 
-    experiment = Path(experiment_dir).expanduser().resolve()
-    stored = experiment / CONFIG_FILE
-    if not stored.exists():
+    store = ExperimentStore(str(experiment_dir))
+    experiment = store.path("").rstrip("/")
+    name = experiment.rsplit("/", 1)[-1]
+    if not store.exists(CONFIG_FILE):
         raise UserError(f"{experiment} is not a hindsight-ray experiment (no {CONFIG_FILE})")
-    raw = json.loads(stored.read_text(encoding="utf-8"))
+    raw = store.read_json(CONFIG_FILE)
     config = build_config(raw)
     if overrides:
         wanted = build_config(apply_overrides(raw, overrides))
         if wanted != config:
             changed = _changed_keys(config_to_dict(config), config_to_dict(wanted))
-            raise UserError(f"resume {experiment.name}: the config differs from the one it started with "
+            raise UserError(f"resume {name}: the config differs from the one it started with "
                             f"({', '.join(changed)}); start a new sweep instead")
-    if (experiment / tables.SUMMARY_FILE).exists():
+    if store.exists(tables.SUMMARY_FILE):
         echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
              f"{tables.TRIALS_FILE})")
-        return tables.load_summary(experiment)
-    if not tune.Tuner.can_restore(str(experiment)):
+        return store.read_json(tables.SUMMARY_FILE)
+    if not tune.Tuner.can_restore(experiment):
         raise UserError(f"{experiment}: Ray has no experiment state to resume from (it stopped before the first "
                         "snapshot); start it again")
-    plan = replace(make_plan(config), name=experiment.name, storage=str(experiment.parent),
-                   experiment_dir=str(experiment))
+    plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
     prepared = prepare(config.data, seed=config.seed)
 
     import ray
@@ -257,7 +260,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
         check_cluster(config, plan)
         slots = trial_slots(config)
         echo(f"resuming    {experiment}")
-        reconcile_searcher_state(experiment)
+        reconcile_searcher_state(store)
         return _fit(config, plan, prepared, slots, echo, resume=True)
     finally:
         if owns_ray:
@@ -289,7 +292,8 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
-        optimizer=config.model.optimizer, metric=config.metric, mode=config.mode,
+        optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
+        loss=config.model.loss, metric=config.metric, mode=config.mode,
         checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
     )
     trainable = tune.with_resources(
@@ -323,10 +327,10 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                 verbose=0,
             ),
         )
-        if not _is_uri(plan.storage):
-            tables.write_json(Path(plan.experiment_dir) / CONFIG_FILE, config_to_dict(config))
+        ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, config_to_dict(config))
     tuner.fit()
-    summary = finalize(config, plan.experiment_dir, prepared, setup.data.ref, load_policy(plan.experiment_dir))
+    store = ExperimentStore(plan.experiment_dir)
+    summary = finalize(config, store, prepared, setup.data.ref, load_policy(store))
     echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
     return summary
@@ -342,37 +346,31 @@ def _describe_best(summary: dict[str, Any]) -> str:
             f"{metric}={best['validation']:.4g} test={test:.4g}")
 
 
-def searcher_state_files(experiment_dir: str | Path) -> list[Path]:
-    """Ray's searcher snapshots in an experiment dir (our JSON under Ray's ``.pkl`` name), newest last."""
-    return sorted(Path(experiment_dir).glob("searcher-state-*.pkl"))  # named by session start time
-
-
-def load_policy(experiment_dir: str | Path) -> TwoStagePolicy:
-    """The two-stage decisions as last saved with the experiment."""
-    files = searcher_state_files(experiment_dir)
+def load_policy(store: ExperimentStore) -> TwoStagePolicy:
+    """The two-stage decisions as last saved with the experiment (our JSON under Ray's ``.pkl`` name)."""
+    files = store.names("searcher-state-")  # named by session start time: the last is the newest
     if not files:
-        raise UserError(f"{experiment_dir}: no searcher state found")
-    state = json.loads(files[-1].read_text(encoding="utf-8"))
-    return TwoStagePolicy.from_state(state["policy"])
+        raise UserError(f"{store.location}: no searcher state found")
+    return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
 
 
-def reconcile_searcher_state(experiment_dir: Path) -> None:
+def reconcile_searcher_state(store: ExperimentStore) -> None:
     """Forget trials the searcher suggested but Ray never recorded, so they are suggested again."""
     from ray.tune import ExperimentAnalysis
 
-    files = searcher_state_files(experiment_dir)
+    files = store.names("searcher-state-")
     if not files:
         return
-    state = json.loads(files[-1].read_text(encoding="utf-8"))
+    state = store.read_json(files[-1])
     policy = TwoStagePolicy.from_state(state["policy"])
-    known = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+    known = {trial.trial_id for trial in ExperimentAnalysis(store.path("").rstrip("/")).trials}
     lost = [trial_id for trial_id in policy.trials if trial_id not in known]
     if not lost:
         return
     for trial_id in lost:
         policy.forget(trial_id)
     state["policy"] = policy.get_state()
-    tables.write_json(files[-1], state)
+    store.write_json(files[-1], state)
 
 
 def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
@@ -394,39 +392,42 @@ def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
     return outcomes
 
 
-def evaluate_on_test(prepared: Prepared, checkpoint_path: str, export_to: str) -> dict[str, float]:
-    """Load a trial's final model, score it once on the test split, and export it (runs as a Ray task)."""
+def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str) -> dict[str, float]:
+    """Load a trial's final model, score it once on the test split, export it (runs as a Ray task)."""
+    from ray.tune import Checkpoint
+
     from hindsight_ray.trainable import MODEL_FILE, configure_tensorflow, predict
 
     configure_tensorflow(1)
     import keras
 
-    model = keras.models.load_model(os.path.join(checkpoint_path, MODEL_FILE), safe_mode=True)
+    with Checkpoint(checkpoint_path).as_directory() as folder:
+        model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
     predicted = predict(model, prepared.x_test)
-    scores = {f"test_{k}": v for k, v in prepared.scores(prepared.y_test, predicted).items()}
-    target = Path(export_to)
-    partial = target.with_name(f".{target.stem}.partial.keras")  # Keras insists on the suffix
-    model.save(partial)
-    os.replace(partial, target)
+    scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
+    with tempfile.TemporaryDirectory() as folder:
+        exported = os.path.join(folder, tables.BEST_MODEL_FILE)
+        model.save(exported)
+        ExperimentStore(experiment_dir).upload(tables.BEST_MODEL_FILE, exported)
     return scores
 
 
-def finalize(config: SweepConfig, experiment_dir: str, prepared: Prepared, data_ref: Any,
+def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
              policy: TwoStagePolicy) -> dict[str, Any]:
     """Tables, the best model on test, and the summary, written into the experiment dir (each atomically)."""
     import ray
 
     from hindsight_ray.console import read_queue_times
 
-    experiment = Path(experiment_dir)
-    outcomes = load_outcomes(experiment_dir)
+    experiment = store.path("").rstrip("/")
+    outcomes = load_outcomes(experiment)
     trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
                                  queued_at=read_queue_times(experiment))
     best = policy.best()
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     summary: dict[str, Any] = {
-        "experiment": experiment.name,
-        "experiment_dir": str(experiment),
+        "experiment": experiment.rsplit("/", 1)[-1],
+        "experiment_dir": experiment,
         "strategy": config.search.strategy,
         "metric": config.metric,
         "mode": config.mode,
@@ -453,13 +454,13 @@ def finalize(config: SweepConfig, experiment_dir: str, prepared: Prepared, data_
     if best is not None:
         checkpoint = trials.loc[trials["trial_id"] == best.trial_id, "checkpoint_path"].iloc[0]
         evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-        test = ray.get(evaluate.remote(data_ref, checkpoint, str(experiment / tables.BEST_MODEL_FILE)))
+        test = ray.get(evaluate.remote(data_ref, checkpoint, experiment))
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best.trial_id, key] = value
         summary["best"] = {"trial_id": best.trial_id, "stage": best.stage, "layers": best.layers,
                            "units": best.units, "learning_rate": best.learning_rate, "epochs": best.epochs,
-                           "validation": best.score, **test, "model": str(experiment / tables.BEST_MODEL_FILE)}
-    tables.write_parquet(experiment / tables.TRIALS_FILE, trials)
-    tables.write_parquet(experiment / tables.EPOCHS_FILE, tables.epochs_table(outcomes))
-    tables.write_json(experiment / tables.SUMMARY_FILE, summary)  # last: its presence means "finished"
+                           "validation": best.score, **test, "model": store.path(tables.BEST_MODEL_FILE)}
+    store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
+    store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
+    store.write_json(tables.SUMMARY_FILE, summary)  # last: its presence means "finished"
     return summary

@@ -36,6 +36,9 @@ class TrialSetup:
     seed: int
     batch_size: int
     optimizer: str
+    bidirectional: bool
+    dropout: float
+    loss: str
     metric: str
     mode: str
     checkpoint_every: int
@@ -79,12 +82,14 @@ def configure_tensorflow(cpus: float, mixed_precision: bool = False) -> None:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
 
-def validation_loss(task: str, actual: np.ndarray, predicted: np.ndarray) -> float:
-    """The training loss on the validation split: MSE (scaled units) or binary cross-entropy."""
-    if task == "classification":
+def validation_loss(loss: str, actual: np.ndarray, predicted: np.ndarray) -> float:
+    """The training loss on the validation split, in the units the model trains in."""
+    if loss == "binary_crossentropy":
         p = np.clip(predicted.reshape(-1), 1e-7, 1 - 1e-7)
         y = actual.reshape(-1)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if loss == "mae":
+        return float(np.mean(np.abs(predicted - actual)))
     return float(np.mean((predicted - actual) ** 2))
 
 
@@ -149,7 +154,8 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     else:
         keras.utils.set_random_seed(seed)
         spec = ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
-                         num_words=prepared.num_words, optimizer=setup.optimizer)
+                         num_words=prepared.num_words, optimizer=setup.optimizer, bidirectional=setup.bidirectional,
+                         dropout=setup.dropout, loss=setup.loss)
         model = build_model(spec, config["layers"], config["units"], config["learning_rate"], seed=seed)
     state["build_s"] += time.perf_counter() - tick
 
@@ -177,8 +183,9 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
 
         tick = time.perf_counter()
         predicted = predict(model, prepared.x_val)
-        scores = {f"val_{k}": v for k, v in prepared.scores(prepared.y_val, predicted).items()}
-        scores["val_loss"] = validation_loss(prepared.task, prepared.y_val, predicted)
+        scores = {f"val_{k}": v for k, v in prepared.scores("val", predicted).items()}
+        loss_name = "binary_crossentropy" if prepared.task == "classification" else setup.loss
+        scores["val_loss"] = validation_loss(loss_name, prepared.y_val, predicted)
         state["eval_s"] += time.perf_counter() - tick
 
         score = scores[setup.metric]

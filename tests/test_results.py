@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hindsight_ray.results import TrialOutcome, busy_seconds, epochs_table, utilization, write_json
+from hindsight_ray.results import TrialOutcome, busy_seconds, epochs_table, utilization
 
 
 def test_busy_seconds_is_the_union_of_intervals():
@@ -35,12 +35,3 @@ def test_epochs_after_a_restart_keep_the_last_report():
                             {"epoch": 3, "loss": 1.0}], None)
     table = epochs_table([outcome])
     assert table.epoch.tolist() == [1, 2, 3] and table.loss.tolist() == [3.0, 1.5, 1.0]
-
-
-def test_json_writes_are_atomic(tmp_path):
-    target = tmp_path / "summary.json"
-    write_json(target, {"a": 1})
-    with pytest.raises(TypeError):
-        write_json(target, {"a": object()})
-    assert target.read_text().strip() == '{\n  "a": 1\n}'
-    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind

@@ -143,7 +143,7 @@ def test_text_sweep_classifies(local_ray, tmp_path):
         "data.kind=text", f"data.source={source}", "data.max_length=12", "data.num_words=50",
         "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=2",
         "search.stage1.learning_rate=0.01", "search.stage2.max_iterations=1", "search.stage2.epochs=2",
-        f"storage={tmp_path / 'out'}", "name=text",
+        f"storage=file://{tmp_path / 'out'}", "name=text",  # a pyarrow URI, as s3:// would be
     ])
     summary = run_sweep(config, echo=lambda line: None)
     assert summary["metric"] == "val_accuracy" and summary["mode"] == "max"
@@ -151,3 +151,31 @@ def test_text_sweep_classifies(local_ray, tmp_path):
     assert summary["baselines"]["majority_class"]["accuracy"] == pytest.approx(0.5)
     trials = pd.read_parquet(tmp_path / "out" / "text" / "trials.parquet")
     assert len(trials) == 2 + 2 and trials.val_accuracy.notna().all()
+
+
+def small_sweep(source_settings: list[str], storage, name: str) -> dict:
+    config = load_config(None, [
+        *source_settings, "search.stage1.layers=[1]", "search.stage1.units=[4]", "search.stage1.epochs=2",
+        "search.stage2.max_iterations=1", "search.stage2.epochs=2", f"storage={storage}", f"name={name}",
+    ])
+    return run_sweep(config, echo=lambda line: None)
+
+
+def test_sunspots_log_difference_sweep(local_ray, tmp_path):
+    summary = small_sweep(["data.source=builtin:sunspots", "data.lags=11", "data.horizon=2", "data.difference=true",
+                           "model.loss=mae", "model.dropout=0.1", "model.optimizer=adam"], tmp_path, "sun")
+    assert summary["best"]["test_rmse"] > 0 and set(summary["baselines"]) == {"persistence"}
+    assert summary["data"]["difference"] is True
+
+
+def test_aclimdb_and_npz_sweeps(local_ray, tmp_path):
+    from tests.data.test_imdb import keras_npz, write_acl
+
+    write_acl(tmp_path, per_class=12)
+    acl = small_sweep(["data.kind=text", f"data.source={tmp_path / 'aclImdb'}", "data.max_length=10",
+                       "model.bidirectional=true"], tmp_path / "out", "acl")
+    assert acl["data"]["source"].endswith("aclImdb") and 0 <= acl["best"]["test_accuracy"] <= 1
+    keras_npz(tmp_path / "imdb.npz", np.random.default_rng(1))
+    npz = small_sweep(["data.kind=text", f"data.source={tmp_path / 'imdb.npz'}", "data.num_words=30",
+                       "data.max_length=8"], tmp_path / "out", "npz")
+    assert npz["data"]["windows"][2] == 10

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from hindsight_ray.config import DataConfig
-from hindsight_ray.data.prepared import Prepared, TargetScaler
+from hindsight_ray.data.prepared import Prepared, SeriesTransform
 from hindsight_ray.data.sources import BUILTINS, builtin_path, dataset_name, resolve_source
 
-__all__ = ["BUILTINS", "Prepared", "TargetScaler", "builtin_path", "dataset_name", "prepare"]
+__all__ = ["BUILTINS", "Prepared", "SeriesTransform", "builtin_path", "dataset_name", "prepare"]
 
 
 def prepare(data: DataConfig, seed: int = 0) -> Prepared:
     """Read and prepare the configured source once, on the driver; bad data raises a UserError."""
+    if data.source == "builtin:imdb":
+        from hindsight_ray.data.imdb import fetch_imdb_npz
+        from hindsight_ray.data.text import prepare_text
+
+        return prepare_text(data, fetch_imdb_npz(), seed)
     builtin, path = resolve_source(data.source)
     if data.kind == "text":
         from hindsight_ray.data.text import prepare_text

@@ -11,17 +11,29 @@ from hindsight_ray.metrics import classification_scores, regression_scores
 
 
 @dataclass(frozen=True)
-class TargetScaler:
-    """Per-target ``value = scaled * scale + offset``, fitted on the training split only."""
+class SeriesTransform:
+    """How model outputs map back to the data's units: unscale, undo differencing, undo the log.
 
-    offset: np.ndarray
+    Outputs are shaped ``[samples, horizon * targets]`` (target index fastest). ``base`` holds,
+    per split, the last observed level (log level when ``log``) of each target before a window's
+    first target; differenced forecasts are accumulated from it.
+    """
+
+    offset: np.ndarray  # per target, fitted on the training split only
     scale: np.ndarray
+    log: bool = False
+    difference: bool = False
+    base: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, targets]
 
-    def inverse(self, scaled: np.ndarray) -> np.ndarray:
-        """Scaled outputs shaped ``[samples, horizon * targets]`` back to the data's units."""
+    def inverse(self, split: str, outputs: np.ndarray) -> np.ndarray:
         targets = self.offset.shape[0]
-        shaped = np.asarray(scaled, dtype=np.float64).reshape(len(scaled), -1, targets)
-        return (shaped * self.scale + self.offset).reshape(len(scaled), -1)
+        values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1, targets)
+        values = values * self.scale + self.offset
+        if self.difference:
+            values = self.base[split][:, None, :] + np.cumsum(values, axis=1)
+        if self.log:
+            values = np.exp(values)
+        return values.reshape(len(outputs), -1)
 
 
 @dataclass(frozen=True)
@@ -38,17 +50,30 @@ class Prepared:
     y_test: np.ndarray
     output_dim: int
     num_words: int | None = None  # text: vocabulary size, the Embedding's input_dim
-    scaler: TargetScaler | None = None  # regression: maps outputs back to the data's units
+    transform: SeriesTransform | None = None  # regression: maps outputs back to the data's units
+    actual: dict[str, np.ndarray] = field(default_factory=dict)  # regression: split -> targets in data units
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # test-split scores
     info: dict[str, Any] = field(default_factory=dict)
 
-    def scores(self, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-        """Scores of model outputs against targets, in the data's own units."""
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, model targets) of ``train``, ``val`` or ``test``."""
+        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
+                "test": (self.x_test, self.y_test)}[name]
+
+    def in_data_units(self, split: str, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs for a split as forecasts in the data's own units."""
+        if self.transform is None:
+            return np.asarray(outputs, dtype=np.float64)
+        return self.transform.inverse(split, outputs)
+
+    def scores(self, split: str, outputs: np.ndarray) -> dict[str, float]:
+        """Scores of model outputs on ``val`` or ``test``, in the data's own units."""
         if self.task == "classification":
-            return classification_scores(actual, predicted)
-        if self.scaler is not None:
-            actual, predicted = self.scaler.inverse(actual), self.scaler.inverse(predicted)
-        return regression_scores(actual, predicted)
+            return classification_scores(self.split(split)[1], outputs)
+        actual = self.actual.get(split)
+        if actual is None:
+            actual = self.in_data_units(split, self.split(split)[1])
+        return regression_scores(actual, self.in_data_units(split, outputs))
 
     @property
     def nbytes(self) -> int:

@@ -69,33 +69,63 @@ def vectorize(train: list[str], others: list[list[str]], num_words: int, max_len
     return layer.vocabulary_size(), ids(train), [ids(texts) for texts in others]
 
 
-def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
-    """A CSV or Parquet table with a text and a label column -> padded token ids."""
-    where = f"data.source {data.source}"
-    frame = read_table(path, where)
-    for column in (data.text_column, data.label_column):
-        if column not in frame.columns:
-            raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")
-    labels = binary_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
-    split = stratified_split(labels, data.split.validation, data.split.test, seed)
-    if min((split == s).sum() for s in range(3)) == 0:
-        raise UserError(f"{where}: {len(frame)} rows are too few for a train/validation/test split")
-    texts = np.array(clean_text(frame[data.text_column]), dtype=object)
-    vocabulary, x_train, (x_val, x_test) = vectorize(
-        list(texts[split == 0]), [list(texts[split == 1]), list(texts[split == 2])], data.num_words, data.max_length
-    )
-    y = labels.astype(np.float32).reshape(-1, 1)
-    majority = float(np.bincount(labels[split == 0]).argmax())
-    y_test = y[split == 2]
+def _token_prepared(x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabulary: int,
+                    info: dict) -> Prepared:
+    y_train, y_val, y_test = (part.astype(np.float32).reshape(-1, 1) for part in y_parts)
+    majority = float(np.bincount(y_parts[0].astype(np.int64)).argmax())
     return Prepared(
         kind="text",
         task="classification",
-        x_train=x_train, y_train=y[split == 0],
-        x_val=x_val, y_val=y[split == 1],
-        x_test=x_test, y_test=y_test,
+        x_train=x_parts[0], y_train=y_train,
+        x_val=x_parts[1], y_val=y_val,
+        x_test=x_parts[2], y_test=y_test,
         output_dim=1,
         num_words=int(vocabulary),
         baselines={"majority_class": classification_scores(y_test, np.full(len(y_test), majority))},
-        info={"rows": len(frame), "vocabulary": int(vocabulary), "max_length": data.max_length,
-              "windows": [int((split == s).sum()) for s in range(3)]},
+        info={**info, "vocabulary": int(vocabulary), "windows": [len(part) for part in x_parts]},
     )
+
+
+def _carve_validation(labels: np.ndarray, validation: float, seed: int) -> np.ndarray:
+    """Stratified train/validation split of a given training set (True: validation)."""
+    return stratified_split(labels, validation, 0.0, seed) == 1
+
+
+def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
+    """Reviews from a table, the raw aclImdb folders, or Keras' imdb.npz -> front-padded token ids."""
+    from hindsight_ray.data.imdb import read_aclimdb, read_imdb_npz
+
+    where = f"data.source {data.source}"
+    if path.suffix.lower() == ".npz":
+        train_ids, train_labels, test_ids, test_labels = read_imdb_npz(path, data.num_words, where)
+        import keras
+
+        held_out = _carve_validation(train_labels, data.split.validation, seed)
+        pad = lambda rows: keras.utils.pad_sequences(rows, maxlen=data.max_length).astype(np.int32)  # noqa: E731
+        train_rows = [row for row, out in zip(train_ids, held_out, strict=True) if not out]
+        val_rows = [row for row, out in zip(train_ids, held_out, strict=True) if out]
+        return _token_prepared([pad(train_rows), pad(val_rows), pad(test_ids)],
+                               [train_labels[~held_out], train_labels[held_out], test_labels],
+                               data.num_words, {"rows": len(train_ids) + len(test_ids), "source": "imdb.npz"})
+    if path.is_dir():
+        train, test = read_aclimdb(path, where)
+        labels = train["label"].to_numpy(np.int64)
+        held_out = _carve_validation(labels, data.split.validation, seed)
+        texts = [clean_text(train["text"][~held_out]), clean_text(train["text"][held_out]), clean_text(test["text"])]
+        y_parts = [labels[~held_out], labels[held_out], test["label"].to_numpy(np.int64)]
+        info = {"rows": len(train) + len(test), "source": "aclImdb"}
+    else:
+        frame = read_table(path, where)
+        for column in (data.text_column, data.label_column):
+            if column not in frame.columns:
+                raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")
+        labels = binary_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
+        split = stratified_split(labels, data.split.validation, data.split.test, seed)
+        if min((split == s).sum() for s in range(3)) == 0:
+            raise UserError(f"{where}: {len(frame)} rows are too few for a train/validation/test split")
+        all_texts = np.array(clean_text(frame[data.text_column]), dtype=object)
+        texts = [list(all_texts[split == s]) for s in range(3)]
+        y_parts = [labels[split == s] for s in range(3)]
+        info = {"rows": len(frame)}
+    vocabulary, x_train, (x_val, x_test) = vectorize(texts[0], texts[1:], data.num_words, data.max_length)
+    return _token_prepared([x_train, x_val, x_test], y_parts, vocabulary, {**info, "max_length": data.max_length})

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hindsight_ray.config import DataConfig
-from hindsight_ray.data.prepared import Prepared, TargetScaler
+from hindsight_ray.data.prepared import Prepared, SeriesTransform
 from hindsight_ray.data.sources import BuiltinDataset, read_table
 from hindsight_ray.errors import UserError
 from hindsight_ray.metrics import regression_scores
@@ -120,8 +120,24 @@ def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.
     return values
 
 
+def _is_categorical(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_numeric_dtype(series):
+        return False
+    return bool(pd.to_numeric(series.dropna(), errors="coerce").isna().mean() > 0.5)  # mostly words
+
+
+def one_hot(values: pd.Series, train_rows: int) -> tuple[np.ndarray, list[str]]:
+    """One column per category seen in the training rows; later unseen categories are all zeros."""
+    text = values.astype("string").fillna("<missing>")
+    categories = sorted(text.iloc[:train_rows].unique())
+    encoded = np.stack([(text == c).to_numpy(dtype=np.float64) for c in categories], axis=1)
+    return encoded, [f"{values.name}={c}" for c in categories]
+
+
 def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path) -> Prepared:
-    """A time-series source -> windows split chronologically, scaled on train rows only."""
+    """A time-series source -> windows split chronologically, transformed and scaled on train rows only."""
     where = f"data.source {data.source}"
     frame = read_table(path, where)
     date_column = data.date_column or (builtin.date_column if builtin else None)
@@ -139,7 +155,7 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
 
     season = data.season
     if date_column:
-        dates = pd.to_datetime(frame[date_column], errors="coerce")
+        dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
         if dates.isna().any():
             raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
                             f"{frame[date_column][dates.isna()].iloc[0]!r}")
@@ -150,37 +166,64 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
         if season is None:
             season = infer_season(dates)
 
-    columns = list(dict.fromkeys([*features, *targets]))
-    values = _numeric_columns(frame, columns, where)
+    categorical = [c for c in features if c not in targets and _is_categorical(frame[c])]
+    numeric_columns = [c for c in dict.fromkeys([*targets, *features]) if c not in categorical]
+    values = _numeric_columns(frame, numeric_columns, where)
     gaps = np.isnan(values).sum(axis=0)
     if gaps.any():
         if data.missing == "error":
-            detail = ", ".join(f"{c}: {n}" for c, n in zip(columns, gaps, strict=True) if n)
+            detail = ", ".join(f"{c}: {n}" for c, n in zip(numeric_columns, gaps, strict=True) if n)
             raise UserError(f"{where}: {int(gaps.sum())} missing values ({detail}); "
                             "set data.missing to interpolate or drop")
-        table = pd.DataFrame(values, columns=columns)
-        table = table.interpolate(limit_direction="both") if data.missing == "interpolate" else table.dropna()
+        table = pd.DataFrame(values, columns=numeric_columns)
+        if data.missing == "interpolate":
+            table = table.interpolate(limit_direction="both")
+        else:
+            keep = table.notna().all(axis=1).to_numpy()
+            table, frame = table[keep], frame[keep].reset_index(drop=True)
         values = table.to_numpy(dtype=np.float64)
+    target_index = [numeric_columns.index(c) for c in targets]
+    original = values[:, target_index].copy()  # the targets in the data's own units
+    if data.log:  # transforms apply to the targets (and their lagged copies), not to other features
+        low = values[:, target_index].min(axis=0)
+        if (low <= 0).any():
+            column = targets[int(np.argmax(low <= 0))]
+            raise UserError(f"{where}: data.log needs positive values, but column {column!r} has values <= 0")
+        values = values.copy()
+        values[:, target_index] = np.log(values[:, target_index])
+    levels = values  # targets in log space with data.log, before differencing
+    shift = 1 if data.difference else 0
+    if data.difference:
+        values = values[1:].copy()
+        values[:, target_index] = np.diff(levels[:, target_index], axis=0)
 
     rows = split_rows(len(values), data.split.validation, data.split.test)
     if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
-        raise UserError(f"{where}: {len(values)} rows are too few for lags={data.lags}, horizon={data.horizon} "
+        raise UserError(f"{where}: {len(frame)} rows are too few for lags={data.lags}, horizon={data.horizon} "
                         f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
 
     offset, scale = fit_scaler(values[: rows.train], data.scale)
     scaled = (values - offset) / scale
-    feature_index = [columns.index(c) for c in features]
-    target_index = [columns.index(c) for c in targets]
-    x, y = make_windows(scaled[:, feature_index], scaled[:, target_index], data.lags, data.horizon)
+    feature_names = [c for c in features if c not in categorical]
+    inputs = scaled[:, [numeric_columns.index(c) for c in feature_names]]
+    for column in categorical:
+        encoded, names = one_hot(frame[column].iloc[shift:].reset_index(drop=True), rows.train)
+        inputs, feature_names = np.concatenate([inputs, encoded], axis=1), feature_names + names
+    x, y = make_windows(inputs, scaled[:, target_index], data.lags, data.horizon)
     starts = window_starts(len(values), data.lags, data.horizon)
     split = assign_windows(starts, data.lags, data.horizon, rows)
 
-    scaler = TargetScaler(offset=offset[target_index], scale=scale[target_index])
-    test_starts = starts[split == 2]
-    actual = scaler.inverse(y[split == 2])
+    first_target = starts + data.lags + shift  # in original rows
+    split_names = ("train", "val", "test")
+    actual = {name: np.stack([original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]])
+              for code, name in enumerate(split_names)}
+    transform = SeriesTransform(
+        offset=offset[target_index], scale=scale[target_index], log=data.log, difference=data.difference,
+        base={name: levels[first_target[split == code] - 1][:, target_index] for code, name in enumerate(split_names)},
+    )
     baselines = {
-        name: regression_scores(actual, forecast)
-        for name, forecast in naive_forecasts(values[:, target_index], test_starts, data.lags, data.horizon,
+        name: regression_scores(actual["test"], forecast)
+        for name, forecast in naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon,
                                               season).items()
     }
     return Prepared(
@@ -190,9 +233,11 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
         x_val=x[split == 1], y_val=y[split == 1],
         x_test=x[split == 2], y_test=y[split == 2],
         output_dim=y.shape[1],
-        scaler=scaler,
+        transform=transform,
+        actual=actual,
         baselines=baselines,
-        info={"rows": len(values), "targets": targets, "features": features, "season": season,
+        info={"rows": len(frame), "targets": targets, "features": feature_names, "season": season,
+              "log": data.log, "difference": data.difference,
               "split_rows": [rows.train, rows.validation, rows.test],
               "windows": [int((split == s).sum()) for s in range(3)]},
     )

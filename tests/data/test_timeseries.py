@@ -41,10 +41,11 @@ def test_airline_prepares_with_train_only_scaling_and_lag_windows():
     # min-max fitted on the first 86 rows: training inputs stay in [0, 1]; later, larger values exceed 1
     assert prepared.x_train.min() == pytest.approx(0) and prepared.x_train.max() == pytest.approx(1)
     assert prepared.y_test.max() > 1
-    assert prepared.scaler.offset[0] == raw[:86].min()
-    assert prepared.scaler.scale[0] == raw[:86].max() - raw[:86].min()
+    assert prepared.transform.offset[0] == raw[:86].min()
+    assert prepared.transform.scale[0] == raw[:86].max() - raw[:86].min()
     # targets come back in passengers
-    np.testing.assert_allclose(prepared.scaler.inverse(prepared.y_test).reshape(-1), raw[-29:], rtol=1e-5)
+    np.testing.assert_allclose(prepared.in_data_units("test", prepared.y_test).reshape(-1), raw[-29:], rtol=1e-5)
+    np.testing.assert_allclose(prepared.actual["test"].reshape(-1), raw[-29:])
     assert prepared.info["season"] == 12
     assert set(prepared.baselines) == {"persistence", "seasonal_naive"}
 
@@ -97,7 +98,7 @@ def test_multivariate_csv_sorted_by_date(tmp_path):
     assert prepared.x_train.shape[1:] == (5, 2) and prepared.output_dim == 2
     assert prepared.info["season"] == 7
     # sorted: the last test target is the last day's load
-    assert prepared.scaler.inverse(prepared.y_test)[-1, -1] == pytest.approx(np.sin(59), abs=1e-5)
+    assert prepared.in_data_units("test", prepared.y_test)[-1, -1] == pytest.approx(np.sin(59), abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -133,3 +134,66 @@ def test_missing_file_and_unknown_builtin():
         prepare(DataConfig(source="/nowhere/x.csv"))
     with pytest.raises(UserError, match="no such bundled dataset"):
         prepare(DataConfig(source="builtin:nope"))
+
+
+@pytest.mark.parametrize(("log", "difference"), [(True, False), (False, True), (True, True)])
+def test_log_and_difference_are_inverted_for_metrics(log, difference):
+    prepared = prepare(DataConfig(log=log, difference=difference, horizon=3))
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
+    for split in ("train", "val", "test"):
+        targets = prepared.split(split)[1]
+        # the model's own targets, mapped back, are the real passenger counts
+        np.testing.assert_allclose(prepared.in_data_units(split, targets), prepared.actual[split], rtol=1e-4)
+        assert prepared.scores(split, targets)["rmse"] == pytest.approx(0, abs=0.05)
+    assert prepared.actual["test"][-1, -1] == raw[-1]
+    if difference:  # the model sees changes, not levels
+        assert abs(prepared.x_train.mean()) < 1
+
+
+def test_log_needs_positive_targets(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(str(i - 5) for i in range(40)))
+    with pytest.raises(UserError, match="data.log needs positive values, but column 'v'"):
+        prepare(DataConfig(source=str(path), target=["v"], lags=2, log=True))
+
+
+def test_multistep_windows_never_cross_into_test_targets():
+    prepared = prepare(DataConfig(lags=6, horizon=4))
+    rows = prepared.info["split_rows"]
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
+    train_targets = set(prepared.actual["train"].reshape(-1))
+    assert max(prepared.actual["train"].reshape(-1)) <= raw[: rows[0]].max()
+    assert prepared.y_train.shape[1] == 4 and train_targets <= set(raw[: rows[0]])
+
+
+def test_categorical_features_are_one_hot_from_training_categories(tmp_path):
+    n = 80
+    frame = pd.DataFrame({"sales": np.arange(n, dtype=float) % 7 + 1,
+                          "weekday": [("mon", "tue", "wed")[i % 3] for i in range(n - 10)] + ["holiday"] * 10})
+    path = tmp_path / "sales.parquet"
+    frame.to_parquet(path)
+    prepared = prepare(DataConfig(source=str(path), target=["sales"], features=["sales", "weekday"], lags=3))
+    assert prepared.info["features"] == ["sales", "weekday=mon", "weekday=tue", "weekday=wed"]
+    assert prepared.x_train.shape[2] == 4
+    assert prepared.x_test[-1, :, 1:].sum() == 0  # "holiday" never seen in training: all zeros
+    assert prepared.x_train[:, :, 1:].sum(axis=2).min() == 1  # exactly one category per training row
+
+
+def test_standard_scaling_uses_training_rows_only():
+    prepared = prepare(DataConfig(scale="standard"))
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
+    assert prepared.transform.offset[0] == pytest.approx(raw[:86].mean())
+    assert prepared.transform.scale[0] == pytest.approx(raw[:86].std())
+
+
+def test_sunspots_yearly_has_no_season():
+    prepared = prepare(DataConfig(source="builtin:sunspots", lags=11))
+    assert prepared.info["rows"] == 309 and prepared.info["season"] is None
+    assert set(prepared.baselines) == {"persistence"}
+
+
+def test_undecodable_bytes_are_an_error(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("v\n1\n2\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        prepare(DataConfig(source=str(path), target=["v"]))

@@ -1,0 +1,86 @@
+"""An experiment folder on a local/NFS path or behind a pyarrow URI (s3://, gs://, file://)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+class ExperimentStore:
+    """Reads and writes the files hindsight-ray adds to Ray's experiment folder.
+
+    Local writes go through a temporary file and a rename, so readers never see half a file;
+    object stores (s3://, gs://) make an object visible only once its upload completes.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = location.rstrip("/")
+        if is_uri(location):
+            self.fs, self.root = pafs.FileSystem.from_uri(self.location)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, name: str) -> str:
+        """Where ``name`` lives, as Ray and pyarrow take it (a URI for remote storage)."""
+        return f"{self.location}/{name}" if is_uri(self.location) else f"{self.root}/{name}"
+
+    def exists(self, name: str = "") -> bool:
+        target = f"{self.root}/{name}" if name else self.root
+        return self.fs.get_file_info(target).type != pafs.FileType.NotFound
+
+    def read_text(self, name: str) -> str:
+        with self.fs.open_input_stream(f"{self.root}/{name}") as handle:
+            return handle.read().decode("utf-8")
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        return json.loads(self.read_text(name))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        if self.local:
+            target = Path(self.root, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return
+        self.fs.create_dir(self.root, recursive=True)
+        with self.fs.open_output_stream(f"{self.root}/{name}") as out:
+            out.write(data)
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> None:
+        self.write_bytes(name, (json.dumps(payload, indent=2, default=_plain) + "\n").encode("utf-8"))
+
+    def upload(self, name: str, local_file: str | Path) -> None:
+        """Copy a finished local file (e.g. a saved model) into the experiment folder."""
+        self.write_bytes(name, Path(local_file).read_bytes())
+
+    def names(self, prefix: str) -> list[str]:
+        """File names directly in the folder that start with ``prefix``, sorted."""
+        if not self.exists():
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+        return sorted(Path(info.path).name for info in infos if Path(info.path).name.startswith(prefix))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
