@@ -73,6 +73,7 @@ class Stage1Config(_Section):
     units: list[int] = [8, 16, 32, 64]
     learning_rate: float = Field(0.001, gt=0)
     epochs: int = Field(20, ge=1)
+    early_stop: Literal["none", "asha"] = "none"  # asha: stop hopeless stage-1 trials early
 
     @field_validator("layers", "units")
     @classmethod
@@ -100,12 +101,6 @@ class Stage2Config(_Section):
             raise ValueError("must be a finite number")
         return value
 
-    @field_validator("speculative")
-    @classmethod
-    def _not_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("speculative stage 2 is not available in this version; set it to false")
-        return value
 
 
 class SearchConfig(_Section):

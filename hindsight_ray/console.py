@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hindsight_ray.search.policy import is_better
+from hindsight_ray.search.policy import decided_path, is_better
 from hindsight_ray.storage import ExperimentStore
 
 QUEUE_FILE = "queued_at.json"
@@ -54,15 +54,17 @@ def read_queue_times(experiment_dir: str) -> dict[str, float]:
 class StageConsole(Callback):
     """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``."""
 
-    def __init__(self, metric: str, mode: str, stage1_trials: int, stage2_trials: int,
+    def __init__(self, metric: str, mode: str, stage1_trials: int, stage2_trials: int, max_learning_rate: float,
                  echo: Callable[[str], None] = print) -> None:
         self.metric, self.mode, self.echo = metric, mode, echo
         self.totals = {1: stage1_trials, 2: stage2_trials}
+        self.max_learning_rate = max_learning_rate
 
     def _score(self, trial: Any) -> float | None:
-        if trial.status == "ERROR":
-            return None
-        return (trial.last_result or {}).get(self.metric)
+        result = trial.last_result or {}
+        if trial.status == "ERROR" or result.get("epoch") != trial.config.get("epochs"):
+            return None  # failed, or stopped early (an unused speculative trial)
+        return result.get(self.metric)
 
     def _ended(self, trials: list[Any], trial: Any) -> None:
         ended = [t for t in trials if t.status in ("TERMINATED", "ERROR") or t is trial]
@@ -80,14 +82,20 @@ class StageConsole(Callback):
             note = f" ({failed} failed)" if failed else ""
             self.echo(f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}")
         elif stage == 2:
-            # stage 2 is sequential, so trial order is iteration order
-            path = sorted(mine, key=lambda t: (t.last_result or {}).get("started_at") or 0)
-            index = path.index(trial) if trial in path else len(path) - 1
-            score = self._score(trial)
-            improved = index == 0 or is_better(score, self._score(path[index - 1]), self.mode)
-            shown = "failed" if score is None else f"{self.metric}={score:.4g}"
-            self.echo(f"stage 2: iteration {index + 1}/{self.totals[2]} lr={trial.config['learning_rate']:.6g} "
-                      f"{shown}{' (improved)' if improved else ''}")
+            results: dict[float, float | None] = {}
+            for other in sorted(mine, key=lambda t: (t.last_result or {}).get("started_at") or 0):
+                results.setdefault(other.config["learning_rate"], self._score(other))
+            path = decided_path(results, self.max_learning_rate, self.totals[2], self.mode)
+            learning_rate = trial.config["learning_rate"]
+            if learning_rate not in [lr for lr, _, _ in path]:
+                self.echo(f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far "
+                          f"{len(path)}/{self.totals[2]}")
+                return
+            for index, (lr, score, improved) in enumerate(path):
+                if lr == learning_rate:
+                    shown = "failed" if score is None else f"{self.metric}={score:.4g}"
+                    self.echo(f"stage 2: iteration {index + 1}/{self.totals[2]} lr={lr:.6g} "
+                              f"{shown}{' (improved)' if improved else ''}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._ended(trials, trial)

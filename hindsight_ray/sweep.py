@@ -309,14 +309,16 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
             layers=stage1.layers, units=stage1.units, stage1_learning_rate=stage1.learning_rate,
             stage1_epochs=stage1.epochs, max_learning_rate=stage2.max_learning_rate,
             max_iterations=stage2.max_iterations, stage2_epochs=stage2.epochs,
-            metric=config.metric, mode=config.mode,
+            metric=config.metric, mode=config.mode, speculative=stage2.speculative,
         )
-        console = StageConsole(config.metric, config.mode, plan.stage1_trials, plan.stage2_trials, echo=echo)
+        console = StageConsole(config.metric, config.mode, plan.stage1_trials, plan.stage2_trials,
+                               stage2.max_learning_rate, echo=echo)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
+                scheduler=searcher.scheduler(stage1_early_stop(config)),
             ),
             run_config=tune.RunConfig(
                 name=plan.name,
@@ -334,6 +336,16 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
     return summary
+
+
+def stage1_early_stop(config: SweepConfig) -> Any:
+    """ASHA over the stage-1 epochs when ``search.stage1.early_stop: asha``; None otherwise."""
+    if config.search.stage1.early_stop != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = config.search.stage1.epochs
+    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3)
 
 
 def _describe_best(summary: dict[str, Any]) -> str:
@@ -423,6 +435,13 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     outcomes = load_outcomes(experiment)
     trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
                                  queued_at=read_queue_times(experiment))
+    used = policy.used_trial_ids()
+    records = policy.trials
+    trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
+    trials["used"] = [t in used for t in trials.trial_id]
+    stopped = [t in records and records[t].status == "stopped" for t in trials.trial_id]  # early or unused
+    trials.loc[stopped, "status"] = "STOPPED"
+    trials.loc[stopped, config.metric] = None  # a stopped trial's partial score is not a result
     best = policy.best()
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     summary: dict[str, Any] = {
@@ -440,7 +459,10 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
                 "trial_id": policy.winner.trial_id, "layers": policy.winner.layers, "units": policy.winner.units,
                 "validation": policy.winner.score, "params": policy.winner.params},
         },
-        "stage2": {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path()},
+        "stage2": {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
+                   "speculative": bool(policy.settings["speculative"]),
+                   "speculative_trials": int(trials["speculative"].sum()),
+                   "stopped_trials": int(sum(stopped))},
         "best": None,
         "baselines": prepared.baselines,
         "wall_s": float(trials["finished_at"].max() - began),

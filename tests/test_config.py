@@ -55,7 +55,6 @@ def test_round_trip_through_plain_dict():
         (["data.lags=0"], "config key data.lags: Input should be greater than or equal to 1"),
         (["data.lags=many"], "config key data.lags"),
         (["search.stage1.units=[4,4]"], "grid values repeat"),
-        (["search.stage2.speculative=true"], "not available in this version"),
         (["resources.gpus_per_trial=1.5"], "whole number"),
         (["name=a/b"], "plain folder name"),
         (["data.kind=text", "search.metric=val_rmse"], "needs a regression task"),

@@ -179,3 +179,36 @@ def test_aclimdb_and_npz_sweeps(local_ray, tmp_path):
     npz = small_sweep(["data.kind=text", f"data.source={tmp_path / 'imdb.npz'}", "data.num_words=30",
                        "data.max_length=8"], tmp_path / "out", "npz")
     assert npz["data"]["windows"][2] == 10
+
+
+def test_speculative_sweep_follows_the_sequential_path(airline_sweep, tmp_path):
+    _, sequential, _, _ = airline_sweep
+    config = load_config(None, [*TINY, "search.stage2.speculative=true", f"storage={tmp_path}", "name=spec"])
+    summary = run_sweep(config, echo=lambda line: None)
+    strip = lambda path: [(s["learning_rate"], round(s["score"], 9), s["improved"]) for s in path]  # noqa: E731
+    assert strip(summary["stage2"]["learning_rate_path"]) == strip(sequential["stage2"]["learning_rate_path"])
+    assert summary["best"]["learning_rate"] == sequential["best"]["learning_rate"]
+    assert summary["best"]["test_rmse"] == pytest.approx(sequential["best"]["test_rmse"])
+    trials = pd.read_parquet(tmp_path / "spec" / "trials.parquet")
+    stage2 = trials[trials.stage == 2]
+    assert stage2.speculative.any()
+    assert set(stage2[stage2.used].learning_rate) == {s["learning_rate"] for s in summary["stage2"]["learning_rate_path"]}
+    assert (stage2[~stage2.used].status == "STOPPED").all() or stage2[~stage2.used].empty
+
+
+def test_asha_early_stops_stage1_and_only_full_trials_win(local_ray, tmp_path):
+    config = load_config(None, [
+        "search.stage1.layers=[1,2]", "search.stage1.units=[2,4,8,16]", "search.stage1.epochs=9",
+        "search.stage1.early_stop=asha", "search.stage2.max_iterations=1", "search.stage2.epochs=2",
+        "data.lags=6", f"storage={tmp_path}", "name=asha",
+    ])
+    summary = run_sweep(config, echo=lambda line: None)
+    trials = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
+    stage1 = trials[trials.stage == 1]
+    epochs = pd.read_parquet(tmp_path / "asha" / "epochs.parquet").groupby("trial_id").epoch.max()
+    early = stage1[stage1.status == "STOPPED"]
+    assert len(early) >= 1, "ASHA stopped nothing"
+    assert (epochs[early.trial_id] < 9).all() and early.val_rmse.isna().all()
+    winner = summary["stage1"]["winner"]["trial_id"]
+    assert winner not in set(early.trial_id) and epochs[winner] == 9
+    assert len(stage1) == 8 and summary["stage2"]["learning_rate_path"]

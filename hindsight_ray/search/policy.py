@@ -20,7 +20,7 @@ from typing import Any, Literal
 WAIT: Literal["wait"] = "wait"
 FINISHED: Literal["finished"] = "finished"
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def stage2_iterations(max_iterations: int) -> int:
@@ -33,6 +33,21 @@ def stage2_iterations(max_iterations: int) -> int:
 def next_learning_rate(learning_rate: float, max_learning_rate: float, improved: bool) -> float:
     """Halve after an improvement, else bisect back towards the maximum."""
     return learning_rate / 2 if improved else (max_learning_rate + learning_rate) / 2
+
+
+def decided_path(
+    results: dict[float, float | None], max_learning_rate: float, iterations: int, mode: str
+) -> list[tuple[float, float | None, bool]]:
+    """The sequential rule replayed over known results (learning rate -> score, None if failed):
+    ``(learning rate, score, improved)`` for each decision whose trial has a result, in order."""
+    path: list[tuple[float, float | None, bool]] = []
+    learning_rate = max_learning_rate
+    while len(path) < iterations and learning_rate in results:
+        score = results[learning_rate]
+        improved = not path or is_better(score, path[-1][1], mode)
+        path.append((learning_rate, score, improved))
+        learning_rate = next_learning_rate(learning_rate, max_learning_rate, improved)
+    return path
 
 
 def architecture_grid(layers: list[int], units: list[int]) -> list[tuple[int, int]]:
@@ -74,9 +89,10 @@ class TrialRecord:
     learning_rate: float
     epochs: int
     order: int
-    status: str = "running"  # running | done | error
+    status: str = "running"  # running | done | error | stopping | stopped (an unused speculative trial)
     score: float | None = None
     params: int | None = None
+    speculative: bool = False  # suggested before the decision that needs it was known
 
 
 class TwoStagePolicy:
@@ -93,6 +109,7 @@ class TwoStagePolicy:
         max_iterations: int,
         stage2_epochs: int,
         mode: str,
+        speculative: bool = False,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -109,6 +126,7 @@ class TwoStagePolicy:
             "max_iterations": int(max_iterations),
             "stage2_epochs": int(stage2_epochs),
             "mode": mode,
+            "speculative": bool(speculative),
         }
         self.grid = architecture_grid(self.settings["layers"], self.settings["units"])
         self.iterations = stage2_iterations(self.settings["max_iterations"])
@@ -116,7 +134,6 @@ class TwoStagePolicy:
         self.next_grid_index = 0
         self.requeued: list[int] = []  # grid points whose trial was lost before Tune recorded it
         self.winner_id: str | None = None
-        self.next_stage2_lr = self.settings["max_learning_rate"]
         self.finished = False
 
     # -- what the adapter asks ---------------------------------------------------------
@@ -126,8 +143,9 @@ class TwoStagePolicy:
 
     @property
     def total_trials(self) -> int:
-        """Stage-1 grid size plus K stage-2 trials (fewer if stage 1 fails entirely)."""
-        return len(self.grid) + self.iterations
+        """At most this many trials: the grid plus K stage-2 trials, or plus the whole decision tree
+        (2^K - 1 learning rates) when speculating."""
+        return len(self.grid) + (2**self.iterations - 1 if self.settings["speculative"] else self.iterations)
 
     @property
     def stage(self) -> int:
@@ -157,27 +175,41 @@ class TwoStagePolicy:
             if self.winner_id is None:
                 self.finished = True  # every stage-1 trial failed: nothing to tune
                 return FINISHED
-        if self._running(stage=2):
-            return WAIT  # stage 2 is sequential
-        if len(self.stage2_trials()) >= self.iterations:
+        if len(self._decided()) >= self.iterations:
             self.finished = True
             return FINISHED
-        winner = self.trials[self.winner_id]
-        return self._start(trial_id, Suggestion(2, winner.layers, winner.units, self.next_stage2_lr,
-                                                self.settings["stage2_epochs"]))
+        for depth, learning_rate in self._candidates():
+            if self._result_for(learning_rate) is None and not self._running_for(learning_rate):
+                winner = self.trials[self.winner_id]
+                suggestion = Suggestion(2, winner.layers, winner.units, learning_rate, self.settings["stage2_epochs"])
+                self._start(trial_id, suggestion, speculative=depth > 0)
+                return suggestion
+        return WAIT  # stage 2 waits for the trial the next decision needs
 
-    def complete(self, trial_id: str, score: float | None, params: int | None = None) -> None:
-        """Record a trial's end: its validation score, or None when it failed for good."""
+    def complete(self, trial_id: str, score: float | None, params: int | None = None, stopped: bool = False) -> None:
+        """Record a trial's end: its validation score, or None when it failed for good; ``stopped`` when
+        a scheduler cut it short (early stopping): it is recorded, but its partial score never counts."""
         record = self.trials.get(trial_id)
-        if record is None or record.status != "running":
+        if record is None or record.status not in ("running", "stopping"):
             return  # not ours, or already told (Tune may report an errored trial twice)
-        record.status = "error" if score is None else "done"
-        record.score = None if score is None else float(score)
+        if record.status == "stopping" or stopped:
+            record.status = "stopped"  # cut short on purpose: its partial score is never used
+            record.score = None if score is None else float(score)
+        else:
+            record.status = "error" if score is None else "done"
+            record.score = None if score is None else float(score)
         record.params = params if params is None else int(params)
-        if record.stage == 2:
-            previous = [t for t in self.stage2_trials() if t.order < record.order]
-            improved = not previous or is_better(record.score, previous[-1].score, self.mode)
-            self.next_stage2_lr = next_learning_rate(record.learning_rate, self.settings["max_learning_rate"], improved)
+
+    def unneeded(self, trial_id: str) -> bool:
+        """True once a running speculative trial can no longer matter to the sequential path; it is then
+        marked for stopping (its result will be ignored)."""
+        record = self.trials.get(trial_id)
+        if record is None or record.stage != 2 or record.status != "running":
+            return False
+        if record.learning_rate not in {lr for _, lr in self._candidates()}:
+            record.status = "stopping"
+            return True
+        return False
 
     def forget(self, trial_id: str) -> None:
         """Drop a suggested trial that never ran (lost in a crash before Tune recorded it): suggest it again."""
@@ -203,21 +235,25 @@ class TwoStagePolicy:
         return None if self.winner_id is None else self.trials[self.winner_id]
 
     def learning_rate_path(self) -> list[dict[str, Any]]:
-        """Stage 2 as it happened: learning rate, score, and whether it improved on the trial before."""
-        path: list[dict[str, Any]] = []
-        for index, trial in enumerate(self.stage2_trials()):
-            improved = None
-            if trial.status != "running":
-                improved = index == 0 or is_better(trial.score, path[-1]["score"], self.mode)
-            path.append({"iteration": index + 1, "trial_id": trial.trial_id, "learning_rate": trial.learning_rate,
-                         "score": trial.score, "improved": improved})
-        return path
+        """Stage 2 as the sequential rule decided it: learning rate, score, and whether it improved."""
+        return [
+            {"iteration": index + 1, "trial_id": self._result_for(lr).trial_id, "learning_rate": lr, "score": score,
+             "improved": improved}
+            for index, (lr, score, improved) in enumerate(self._decided())
+        ]
+
+    def used_trial_ids(self) -> set[str]:
+        """Stage-1 trials and the stage-2 trials on the decided path (not unused speculation)."""
+        used = {t.trial_id for t in self.stage1_trials()}
+        return used | {step["trial_id"] for step in self.learning_rate_path()}
 
     def best(self) -> TrialRecord | None:
-        """The best trial of the whole sweep by validation score; ties go to the earlier trial."""
+        """The best trial of the sweep by validation score, speculation aside; ties go to the earlier trial."""
+        used = self.used_trial_ids()
         best: TrialRecord | None = None
         for trial in self._ordered():
-            if trial.status == "done" and (best is None or is_better(trial.score, best.score, self.mode)):
+            if trial.trial_id in used and trial.status == "done" and (
+                    best is None or is_better(trial.score, best.score, self.mode)):
                 best = trial
         return best
 
@@ -230,7 +266,6 @@ class TwoStagePolicy:
             "next_grid_index": self.next_grid_index,
             "requeued": list(self.requeued),
             "winner_id": self.winner_id,
-            "next_stage2_lr": self.next_stage2_lr,
             "finished": self.finished,
         }
 
@@ -243,20 +278,66 @@ class TwoStagePolicy:
         policy.next_grid_index = int(state["next_grid_index"])
         policy.requeued = [int(i) for i in state.get("requeued", [])]
         policy.winner_id = state["winner_id"]
-        policy.next_stage2_lr = float(state["next_stage2_lr"])
         policy.finished = bool(state["finished"])
         return policy
 
     # -- internals ---------------------------------------------------------------------
-    def _start(self, trial_id: str, suggestion: Suggestion) -> Suggestion:
-        self.trials[trial_id] = TrialRecord(trial_id=trial_id, order=len(self.trials), **suggestion.as_config())
+    def _start(self, trial_id: str, suggestion: Suggestion, speculative: bool = False) -> Suggestion:
+        self.trials[trial_id] = TrialRecord(trial_id=trial_id, order=len(self.trials), speculative=speculative,
+                                            **suggestion.as_config())
         return suggestion
+
+    def _stage2_at(self, learning_rate: float, statuses: tuple[str, ...]) -> TrialRecord | None:
+        for trial in self._ordered():
+            if trial.stage == 2 and trial.status in statuses and trial.learning_rate == learning_rate:
+                return trial
+        return None
+
+    def _result_for(self, learning_rate: float) -> TrialRecord | None:
+        """The finished (or failed) stage-2 trial at this learning rate; failures count as the worst score."""
+        return self._stage2_at(learning_rate, ("done", "error"))
+
+    def _running_for(self, learning_rate: float) -> bool:
+        return self._stage2_at(learning_rate, ("running",)) is not None
+
+    def _decided(self) -> list[tuple[float, float | None, bool]]:
+        results: dict[float, float | None] = {}
+        for trial in self._ordered():
+            if trial.stage == 2 and trial.status in ("done", "error"):
+                results.setdefault(trial.learning_rate, trial.score)
+        return decided_path(results, self.settings["max_learning_rate"], self.iterations, self.mode)
+
+    def _candidates(self) -> list[tuple[int, float]]:
+        """(depth, learning rate) the next decisions could need, breadth first: the current one (depth 0),
+        then, when speculating, both possible next ones, then theirs, up to the last iteration."""
+        decided = self._decided()
+        if self.finished or self.winner_id is None or len(decided) >= self.iterations:
+            return []
+        current = (next_learning_rate(decided[-1][0], self.settings["max_learning_rate"], decided[-1][2])
+                   if decided else self.settings["max_learning_rate"])
+        levels = self.iterations - len(decided) - 1  # decisions left after the current one
+        out = [(0, current)]
+        if not self.settings["speculative"]:
+            return out
+        maximum = self.settings["max_learning_rate"]
+        frontier = [(current, len(decided))]  # (learning rate, its iteration index)
+        for depth in range(1, levels + 1):
+            # the first trial always counts as an improvement, so it has one possible successor
+            frontier = [(child, index + 1) for lr, index in frontier
+                        for child in ((lr / 2,) if index == 0 else (lr / 2, (maximum + lr) / 2))]
+            out += [(depth, lr) for lr, _ in frontier]
+        return out
+        maximum = self.settings["max_learning_rate"]
+        for depth in range(1, levels + 1):
+            frontier = [child for lr in frontier for child in (lr / 2, (maximum + lr) / 2)]
+            out += [(depth, lr) for lr in frontier]
+        return out
 
     def _ordered(self) -> list[TrialRecord]:
         return sorted(self.trials.values(), key=lambda t: t.order)
 
     def _running(self, stage: int) -> bool:
-        return any(t.stage == stage and t.status == "running" for t in self.trials.values())
+        return any(t.stage == stage and t.status in ("running", "stopping") for t in self.trials.values())
 
     def _choose_winner(self) -> str | None:
         winner: TrialRecord | None = None

@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy
@@ -21,6 +22,10 @@ class TwoStageSearch(Searcher):
     the trainable reports ``metric`` (and optionally ``params``, the model's parameter count, used
     to break stage-1 ties). Wrap it in ``ConcurrencyLimiter`` (or set
     ``TuneConfig(max_concurrent_trials=N)``) so that Tune keeps several stage-1 trials pending.
+
+    With ``speculative=True``, free slots in stage 2 run the learning rates the next decisions could
+    need; the decided path is the sequential one. Pass ``scheduler=search.scheduler()`` to Tune so that
+    speculative trials on branches that turn out unused are stopped as soon as that is known.
     """
 
     def __init__(
@@ -37,8 +42,6 @@ class TwoStageSearch(Searcher):
         speculative: bool = False,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
-        if speculative:
-            raise ValueError("speculative stage 2 is not available in this version")
         self._settings = {
             "layers": list(layers),
             "units": list(units),
@@ -47,6 +50,7 @@ class TwoStageSearch(Searcher):
             "max_learning_rate": max_learning_rate,
             "max_iterations": max_iterations,
             "stage2_epochs": stage2_epochs,
+            "speculative": speculative,
         }
         self._policy: TwoStagePolicy | None = None
         self._last_results: dict[str, dict[str, Any]] = {}
@@ -87,13 +91,25 @@ class TwoStageSearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._last_results[trial_id] = result
 
+    def unneeded(self, trial_id: str) -> bool:
+        """True when a speculative trial can no longer matter (it is then recorded as stopped)."""
+        return self._policy is not None and self._policy.unneeded(trial_id)
+
+    def scheduler(self, stage1_early_stop: TrialScheduler | None = None) -> TwoStageScheduler:
+        """A Tune scheduler for this search: stops unused speculative trials, and stage-1 trials that
+        ``stage1_early_stop`` (e.g. ``ASHAScheduler(time_attr="epoch", max_t=stage1_epochs)``) gives up on."""
+        return TwoStageScheduler(self, stage1_early_stop)
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         last = result or self._last_results.pop(trial_id, None) or {}
         self._last_results.pop(trial_id, None)
         score = None if error else last.get(self._metric)
         if score is not None and not math.isfinite(float(score)):
             score = None
-        self.policy.complete(trial_id, score=score, params=last.get("params"))
+        record = self.policy.trials.get(trial_id)
+        # stopped by a scheduler before its last epoch: recorded, never a result
+        stopped = (not error and record is not None and "epoch" in last and int(last["epoch"]) < record.epochs)
+        self.policy.complete(trial_id, score=score, params=last.get("params"), stopped=stopped)
 
     # -- persistence: plain JSON, never a pickle of __dict__ -----------------------------
     def get_state(self) -> dict[str, Any]:
@@ -119,3 +135,41 @@ class TwoStageSearch(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as handle:
             self.set_state(json.load(handle))
+
+
+class TwoStageScheduler(FIFOScheduler):
+    """First-in-first-out scheduling for a two-stage search, plus two ways to stop a trial early:
+    ASHA on stage-1 trials (optional), and unused speculative stage-2 trials as soon as they are known
+    to be unused."""
+
+    def __init__(self, searcher: TwoStageSearch, stage1_early_stop: TrialScheduler | None = None) -> None:
+        super().__init__()
+        self._searcher = searcher
+        self._asha = stage1_early_stop
+
+    def _stage1(self, trial: Any) -> bool:
+        return self._asha is not None and trial.config.get("stage") == 1
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        if self._asha is not None:
+            self._asha.set_search_properties(metric, mode, **spec)
+        return super().set_search_properties(metric, mode, **spec)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        if self._stage1(trial):
+            self._asha.on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if self._stage1(trial):
+            return self._asha.on_trial_result(tune_controller, trial, result)
+        if self._searcher.unneeded(trial.trial_id):
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
+        if self._stage1(trial):
+            self._asha.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        if self._stage1(trial):
+            self._asha.on_trial_remove(tune_controller, trial)

@@ -230,3 +230,93 @@ def test_forgotten_stage2_trial_reruns_the_same_learning_rate():
     lost = policy.suggest("s2-0")
     policy.forget("s2-0")
     assert policy.suggest("s2-0b").learning_rate == lost.learning_rate
+
+
+def simulate(policy: TwoStagePolicy, score_of, slots: int) -> int:
+    """Run a policy with ``slots`` workers, finishing the oldest trial first; returns the rounds used.
+
+    A round is one wave of trials finishing: speculative trials that became unused are stopped
+    (and told so) as soon as the policy says they are unneeded.
+    """
+    running: list[str] = []
+    counter, rounds = 0, 0
+    while True:
+        while len(running) < slots:
+            decision = policy.suggest(f"t{counter}")
+            if not isinstance(decision, Suggestion):
+                break
+            running.append(f"t{counter}")
+            counter += 1
+        if not running:
+            return rounds
+        rounds += 1
+        finished, running = running, []  # every running trial ends in this round
+        for trial_id in finished:
+            record = policy.trials[trial_id]
+            if policy.unneeded(trial_id):
+                policy.complete(trial_id, 123.0, 1)  # its partial score must never be used
+                continue
+            score = score_of(record) if record.stage == 2 else {(1, 8): 3.0, (1, 16): 2.0,
+                                                               (2, 8): 4.0, (2, 16): 5.0}[(record.layers, record.units)]
+            policy.complete(trial_id, score, 10)
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("slots", [1, 3, 7])
+def test_speculative_path_equals_the_sequential_one(seed, slots):
+    import random
+
+    rng = random.Random(seed)
+    table: dict[float, float | None] = {}
+
+    def score_of(record):  # deterministic per learning rate, sometimes a failure
+        if record.learning_rate not in table:
+            table[record.learning_rate] = None if rng.random() < 0.1 else rng.random()
+        return table[record.learning_rate]
+
+    sequential = make_policy(max_iterations=16)
+    sequential_rounds = simulate(sequential, score_of, slots=1)
+    speculative = make_policy(max_iterations=16, speculative=True)
+    speculative_rounds = simulate(speculative, score_of, slots=slots)
+    assert speculative.learning_rate_path() == [
+        {**step, "trial_id": speculative.learning_rate_path()[i]["trial_id"]}
+        for i, step in enumerate(sequential.learning_rate_path())
+    ]
+    seq_best, spec_best = sequential.best(), speculative.best()
+    assert (spec_best.stage, spec_best.learning_rate, spec_best.score) == (
+        seq_best.stage, seq_best.learning_rate, seq_best.score)
+    assert not any(t.status == "stopped" and t.trial_id in speculative.used_trial_ids()
+                   for t in speculative.trials.values())
+    if slots == 7:  # 7 slots hold the next 3 levels of the tree: 5 decisions in about 2 rounds
+        assert speculative_rounds < sequential_rounds
+
+
+def test_unused_speculation_is_stopped_and_recorded():
+    policy = make_policy(max_iterations=9, speculative=True)  # K = 4
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    a, b, c, d = (policy.suggest(name) for name in "abcd")
+    # the first trial always improves, so 0.01 is certain; after it, both 0.005 and 0.015 are possible
+    assert [a.learning_rate, b.learning_rate, c.learning_rate, d.learning_rate] == [0.02, 0.01, 0.005, 0.015]
+    assert [policy.trials[n].speculative for n in "abcd"] == [False, True, True, True]
+    policy.complete("a", 1.0, 10)
+    assert not any(policy.unneeded(n) for n in "bcd")
+    policy.complete("b", 2.0, 10)  # worse than 0.02: bisect up to 0.015; 0.005 is no longer needed
+    assert policy.unneeded("c") and not policy.unneeded("d")
+    policy.complete("c", 0.1, 10)
+    assert policy.trials["c"].status == "stopped"
+    assert [s["learning_rate"] for s in policy.learning_rate_path()] == [0.02, 0.01]
+    assert policy.best().trial_id == "a" and "c" not in policy.used_trial_ids()
+
+
+def test_early_stopped_stage1_trials_are_recorded_but_never_win():
+    policy = make_policy()
+    ids = [policy.suggest(f"t{i}") for i in range(4)]
+    assert all(isinstance(s, Suggestion) for s in ids)
+    policy.complete("t0", 0.01, 5, stopped=True)  # looked great after two epochs, then ASHA stopped it
+    policy.complete("t1", 3.0, 5)
+    assert policy.suggest("x") == WAIT  # the barrier still holds
+    policy.complete("t2", 2.0, 5)
+    policy.complete("t3", 4.0, 5, stopped=True)
+    assert policy.suggest("y").stage == 2
+    assert policy.winner.trial_id == "t2" and policy.trials["t0"].status == "stopped"
+    assert policy.best().trial_id == "t2"

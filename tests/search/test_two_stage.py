@@ -67,3 +67,33 @@ def test_works_inside_concurrency_limiter():
     assert limited.suggest("a")["units"] == 4
     assert limited.suggest("b")["units"] == 8
     assert limited.suggest("c") is None
+
+
+def test_a_trial_ended_before_its_last_epoch_counts_as_stopped():
+    search = make_search()
+    search.suggest("a"), search.suggest("b")
+    search.on_trial_complete("a", {"val_rmse": 0.1, "epoch": 1, "params": 5})  # stage-1 epochs are 2
+    search.on_trial_complete("b", {"val_rmse": 3.0, "epoch": 2, "params": 5})
+    assert search.policy.trials["a"].status == "stopped"
+    assert search.suggest("c")["units"] == 8  # the winner ran to the end
+
+
+def test_scheduler_stops_only_unneeded_trials():
+    from ray.tune.schedulers import TrialScheduler
+
+    class FakeTrial:  # the scheduler only reads these two attributes
+        def __init__(self, trial_id, stage):
+            self.trial_id, self.config = trial_id, {"stage": stage}
+
+    search = make_search(max_iterations=9, speculative=True)  # K = 4
+    scheduler = search.scheduler()
+    for name in ("s1", "s2"):
+        search.suggest(name)
+    search.on_trial_complete("s1", {"val_rmse": 2.0, "epoch": 2, "params": 5})
+    search.on_trial_complete("s2", {"val_rmse": 3.0, "epoch": 2, "params": 5})
+    for name in "abcd":
+        search.suggest(name)  # 0.02, then speculative 0.01, 0.005, 0.015
+    search.on_trial_complete("a", {"val_rmse": 1.0, "epoch": 3, "params": 5})
+    search.on_trial_complete("b", {"val_rmse": 2.0, "epoch": 3, "params": 5})
+    assert scheduler.on_trial_result(None, FakeTrial("c", 2), {}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, FakeTrial("d", 2), {}) == TrialScheduler.CONTINUE
