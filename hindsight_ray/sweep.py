@@ -319,6 +319,8 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                 metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
                 scheduler=searcher.scheduler(stage1_early_stop(config)),
+                # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=plan.name,

@@ -147,6 +147,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     configure_tensorflow(cpus, setup.mixed_precision)
     import keras
 
+    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
     seed = trial_seed(setup.seed, config)
     if restored is not None:
         with restored.as_directory() as folder:

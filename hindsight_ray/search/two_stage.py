@@ -20,8 +20,9 @@ class TwoStageSearch(Searcher):
 
     Suggestions are configs with ``layers``, ``units``, ``learning_rate``, ``epochs`` and ``stage``;
     the trainable reports ``metric`` (and optionally ``params``, the model's parameter count, used
-    to break stage-1 ties). Wrap it in ``ConcurrencyLimiter`` (or set
-    ``TuneConfig(max_concurrent_trials=N)``) so that Tune keeps several stage-1 trials pending.
+    to break stage-1 ties). Set ``TuneConfig(max_concurrent_trials=N)`` (or wrap it in
+    ``ConcurrencyLimiter``) so that Tune keeps N trials pending and starts stage 1 all at once;
+    without it Tune keeps one pending and starts them one after another (they still overlap).
 
     With ``speculative=True``, free slots in stage 2 run the learning rates the next decisions could
     need; the decided path is the sequential one. Pass ``scheduler=search.scheduler()`` to Tune so that
