@@ -28,11 +28,21 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", help="where experiments go: a local path, shared NFS path or s3:// URI")
     sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
+    sweep.add_argument("--no-report", action="store_true", help="skip report.md and its plots at the end")
 
     resume = commands.add_parser("resume", help="continue an interrupted sweep from its experiment dir")
     resume.add_argument("experiment", metavar="EXPERIMENT_DIR")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="must agree with the config the sweep started with; a change is refused")
+
+    report = commands.add_parser("report", help="(re)write report.md and its plots for a finished sweep")
+    report.add_argument("experiment", metavar="EXPERIMENT_DIR")
+
+    campaign = commands.add_parser("campaign", help="run a benchmark campaign: strategies x datasets x seeds")
+    campaign.add_argument("campaign", metavar="CAMPAIGN.yaml")
+    campaign.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a campaign key, e.g. --set seeds=[0]")
+    campaign.add_argument("--dry-run", action="store_true", help="validate and list the sweeps without running")
 
     commands.add_parser("datasets", help="list the bundled datasets")
     return parser
@@ -47,7 +57,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     config = load_config(args.config, overrides)
-    summary = run_sweep(config, dry_run=args.dry_run)
+    summary = run_sweep(config, dry_run=args.dry_run, report=not args.no_report)
     if not args.dry_run and summary.get("best") is None:
         raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
     return 0
@@ -57,6 +67,31 @@ def _resume(args: argparse.Namespace) -> int:
     from hindsight_ray.sweep import resume_sweep
 
     resume_sweep(args.experiment, args.overrides)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hindsight_ray.report import write_sweep_report
+    from hindsight_ray.results import SUMMARY_FILE
+    from hindsight_ray.storage import ExperimentStore
+
+    if not ExperimentStore(args.experiment).exists(SUMMARY_FILE):
+        raise UserError(f"{args.experiment}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
+    print(f"report: {write_sweep_report(args.experiment)}")
+    return 0
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from hindsight_ray.campaign import load_campaign, run_campaign
+
+    campaign = load_campaign(args.campaign, args.overrides)
+    if args.dry_run:
+        cells = len(campaign["datasets"]) * len(campaign["seeds"]) * len(campaign["strategies"])
+        print(f"campaign {campaign['name']}: {cells} sweeps ({', '.join(campaign['strategies'])} on "
+              f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), budget {campaign['budget']}, "
+              f"results in {campaign['storage'].rstrip('/')}/{campaign['name']}")
+        return 0
+    run_campaign(campaign)
     return 0
 
 
@@ -81,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    handlers = {"sweep": _sweep, "resume": _resume, "datasets": _datasets}
+    handlers = {"sweep": _sweep, "resume": _resume, "report": _report, "campaign": _campaign,
+                "datasets": _datasets}
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -103,8 +103,17 @@ class Stage2Config(_Section):
 
 
 
+class ManualPoint(_Section):
+    layers: int = Field(ge=1)
+    units: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+
+
 class SearchConfig(_Section):
-    strategy: Literal["two_stage"] = "two_stage"
+    strategy: Literal["two_stage", "grid", "random", "manual", "bayes", "asha"] = "two_stage"
+    budget: int | None = Field(None, ge=1)  # trial-epochs; default: two_stage's own end, the whole grid, or
+    #                                         for random/bayes/asha what two_stage would spend at most
+    manual: list[ManualPoint] | None = None  # the configs of the manual strategy
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
@@ -150,6 +159,12 @@ class SweepConfig(_Section):
         if value is not None and (not value or "/" in value or value in {".", ".."}):
             raise ValueError(f"must be a plain folder name, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _manual_has_points(self) -> SweepConfig:
+        if self.search.strategy == "manual" and not self.search.manual:
+            raise ValueError("search.strategy manual needs search.manual: a list of {layers, units, learning_rate}")
+        return self
 
     @property
     def task(self) -> str:

@@ -13,6 +13,7 @@ TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 SUMMARY_FILE = "summary.json"
 BEST_MODEL_FILE = "best_model.keras"
+PREDICTIONS_FILE = "test_predictions.parquet"
 
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
@@ -64,6 +65,8 @@ def trials_table(
             "status": outcome.status,
             metric: last.get(metric) if outcome.status == "TERMINATED" else None,
             "best_epoch": last.get("best_epoch"),
+            "epochs_run": last.get("epoch"),
+            "pid": last.get("pid"),
             "params": last.get("params"),
             "queued_at": queued_at.get(outcome.trial_id),
             "started_at": started,

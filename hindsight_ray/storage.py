@@ -41,9 +41,12 @@ class ExperimentStore:
         target = f"{self.root}/{name}" if name else self.root
         return self.fs.get_file_info(target).type != pafs.FileType.NotFound
 
-    def read_text(self, name: str) -> str:
+    def read_bytes(self, name: str) -> bytes:
         with self.fs.open_input_stream(f"{self.root}/{name}") as handle:
-            return handle.read().decode("utf-8")
+            return handle.read()
+
+    def read_text(self, name: str) -> str:
+        return self.read_bytes(name).decode("utf-8")
 
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads(self.read_text(name))

@@ -7,6 +7,8 @@ import math
 import os
 import tempfile
 import time
+
+import pandas as pd
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +97,11 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
     ]
     if prepared is not None:
         lines.append(f"            train/validation/test samples {prepared.info['windows']}")
+    if config.search.strategy != "two_stage":
+        lines += [f"strategy    {config.search.strategy} over layers {stage1.layers} x units {stage1.units} x "
+                  f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
+                  f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs"]
+        return lines
     lines += [
         f"stage 1     {plan.stage1_trials} trials in parallel: layers {stage1.layers} x units {stage1.units}, "
         f"lr {stage1.learning_rate:g}, {stage1.epochs} epochs",
@@ -197,7 +204,8 @@ def trial_slots(config: SweepConfig) -> int:
     return max(1, slots)
 
 
-def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print) -> dict[str, Any]:
+def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print,
+              report: bool = True) -> dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run)."""
     plan = make_plan(config)
     if not dry_run:
@@ -217,7 +225,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         for line in describe_plan(config, plan, prepared):
             echo(line)
         echo(f"slots       {slots} trials at once")
-        return _fit(config, plan, prepared, slots, echo, resume=False)
+        return _fit(config, plan, prepared, slots, echo, resume=False, report=report)
     finally:
         if owns_ray:
             ray.shutdown()
@@ -261,7 +269,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
         slots = trial_slots(config)
         echo(f"resuming    {experiment}")
         reconcile_searcher_state(store)
-        return _fit(config, plan, prepared, slots, echo, resume=True)
+        return _fit(config, plan, prepared, slots, echo, resume=True, report=True)
     finally:
         if owns_ray:
             ray.shutdown()
@@ -279,13 +287,11 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
 
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool) -> dict[str, Any]:
+         resume: bool, report: bool) -> dict[str, Any]:
     import ray
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-
     from hindsight_ray.console import StageConsole, TrialClock
-    from hindsight_ray.search.two_stage import TwoStageSearch
+    from hindsight_ray.search.strategies import EpochBudget, build_strategy
     from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
@@ -305,26 +311,30 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                                    resume_errored=False)
     else:
         stage1, stage2 = config.search.stage1, config.search.stage2
-        searcher = TwoStageSearch(
-            layers=stage1.layers, units=stage1.units, stage1_learning_rate=stage1.learning_rate,
-            stage1_epochs=stage1.epochs, max_learning_rate=stage2.max_learning_rate,
-            max_iterations=stage2.max_iterations, stage2_epochs=stage2.epochs,
-            metric=config.metric, mode=config.mode, speculative=stage2.speculative,
+        strategy = build_strategy(
+            config.search.strategy, layers=stage1.layers, units=stage1.units,
+            stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
+            max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
+            stage2_epochs=stage2.epochs, metric=config.metric, mode=config.mode, slots=slots, seed=config.seed,
+            speculative=stage2.speculative, early_stop=stage1_early_stop(config),
+            manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
         )
         console = StageConsole(config.metric, config.mode, plan.stage1_trials, plan.stage2_trials,
                                stage2.max_learning_rate, echo=echo)
+        budget = search_budget(config, plan)
         tuner = tune.Tuner(
             trainable,
+            param_space=strategy.param_space,
             tune_config=tune.TuneConfig(
-                metric=config.metric, mode=config.mode, num_samples=searcher.total_trials,
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=slots),
-                scheduler=searcher.scheduler(stage1_early_stop(config)),
+                metric=config.metric, mode=config.mode, num_samples=strategy.num_samples,
+                search_alg=strategy.search_alg, scheduler=strategy.scheduler,
                 # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=plan.name,
                 storage_path=plan.storage,
+                stop=EpochBudget(budget) if budget else None,
                 failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
                 callbacks=[TrialClock(plan.experiment_dir), console],
@@ -334,10 +344,25 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, config_to_dict(config))
     tuner.fit()
     store = ExperimentStore(plan.experiment_dir)
-    summary = finalize(config, store, prepared, setup.data.ref, load_policy(store))
+    policy = load_policy(store) if config.search.strategy == "two_stage" else None
+    summary = finalize(config, store, prepared, setup.data.ref, policy)
     echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+    if report:
+        from hindsight_ray.report import write_sweep_report
+
+        echo(f"report      {write_sweep_report(plan.experiment_dir)}")
     return summary
+
+
+def search_budget(config: SweepConfig, plan: Plan) -> int | None:
+    """Trial-epochs the strategy may spend: ``search.budget``, or for open-ended strategies what a
+    two-stage sweep on the same space would spend at most."""
+    if config.search.budget is not None:
+        return config.search.budget
+    if config.search.strategy in ("random", "bayes", "asha"):
+        return plan.trial_epochs
+    return None
 
 
 def stage1_early_stop(config: SweepConfig) -> Any:
@@ -419,16 +444,25 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
         model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
+    store = ExperimentStore(experiment_dir)
+    if prepared.task == "regression":  # first target, first step: enough to plot against the truth
+        frame = pd.DataFrame({"actual": prepared.actual["test"][:, 0],
+                              "predicted": prepared.in_data_units("test", predicted)[:, 0]})
+        store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     with tempfile.TemporaryDirectory() as folder:
         exported = os.path.join(folder, tables.BEST_MODEL_FILE)
         model.save(exported)
-        ExperimentStore(experiment_dir).upload(tables.BEST_MODEL_FILE, exported)
+        store.upload(tables.BEST_MODEL_FILE, exported)
     return scores
 
 
 def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
-             policy: TwoStagePolicy) -> dict[str, Any]:
-    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically)."""
+             policy: TwoStagePolicy | None) -> dict[str, Any]:
+    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
+
+    ``policy`` is the two-stage search's decisions; other strategies pass None and their best is
+    the best trial that ran all its epochs.
+    """
     import ray
 
     from hindsight_ray.console import read_queue_times
@@ -437,15 +471,24 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     outcomes = load_outcomes(experiment)
     trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
                                  queued_at=read_queue_times(experiment))
-    used = policy.used_trial_ids()
-    records = policy.trials
+    records = policy.trials if policy is not None else {}
+    used = policy.used_trial_ids() if policy is not None else set(trials.trial_id)
     trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
     trials["used"] = [t in used for t in trials.trial_id]
-    stopped = [t in records and records[t].status == "stopped" for t in trials.trial_id]  # early or unused
+    # stopped before their last epoch (early stopping, a budget, unused speculation): recorded, no score
+    stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
+    stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id)]
     trials.loc[stopped, "status"] = "STOPPED"
-    trials.loc[stopped, config.metric] = None  # a stopped trial's partial score is not a result
-    best = policy.best()
+    trials.loc[stopped, config.metric] = None
+    if policy is not None:
+        best_id = getattr(policy.best(), "trial_id", None)
+    else:
+        scored = trials[trials[config.metric].notna()]
+        order = scored[config.metric].astype(float)
+        best_id = None if scored.empty else scored.loc[order.idxmin() if config.mode == "min" else order.idxmax(),
+                                                       "trial_id"]
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
+    wall_s = float(trials["finished_at"].max() - began)
     summary: dict[str, Any] = {
         "experiment": experiment.rsplit("/", 1)[-1],
         "experiment_dir": experiment,
@@ -453,37 +496,44 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
         "metric": config.metric,
         "mode": config.mode,
         "seed": config.seed,
+        "budget": config.search.budget,
         "data": {"source": config.data.source, **prepared.info},
-        "stage1": {
-            "trials": len(policy.stage1_trials()),
-            "failed": sum(t.status == "error" for t in policy.stage1_trials()),
-            "winner": None if policy.winner is None else {
-                "trial_id": policy.winner.trial_id, "layers": policy.winner.layers, "units": policy.winner.units,
-                "validation": policy.winner.score, "params": policy.winner.params},
-        },
-        "stage2": {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
-                   "speculative": bool(policy.settings["speculative"]),
-                   "speculative_trials": int(trials["speculative"].sum()),
-                   "stopped_trials": int(sum(stopped))},
+        "stage1": None,
+        "stage2": None,
         "best": None,
         "baselines": prepared.baselines,
-        "wall_s": float(trials["finished_at"].max() - began),
+        "wall_s": wall_s,
         "trial_s": float(trials["total_s"].fillna(0).sum()),
-        "trial_epochs": int(sum(len(o.results) for o in outcomes)),
+        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()),
         "trials_run": len(outcomes),
+        "stopped_trials": int(sum(stopped)),
         "retries": int(trials["retries"].sum()),
-        "utilization": tables.utilization(trials, float(trials["finished_at"].max() - began)),
+        "utilization": tables.utilization(trials, wall_s),
         "finished_at": time.time(),
     }
-    if best is not None:
-        checkpoint = trials.loc[trials["trial_id"] == best.trial_id, "checkpoint_path"].iloc[0]
+    if policy is not None:
+        winner = policy.winner
+        summary["stage1"] = {
+            "trials": len(policy.stage1_trials()),
+            "failed": sum(t.status == "error" for t in policy.stage1_trials()),
+            "winner": None if winner is None else {
+                "trial_id": winner.trial_id, "layers": winner.layers, "units": winner.units,
+                "validation": winner.score, "params": winner.params},
+        }
+        summary["stage2"] = {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
+                             "speculative": bool(policy.settings["speculative"]),
+                             "speculative_trials": int(trials["speculative"].sum())}
+    if best_id is not None:
+        row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-        test = ray.get(evaluate.remote(data_ref, checkpoint, experiment))
+        test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, experiment))
         for key, value in test.items():
-            trials.loc[trials["trial_id"] == best.trial_id, key] = value
-        summary["best"] = {"trial_id": best.trial_id, "stage": best.stage, "layers": best.layers,
-                           "units": best.units, "learning_rate": best.learning_rate, "epochs": best.epochs,
-                           "validation": best.score, **test, "model": store.path(tables.BEST_MODEL_FILE)}
+            trials.loc[trials["trial_id"] == best_id, key] = value
+        summary["best"] = {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
+                           "layers": int(row.layers), "units": int(row.units),
+                           "learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
+                           "validation": float(row[config.metric]), **test,
+                           "model": store.path(tables.BEST_MODEL_FILE)}
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
     store.write_json(tables.SUMMARY_FILE, summary)  # last: its presence means "finished"

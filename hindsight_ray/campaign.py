@@ -1,0 +1,157 @@
+"""Benchmark campaigns: strategies x datasets x seeds on equal budgets -> ``campaign.parquet`` + report."""
+
+from __future__ import annotations
+
+import io
+import platform
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from hindsight_ray.config import apply_overrides, build_config, read_config_file
+from hindsight_ray.errors import UserError
+from hindsight_ray.report import anytime, seconds_to_within, write_campaign_report
+from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
+from hindsight_ray.search.strategies import STRATEGIES
+from hindsight_ray.storage import ExperimentStore
+
+CAMPAIGN_FILE = "campaign.parquet"
+CAMPAIGN_KEYS = {"name", "base", "strategies", "datasets", "seeds", "budget", "storage", "manual"}
+
+
+def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A campaign file, checked: every sweep config it implies is validated before anything runs."""
+    raw = apply_overrides(read_config_file(path), overrides or [])
+    unknown = sorted(set(raw) - CAMPAIGN_KEYS)
+    if unknown:
+        raise UserError(f"campaign {path}: unknown key {unknown[0]} (keys: {', '.join(sorted(CAMPAIGN_KEYS))})")
+    base = raw.get("base") or {}
+    if isinstance(base, str):
+        base_path = Path(base) if Path(base).is_absolute() else Path(path).parent / base
+        base = read_config_file(base_path)
+    if not isinstance(base, dict):
+        raise UserError(f"campaign {path}: base must be a config mapping or the path of a config file")
+    strategies = raw.get("strategies") or ["two_stage"]
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad:
+        raise UserError(f"campaign {path}: unknown strategy {bad[0]!r} (have: {', '.join(STRATEGIES)})")
+    datasets = raw.get("datasets") or {"default": {}}
+    if not isinstance(datasets, dict) or not all(isinstance(v, dict | type(None)) for v in datasets.values()):
+        raise UserError(f"campaign {path}: datasets must map a name to config overrides (dotted keys)")
+    seeds = raw.get("seeds", [0])
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise UserError(f"campaign {path}: seeds must be a non-empty list of non-negative integers")
+    budget = raw.get("budget", "two_stage")
+    if budget != "two_stage" and not (isinstance(budget, int) and budget > 0):
+        raise UserError(f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used) or a "
+                        "positive number of trial-epochs")
+    if budget == "two_stage" and "two_stage" not in strategies:
+        raise UserError(f"campaign {path}: budget two_stage needs two_stage among the strategies")
+    campaign = {"name": raw.get("name") or Path(path).stem, "base": base, "strategies": strategies,
+                "datasets": {k: v or {} for k, v in datasets.items()}, "seeds": seeds, "budget": budget,
+                "storage": raw.get("storage") or base.get("storage") or "./hindsight_results",
+                "manual": raw.get("manual")}
+    for dataset in campaign["datasets"]:
+        for strategy in strategies:
+            sweep_config(campaign, dataset, strategy, seeds[0], budget=1)  # validates every combination
+    return campaign
+
+
+def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None):
+    """The sweep config of one campaign cell."""
+    overrides = [f"{k}={_yaml(v)}" for k, v in campaign["datasets"][dataset].items()]
+    overrides += [f"search.strategy={strategy}", f"seed={seed}", f"name={dataset}-{strategy}-s{seed}",
+                  f"storage={campaign['storage'].rstrip('/')}/{campaign['name']}"]
+    if budget is not None and strategy != "two_stage":
+        overrides.append(f"search.budget={budget}")
+    if strategy == "manual":
+        overrides.append(f"search.manual={_yaml(campaign['manual'])}")
+    return build_config(apply_overrides(campaign["base"], overrides))
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One row of campaign.parquet from a finished sweep, and its anytime curve."""
+    store = ExperimentStore(experiment_dir)
+    summary = store.read_json(SUMMARY_FILE)
+    trials = pd.read_parquet(io.BytesIO(store.read_bytes(TRIALS_FILE)))
+    metric, mode = summary["metric"], summary["mode"]
+    curve = anytime(trials, metric, mode)
+    best = summary.get("best") or {}
+    final = best.get("validation")
+    return {
+        "dataset": dataset, "strategy": strategy, "seed": seed, "metric": metric,
+        "best_val": final, "test": best.get(metric.replace("val_", "test_")),
+        "layers": best.get("layers"), "units": best.get("units"), "learning_rate": best.get("learning_rate"),
+        "trial_epochs": summary["trial_epochs"], "budget": summary.get("budget"),
+        "trial_s": summary["trial_s"], "wall_s": summary["wall_s"], "trials": summary["trials_run"],
+        "to_within_1pct_s": seconds_to_within(curve, final, mode), "experiment": experiment_dir,
+    }, curve
+
+
+def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run every cell not finished yet, one after another on one Ray; write campaign.parquet and report.md."""
+    import ray
+
+    from hindsight_ray.sweep import make_plan, resume_sweep, run_sweep, start_ray
+
+    folder = f"{campaign['storage'].rstrip('/')}/{campaign['name']}"
+    store = ExperimentStore(folder)
+    base = build_config(campaign["base"])
+    owns_ray = start_ray(base)
+    rows, curves = [], {}
+    began = time.time()
+    try:
+        for dataset in campaign["datasets"]:
+            for seed in campaign["seeds"]:
+                budget = campaign["budget"] if isinstance(campaign["budget"], int) else None
+                order = sorted(campaign["strategies"], key=lambda s: s != "two_stage")  # two_stage sets the budget
+                for strategy in order:
+                    config = sweep_config(campaign, dataset, strategy, seed, budget)
+                    plan = make_plan(config)
+                    cell = ExperimentStore(plan.experiment_dir)
+                    if cell.exists(SUMMARY_FILE):
+                        echo(f"campaign: {dataset} {strategy} seed {seed}: finished before, kept")
+                    elif cell.exists():
+                        echo(f"campaign: {dataset} {strategy} seed {seed}: resuming")
+                        resume_sweep(plan.experiment_dir, echo=lambda line: None)
+                    else:
+                        echo(f"campaign: {dataset} {strategy} seed {seed}: running")
+                        run_sweep(config, echo=lambda line: None)
+                    row, curve = cell_row(plan.experiment_dir, dataset, strategy, seed)
+                    if strategy == "two_stage" and budget is None:
+                        budget = int(row["trial_epochs"])
+                    rows.append(row)
+                    curves[(dataset, strategy, seed)] = curve
+                    echo(f"  best {row['metric']}={row['best_val']:.4g} test={row['test']:.4g} "
+                         f"trial-epochs={row['trial_epochs']} trial-s={row['trial_s']:.1f}")
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    table = pd.DataFrame(rows)
+    store.write_bytes(CAMPAIGN_FILE, parquet_bytes(table))
+    metric, mode = base.metric, base.mode
+    header = [f"# Campaign {campaign['name']}", "",
+              f"Run {date.today().isoformat()} on {platform.node()} ({platform.machine()}, "
+              f"{_cpu_count()} cores), Python {platform.python_version()}; {len(rows)} sweeps, "
+              f"{time.time() - began:.0f} s for the cells run this time.",
+              f"Budget: {campaign['budget']} (trial-epochs per sweep; `two_stage` = what two_stage used on that "
+              "dataset and seed). Scores are validation (selection) and test (the best model, once).",
+              f"Metric: `{metric}` ({mode}). `to_within_1pct_s`: trial-seconds until the best-so-far came within "
+              "1% of that sweep's final best."]
+    write_campaign_report(folder, table, curves, metric, mode, header)
+    echo(f"campaign: results in {store.path(CAMPAIGN_FILE)} and {store.path('report.md')}")
+    return table
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0

@@ -1,0 +1,262 @@
+"""Tables -> ``report.md`` with PNG plots, for one sweep and for a campaign."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hindsight_ray.results import EPOCHS_FILE, PREDICTIONS_FILE, SUMMARY_FILE, TRIALS_FILE
+from hindsight_ray.search.policy import is_better
+from hindsight_ray.storage import ExperimentStore
+
+REPORT_FILE = "report.md"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(store: ExperimentStore, figure: Any, name: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    store.write_bytes(name, buffer.getvalue())
+    return name
+
+
+def anytime(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Best-so-far validation score against cumulative trial-seconds, trials taken in order of finishing."""
+    done = trials.dropna(subset=["finished_at", "total_s"]).sort_values("finished_at")
+    best, rows, spent = None, [], 0.0
+    for _, trial in done.iterrows():
+        spent += float(trial.total_s)
+        score = trial.get(metric)
+        if score is not None and not pd.isna(score) and is_better(float(score), best, mode):
+            best = float(score)
+        rows.append({"trial_s": spent, "best": best})
+    return pd.DataFrame(rows, columns=["trial_s", "best"])
+
+
+def seconds_to_within(curve: pd.DataFrame, final: float | None, mode: str, tolerance: float = 0.01) -> float | None:
+    """Trial-seconds until the best-so-far came within ``tolerance`` (relative) of ``final``."""
+    if final is None or curve.empty:
+        return None
+    margin = abs(final) * tolerance
+    near = curve.best.notna() & ((curve.best <= final + margin) if mode == "min" else (curve.best >= final - margin))
+    return float(curve.trial_s[near].iloc[0]) if near.any() else None
+
+
+# -- one sweep ------------------------------------------------------------------------------
+def _heatmap(store, trials, metric):
+    stage1 = trials[(trials.stage == 1) & trials[metric].notna()]
+    if stage1.empty:
+        return None
+    table = stage1.pivot_table(index="layers", columns="units", values=metric)
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(table.columns), 1.2 + 0.7 * len(table.index)))
+    image = axis.imshow(table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto")
+    axis.set_xticks(range(len(table.columns)), table.columns)
+    axis.set_yticks(range(len(table.index)), table.index)
+    axis.set_xlabel("units (LSTM width)")
+    axis.set_ylabel("layers (LSTM depth)")
+    low, high = np.nanmin(table.values), np.nanmax(table.values)
+    for (row, column), value in np.ndenumerate(table.values):
+        if not np.isnan(value):
+            dark = (value - low) / ((high - low) or 1) > 0.5
+            if metric == "val_accuracy":
+                dark = not dark
+            axis.text(column, row, f"{value:.3g}", ha="center", va="center", fontsize=8,
+                      color="white" if dark else "black")
+    figure.colorbar(image, label=metric)
+    axis.set_title("stage 1: architecture grid")
+    return _save(store, figure, "stage1_heatmap.png")
+
+
+def _lr_path(store, summary, metric):
+    path = (summary.get("stage2") or {}).get("learning_rate_path") or []
+    if not path:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    iterations = [step["iteration"] for step in path]
+    axis.plot(iterations, [step["learning_rate"] for step in path], "o-", color="tab:blue")
+    axis.set_yscale("log")
+    axis.set_xlabel("stage-2 iteration")
+    axis.set_ylabel("learning rate", color="tab:blue")
+    twin = axis.twinx()
+    twin.plot(iterations, [step["score"] for step in path], "s--", color="tab:red")
+    twin.set_ylabel(metric, color="tab:red")
+    axis.set_title("stage 2: learning-rate path")
+    return _save(store, figure, "stage2_path.png")
+
+
+def _timeline(store, trials):
+    ran = trials.dropna(subset=["started_at", "finished_at"]).copy()
+    if ran.empty:
+        return None
+    gpu = ran.get("gpu_ids", pd.Series("", index=ran.index)).fillna("")
+    worker = ran.get("pid", pd.Series(0, index=ran.index)).fillna(0).astype(int).astype(str)
+    ran["row"] = np.where(gpu != "", "gpu " + gpu, "worker " + worker)
+    rows = sorted(ran.row.unique())
+    start = ran.started_at.min()
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 0.5 + 0.45 * len(rows)))
+    colors = {1: "tab:blue", 2: "tab:orange"}
+    for _, trial in ran.iterrows():
+        stage = trial.get("stage")
+        unused = trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
+        color = "lightgray" if unused else colors.get(stage, "tab:green")
+        axis.barh(rows.index(trial.row), trial.finished_at - trial.started_at, left=trial.started_at - start,
+                  color=color, edgecolor="black", linewidth=0.4)
+    axis.set_yticks(range(len(rows)), rows)
+    axis.set_xlabel("seconds since the first trial started")
+    axis.set_title("trial timeline (blue: stage 1, orange: stage 2, green: other, gray: stopped or unused)")
+    return _save(store, figure, "timeline.png")
+
+
+def _learning_curves(store, epochs, trials, metric):
+    if epochs.empty or metric not in epochs:
+        return None
+    stages = trials.set_index("trial_id").stage.to_dict()
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    for trial_id, rows in epochs.groupby("trial_id"):
+        stage = stages.get(trial_id)
+        axis.plot(rows.epoch, rows[metric], color="tab:orange" if stage == 2 else "tab:blue", alpha=0.6, lw=1)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.set_yscale("log" if metric != "val_accuracy" else "linear")
+    axis.set_title("learning curves (blue: stage 1, orange: stage 2)")
+    return _save(store, figure, "learning_curves.png")
+
+
+def _predictions(store):
+    if not store.exists(PREDICTIONS_FILE):
+        return None
+    frame = pd.read_parquet(io.BytesIO(store.read_bytes(PREDICTIONS_FILE)))
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    axis.plot(frame.index, frame["actual"], "k.-", label="actual")
+    axis.plot(frame.index, frame["predicted"], "r.-", label="best model")
+    for column in ("persistence", "seasonal_naive"):
+        if column in frame:
+            axis.plot(frame.index, frame[column], ":", label=column.replace("_", " "))
+    axis.set_xlabel("test window")
+    axis.legend(fontsize=8)
+    axis.set_title("test split: predictions against actual values (first target, first step)")
+    return _save(store, figure, "predictions.png")
+
+
+def _baselines(store, summary):
+    best = summary.get("best") or {}
+    test_key = summary["metric"].replace("val_", "test_")
+    baseline_key = test_key.removeprefix("test_")
+    if test_key not in best or not summary.get("baselines"):
+        return None
+    names = ["best model", *summary["baselines"]]
+    values = [best[test_key], *(b.get(baseline_key, np.nan) for b in summary["baselines"].values())]
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.bar(names, values, color=["tab:red"] + ["tab:gray"] * (len(names) - 1))
+    axis.set_ylabel(test_key)
+    axis.set_title("test split: best model and baselines")
+    return _save(store, figure, "baselines.png")
+
+
+def write_sweep_report(experiment_dir: str) -> str:
+    """Write ``report.md`` and its plots beside a finished sweep's tables; returns the report's path."""
+    store = ExperimentStore(experiment_dir)
+    summary = store.read_json(SUMMARY_FILE)
+    trials = pd.read_parquet(io.BytesIO(store.read_bytes(TRIALS_FILE)))
+    epochs = pd.read_parquet(io.BytesIO(store.read_bytes(EPOCHS_FILE)))
+    metric = summary["metric"]
+    plots = [_heatmap(store, trials, metric), _lr_path(store, summary, metric), _timeline(store, trials),
+             _learning_curves(store, epochs, trials, metric), _predictions(store), _baselines(store, summary)]
+    best = summary.get("best") or {}
+    test_key = metric.replace("val_", "test_")
+    lines = [f"# Sweep {summary['experiment']}", "",
+             f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
+             f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
+             f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall.", ""]
+    if best:
+        lines += ["| | layers | units | learning rate | validation | test |", "|---|---|---|---|---|---|",
+                  f"| best | {best['layers']} | {best['units']} | {best['learning_rate']:.6g} | "
+                  f"{best['validation']:.4g} | {best.get(test_key, float('nan')):.4g} |"]
+        for name, scores in (summary.get("baselines") or {}).items():
+            value = scores.get(test_key.removeprefix("test_"))
+            lines.append(f"| {name.replace('_', ' ')} | | | | | {value:.4g} |")
+        lines.append("")
+    winner = (summary.get("stage1") or {}).get("winner")
+    if winner:
+        lines += [f"Stage-1 winner: layers={winner['layers']} units={winner['units']} ({metric} "
+                  f"{winner['validation']:.4g}).", ""]
+    path = (summary.get("stage2") or {}).get("learning_rate_path") or []
+    if path:
+        lines += ["| iteration | learning rate | score | improved |", "|---|---|---|---|"]
+        lines += [f"| {p['iteration']} | {p['learning_rate']:.6g} | "
+                  f"{'failed' if p['score'] is None else format(p['score'], '.4g')} | {p['improved']} |" for p in path]
+        lines.append("")
+    lines += [f"![{name}]({name})" for name in plots if name]
+    store.write_bytes(REPORT_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
+    return store.path(REPORT_FILE)
+
+
+# -- a campaign ----------------------------------------------------------------------------
+def write_campaign_report(folder: str, table: pd.DataFrame, curves: dict[tuple[str, str, int], pd.DataFrame],
+                          metric: str, mode: str, header: list[str]) -> str:
+    """``report.md`` for a campaign: a table of final scores and costs, and anytime curves per dataset."""
+    store = ExperimentStore(folder)
+    plt = _pyplot()
+    plots = []
+    for dataset in sorted(table.dataset.unique()):
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for strategy in sorted(table.strategy.unique()):
+            runs = [curves[key] for key in curves if key[0] == dataset and key[1] == strategy and not curves[key].empty]
+            if not runs:
+                continue
+            end = max(run.trial_s.max() for run in runs)
+            grid = np.linspace(0, end, 200)
+            stacked = np.array([np.interp(grid, run.trial_s, run.best.astype(float), left=np.nan) for run in runs])
+            with warnings.catch_warnings():  # before a seed's first result its curve is NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(stacked, axis=0)
+                low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
+            line, = axis.plot(grid, mean, label=f"{strategy} ({len(runs)} seeds)")
+            axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color())
+        axis.set_xlabel("cumulative trial-seconds")
+        axis.set_ylabel(f"best {metric} so far")
+        axis.set_title(f"{dataset}: anytime performance (mean, min-max over seeds)")
+        axis.legend(fontsize=8)
+        plots.append(_save(store, figure, f"anytime_{dataset}.png"))
+    summary = (table.groupby(["dataset", "strategy"])
+               .agg(seeds=("seed", "count"), best_val=("best_val", "mean"), best_val_sd=("best_val", "std"),
+                    test=("test", "mean"), trial_epochs=("trial_epochs", "mean"), trial_s=("trial_s", "mean"),
+                    wall_s=("wall_s", "mean"), trials=("trials", "mean"),
+                    to_within_1pct_s=("to_within_1pct_s", "mean"))
+               .reset_index())
+    lines = [*header, "", summary_markdown(summary), ""] + [f"![{name}]({name})" for name in plots]
+    store.write_bytes(REPORT_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
+    return store.path(REPORT_FILE)
+
+
+def summary_markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table with 4 significant digits."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+

@@ -1,0 +1,110 @@
+"""Strategy name -> Ray Tune search algorithm and scheduler, over the same layers x units x learning-rate space.
+
+``two_stage`` is this project's search. The others are what it is compared with, on the same
+space and an equal budget of trial-epochs (enforced by :class:`EpochBudget`):
+
+- ``grid``: every (layers, units, learning rate) with the learning rates the two-stage rule can
+  reach at its first levels (max, max/2, max/4, ...: K values), in order until the budget ends;
+- ``random``: HINDSIGHT's random search: layers and units drawn from the grid, the learning rate
+  log-uniform between max/2^K and max;
+- ``manual``: an explicit list of configs (HINDSIGHT's manual search);
+- ``bayes``: Optuna's TPE over the same space (Ray Tune's Optuna integration);
+- ``asha``: random search under Ray Tune's ASHA scheduler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+from ray.tune import Stopper
+
+from hindsight_ray.search.two_stage import TwoStageSearch
+
+STRATEGIES = ("two_stage", "grid", "random", "manual", "bayes", "asha")
+
+
+@dataclass
+class Strategy:
+    """What Tune needs to run one strategy."""
+
+    name: str
+    search_alg: Any
+    scheduler: Any
+    num_samples: int
+    param_space: dict[str, Any] | None = None
+    two_stage: TwoStageSearch | None = None
+
+
+class EpochBudget(Stopper):
+    """Stops the whole experiment once the trials together have trained ``budget`` epochs."""
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget = budget
+        self.epochs: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.epochs[trial_id] = int(result.get("epoch", 0))
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        return self.budget is not None and sum(self.epochs.values()) >= self.budget
+
+
+def learning_rates(max_learning_rate: float, iterations: int) -> list[float]:
+    """The K learning rates of the grid: max, max/2, max/4, ..."""
+    return [max_learning_rate / 2**i for i in range(iterations)]
+
+
+def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_learning_rate: float,
+                   stage1_epochs: int, max_learning_rate: float, max_iterations: int, stage2_epochs: int,
+                   metric: str, mode: str, slots: int, seed: int, speculative: bool = False,
+                   early_stop: Any = None, manual: list[dict[str, Any]] | None = None,
+                   samples: int = 1000) -> Strategy:
+    """The search algorithm, scheduler and sample count for ``name``; ``samples`` caps open-ended strategies
+    (an :class:`EpochBudget` usually ends them first)."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    iterations = math.isqrt(max_iterations) + 1
+    if name == "two_stage":
+        search = TwoStageSearch(layers=layers, units=units, stage1_learning_rate=stage1_learning_rate,
+                                stage1_epochs=stage1_epochs, max_learning_rate=max_learning_rate,
+                                max_iterations=max_iterations, stage2_epochs=stage2_epochs, metric=metric,
+                                mode=mode, speculative=speculative)
+        return Strategy(name, ConcurrencyLimiter(search, max_concurrent=slots), search.scheduler(early_stop),
+                        search.total_trials, two_stage=search)
+    low = max_learning_rate / 2**iterations
+    space = {"layers": tune.choice(layers), "units": tune.choice(units),
+             "learning_rate": tune.loguniform(low, max_learning_rate), "epochs": stage2_epochs}
+    if name == "grid":
+        grid = {"layers": tune.grid_search(layers), "units": tune.grid_search(units),
+                "learning_rate": tune.grid_search(learning_rates(max_learning_rate, iterations)),
+                "epochs": stage2_epochs}
+        return Strategy(name, BasicVariantGenerator(max_concurrent=slots), None, 1, param_space=grid)
+    if name in ("random", "asha"):
+        scheduler = None
+        if name == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=stage2_epochs,
+                                      grace_period=max(1, stage2_epochs // 8), reduction_factor=3)
+        return Strategy(name, BasicVariantGenerator(max_concurrent=slots, random_state=seed), scheduler, samples,
+                        param_space=space)
+    if name == "manual":
+        if not manual:
+            raise ValueError("the manual strategy needs a list of configs (layers, units, learning_rate)")
+        points = [{"epochs": stage2_epochs, **point} for point in manual]
+        return Strategy(name, BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots), None,
+                        len(points), param_space={"layers": 1, "units": 1, "learning_rate": 1.0,
+                                                  "epochs": stage2_epochs})
+    if name == "bayes":
+        from ray.tune.search.optuna import OptunaSearch
+
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))  # metric, mode: from TuneConfig
+        return Strategy(name, ConcurrencyLimiter(search, max_concurrent=slots), None, samples, param_space=space)
+    raise ValueError(f"unknown strategy {name!r} (have: {', '.join(STRATEGIES)})")
