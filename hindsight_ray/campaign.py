@@ -7,7 +7,8 @@ import platform
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pandas as pd
 import yaml

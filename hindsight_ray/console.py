@@ -66,25 +66,26 @@ class StageConsole(Callback):
             return None  # failed, or stopped early (an unused speculative trial)
         return result.get(self.metric)
 
+    def _leader(self, trials: list[Any]) -> Any:
+        leader = None
+        for other in trials:
+            if is_better(self._score(other), None if leader is None else self._score(leader), self.mode):
+                leader = other
+        return leader
+
     def _ended(self, trials: list[Any], trial: Any) -> None:
         ended = [t for t in trials if t.status in ("TERMINATED", "ERROR") or t is trial]
         stage = trial.config.get("stage")
         mine = [t for t in ended if t.config.get("stage") == stage]
         if stage is None:  # another strategy: one line per trial
-            scored = [t for t in mine if self._score(t) is not None]
-            leader = None
-            for other in scored:
-                if is_better(self._score(other), None if leader is None else self._score(leader), self.mode):
-                    leader = other
+            leader = self._leader(mine)
             best = "none yet" if leader is None else (
                 f"layers={leader.config['layers']} units={leader.config['units']} "
                 f"lr={leader.config['learning_rate']:.4g} {self.metric}={self._score(leader):.4g}")
-            self.echo(f"{len(mine)} trials done ({len(mine) - len(scored)} stopped or failed), best {best}")
+            unscored = sum(self._score(t) is None for t in mine)
+            self.echo(f"{len(mine)} trials done ({unscored} stopped or failed), best {best}")
         elif stage == 1:
-            leader = None
-            for other in mine:
-                if is_better(self._score(other), None if leader is None else self._score(leader), self.mode):
-                    leader = other
+            leader = self._leader(mine)
             best = "none yet" if leader is None else (
                 f"units={leader.config['units']} layers={leader.config['layers']} "
                 f"{self.metric}={self._score(leader):.4g}")

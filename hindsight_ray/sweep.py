@@ -12,7 +12,8 @@ import pandas as pd
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
@@ -477,7 +478,7 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     trials["used"] = [t in used for t in trials.trial_id]
     # stopped before their last epoch (early stopping, a budget, unused speculation): recorded, no score
     stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
-    stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id)]
+    stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)]
     trials.loc[stopped, "status"] = "STOPPED"
     trials.loc[stopped, config.metric] = None
     if policy is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from hindsight_ray.results import TrialOutcome, busy_seconds, epochs_table, utilization
 

@@ -109,6 +109,12 @@ def test_summary_and_console(airline_sweep):
     assert any(line.startswith("stage 1: 4/4 done, best units=") for line in lines)
     assert any(line.startswith("stage 2: iteration 3/3 lr=") for line in lines)
     assert any(str(experiment) in line for line in lines if line.startswith("results in"))
+    report = (experiment / "report.md").read_text()
+    for plot in ("stage1_heatmap.png", "stage2_path.png", "timeline.png", "learning_curves.png", "predictions.png",
+                 "baselines.png"):
+        assert plot in report and (experiment / plot).stat().st_size > 1000, plot
+    predictions = pd.read_parquet(experiment / "test_predictions.parquet")
+    assert len(predictions) == summary["data"]["windows"][2] and predictions.actual.min() > 100  # passengers
 
 
 def test_same_seed_same_scores(airline_sweep, tmp_path):
