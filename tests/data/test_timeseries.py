@@ -197,3 +197,11 @@ def test_undecodable_bytes_are_an_error(tmp_path):
     path.write_bytes("v\n1\n2\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
         prepare(DataConfig(source=str(path), target=["v"]))
+
+
+def test_missing_rows_can_be_dropped_and_scaling_switched_off(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("v\n" + "\n".join(["1", "NA", "3"] * 20))
+    prepared = prepare(DataConfig(source=str(path), target=["v"], lags=2, missing="drop", scale="none"))
+    assert prepared.info["rows"] == 40
+    assert set(np.unique(prepared.x_train)) <= {1.0, 3.0}  # raw values, nothing interpolated or scaled
