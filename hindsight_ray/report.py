@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any
 
 import numpy as np
@@ -226,10 +225,8 @@ def write_campaign_report(folder: str, table: pd.DataFrame, curves: dict[tuple[s
             end = max(run.trial_s.max() for run in runs)
             grid = np.linspace(0, end, 200)
             stacked = np.array([np.interp(grid, run.trial_s, run.best.astype(float), left=np.nan) for run in runs])
-            with warnings.catch_warnings():  # before a seed's first result its curve is NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(stacked, axis=0)
-                low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
+            # NaN until every seed has a first result: a mean over the lucky early seeds alone would dip
+            mean, low, high = stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
             line, = axis.plot(grid, mean, label=f"{strategy} ({len(runs)} seeds)")
             axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color())
         axis.set_xlabel("cumulative trial-seconds")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -34,7 +34,6 @@ class TrialOutcome:
     results: list[dict[str, Any]]
     checkpoint_path: str | None
     num_failures: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -77,7 +76,6 @@ def trials_table(
             "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
             "checkpoint_path": outcome.checkpoint_path,
             **{name: last.get(name) for name in TIMERS},
-            **outcome.extra,
         }
         for key, value in last.items():
             if key.startswith("val_") and key not in row:

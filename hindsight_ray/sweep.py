@@ -269,7 +269,8 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
         check_cluster(config, plan)
         slots = trial_slots(config)
         echo(f"resuming    {experiment}")
-        reconcile_searcher_state(store)
+        if config.search.strategy == "two_stage":  # other searchers keep their own (pickled) state
+            reconcile_searcher_state(store)
         return _fit(config, plan, prepared, slots, echo, resume=True, report=True)
     finally:
         if owns_ray:
