@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import platform
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import pandas as pd
 import yaml

@@ -7,13 +7,13 @@ import math
 import os
 import tempfile
 import time
-
-import pandas as pd
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
+
+import pandas as pd
 
 from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
@@ -98,20 +98,20 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
     ]
     if prepared is not None:
         lines.append(f"            train/validation/test samples {prepared.info['windows']}")
-    if config.search.strategy != "two_stage":
+    if config.search.strategy == "two_stage":
+        lines += [
+            f"stage 1     {plan.stage1_trials} trials in parallel: layers {stage1.layers} x units {stage1.units}, "
+            f"lr {stage1.learning_rate:g}, {stage1.epochs} epochs",
+            f"stage 2     {plan.stage2_trials} trials one at a time: lr from {stage2.max_learning_rate:g} by "
+            f"halving/bisection, {stage2.epochs} epochs",
+            f"budget      {plan.trial_epochs} trial-epochs",
+        ]
+    else:
         lines += [f"strategy    {config.search.strategy} over layers {stage1.layers} x units {stage1.units} x "
                   f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
                   f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs"]
-        return lines
-    lines += [
-        f"stage 1     {plan.stage1_trials} trials in parallel: layers {stage1.layers} x units {stage1.units}, "
-        f"lr {stage1.learning_rate:g}, {stage1.epochs} epochs",
-        f"stage 2     {plan.stage2_trials} trials one at a time: lr from {stage2.max_learning_rate:g} by "
-        f"halving/bisection, {stage2.epochs} epochs",
-        f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
-        f"{res.max_concurrent or 'as resources allow'}, Ray at {res.address or 'a new local instance'}",
-        f"budget      {plan.trial_epochs} trial-epochs",
-    ]
+    lines.append(f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
+                 f"{res.max_concurrent or 'as resources allow'}, Ray at {res.address or 'a new local instance'}")
     return lines
 
 
@@ -292,6 +292,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
          resume: bool, report: bool) -> dict[str, Any]:
     import ray
     from ray import tune
+
     from hindsight_ray.console import StageConsole, TrialClock
     from hindsight_ray.search.strategies import EpochBudget, build_strategy
     from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm

@@ -100,9 +100,8 @@ def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_lea
                         len(points), param_space={"layers": 1, "units": 1, "learning_rate": 1.0,
                                                   "epochs": stage2_epochs})
     if name == "bayes":
-        from ray.tune.search.optuna import OptunaSearch
-
         import optuna
+        from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))  # metric, mode: from TuneConfig
