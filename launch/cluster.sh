@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 CLUSTER=${CLUSTER:-cluster.yaml}
 STORAGE=${STORAGE:-s3://CHANGE-ME/hindsight}
 RAY=${RAY:-ray}
+export RAY_AUTH_MODE=token  # the cluster requires the token in ~/.ray/auth_token (shipped by `up`)
 
 fill_ami() {
   grep -q 'ami-FILL-IN' "$CLUSTER" || return 0
@@ -39,7 +40,7 @@ case "$command" in
     [[ "$STORAGE" != *CHANGE-ME* ]] || { echo "error: set STORAGE to shared storage, e.g. STORAGE=s3://bucket/hindsight" >&2; exit 2; }
     # the job runs on the head, inside the cluster: --address auto joins it
     exec "$RAY" job submit --address http://127.0.0.1:8265 --working-dir . --no-wait -- \
-      '$HOME/venv/bin/hindsight-ray' sweep "$@" --address auto --storage "$STORAGE" ;;
+      RAY_AUTH_MODE=token '$HOME/venv/bin/hindsight-ray' sweep "$@" --address auto --storage "$STORAGE" ;;
   status)
     exec "$RAY" exec "$CLUSTER" "~/venv/bin/ray status" ;;
   jobs)
