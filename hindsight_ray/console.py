@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hindsight_ray.search.policy import decided_path, is_better
+from hindsight_ray.search.policy import decided_path, is_better, stopped_early
 from hindsight_ray.storage import ExperimentStore
 
 QUEUE_FILE = "queued_at.json"
@@ -62,8 +62,8 @@ class StageConsole(Callback):
 
     def _score(self, trial: Any) -> float | None:
         result = trial.last_result or {}
-        if trial.status == "ERROR" or result.get("epoch") != trial.config.get("epochs"):
-            return None  # failed, or stopped early (an unused speculative trial)
+        if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
+            return None  # failed, or stopped early (ASHA, a budget, an unused speculative trial)
         return result.get(self.metric)
 
     def _leader(self, trials: list[Any]) -> Any:

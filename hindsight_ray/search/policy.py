@@ -50,6 +50,12 @@ def decided_path(
     return path
 
 
+def stopped_early(result: dict[str, Any], epochs: int) -> bool:
+    """True when a trial's last result comes before its last epoch: a scheduler or a budget cut it short.
+    Results without an ``epoch`` (trainables that do not report one) are taken as complete."""
+    return "epoch" in result and int(result["epoch"]) < int(epochs)
+
+
 def architecture_grid(layers: list[int], units: list[int]) -> list[tuple[int, int]]:
     """Every (layers, units) pair, depth-major, in the order given."""
     return [(depth, width) for depth in layers for width in units]

@@ -10,7 +10,7 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy
+from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, stopped_early
 
 _NEEDS_METRIC = "TwoStageSearch needs metric and mode, from its arguments or from TuneConfig"
 
@@ -109,7 +109,7 @@ class TwoStageSearch(Searcher):
             score = None
         record = self.policy.trials.get(trial_id)
         # stopped by a scheduler before its last epoch: recorded, never a result
-        stopped = (not error and record is not None and "epoch" in last and int(last["epoch"]) < record.epochs)
+        stopped = not error and record is not None and stopped_early(last, record.epochs)
         self.policy.complete(trial_id, score=score, params=last.get("params"), stopped=stopped)
 
     # -- persistence: plain JSON, never a pickle of __dict__ -----------------------------

@@ -320,3 +320,10 @@ def test_early_stopped_stage1_trials_are_recorded_but_never_win():
     assert policy.suggest("y").stage == 2
     assert policy.winner.trial_id == "t2" and policy.trials["t0"].status == "stopped"
     assert policy.best().trial_id == "t2"
+
+
+def test_stopped_early():
+    from hindsight_ray.search.policy import stopped_early
+
+    assert stopped_early({"epoch": 3}, 5) and not stopped_early({"epoch": 5}, 5)
+    assert not stopped_early({"loss": 1.0}, 5)  # no epoch reported: taken as complete
