@@ -15,6 +15,7 @@ import yaml
 
 from hindsight_ray.config import apply_overrides, build_config, read_config_file
 from hindsight_ray.errors import UserError
+from hindsight_ray.objective import Objective
 from hindsight_ray.report import anytime, seconds_to_within, write_campaign_report
 from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
 from hindsight_ray.search.strategies import STRATEGIES
@@ -89,7 +90,7 @@ def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tup
     final = best.get("validation")
     return {
         "dataset": dataset, "strategy": strategy, "seed": seed, "metric": metric,
-        "best_val": final, "test": best.get(metric.replace("val_", "test_")),
+        "best_val": final, "test": best.get(Objective(metric, mode).test_key),
         "layers": best.get("layers"), "units": best.get("units"), "learning_rate": best.get("learning_rate"),
         "trial_epochs": summary["trial_epochs"], "budget": summary.get("budget"),
         "trial_s": summary["trial_s"], "wall_s": summary["wall_s"], "trials": summary["trials_run"],

@@ -12,6 +12,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hindsight_ray.errors import UserError
+from hindsight_ray.objective import Objective, ScoreRule
+
+# Known-good preprocessing of the bundled series; a key given in the config wins. Measured in the
+# README's benchmark section: airline as log + first difference with standard scaling beats seasonal
+# naive by far more than min-max on the raw counts does.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "builtin:airline": {"log": True, "difference": True, "scale": "standard"},
+    "builtin:sunspots": {},
+}
 
 
 class _Section(BaseModel):
@@ -52,6 +61,15 @@ class DataConfig(_Section):
     max_length: int = Field(250, ge=1)
     # both
     split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_defaults(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        source = raw.get("source", cls.model_fields["source"].default)
+        defaults = DATASET_DEFAULTS.get(source, {}) if isinstance(source, str) else {}
+        return {**defaults, **raw}
 
     @field_validator("target", "features", mode="before")
     @classmethod
@@ -115,6 +133,8 @@ class SearchConfig(_Section):
     #                                         for random/bayes/asha what two_stage would spend at most
     manual: list[ManualPoint] | None = None  # the configs of the manual strategy
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
+    score: ScoreRule = "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
+    score_last_k: int = Field(3, ge=1)  # epochs averaged by score: mean_last
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 
@@ -184,6 +204,11 @@ class SweepConfig(_Section):
     def mode(self) -> str:
         """``max`` for accuracy, ``min`` for errors and losses."""
         return "max" if self.metric == "val_accuracy" else "min"
+
+    @property
+    def objective(self) -> Objective:
+        """The metric, its direction and the rule that scores a trial from its epochs."""
+        return Objective(self.metric, self.mode, self.search.score, self.search.score_last_k)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> SweepConfig:

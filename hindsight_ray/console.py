@@ -12,7 +12,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hindsight_ray.search.policy import decided_path, is_better, stopped_early
+from hindsight_ray.objective import SCORE_KEY, Objective, finite
+from hindsight_ray.search.policy import decided_path, stopped_early
 from hindsight_ray.storage import ExperimentStore
 
 QUEUE_FILE = "queued_at.json"
@@ -54,9 +55,10 @@ def read_queue_times(experiment_dir: str) -> dict[str, float]:
 class StageConsole(Callback):
     """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``."""
 
-    def __init__(self, metric: str, mode: str, stage1_trials: int, stage2_trials: int, max_learning_rate: float,
+    def __init__(self, objective: Objective, stage1_trials: int, stage2_trials: int, max_learning_rate: float,
                  echo: Callable[[str], None] = print) -> None:
-        self.metric, self.mode, self.echo = metric, mode, echo
+        self.objective, self.echo = objective, echo
+        self.metric, self.mode = objective.metric, objective.mode
         self.totals = {1: stage1_trials, 2: stage2_trials}
         self.max_learning_rate = max_learning_rate
 
@@ -64,12 +66,13 @@ class StageConsole(Callback):
         result = trial.last_result or {}
         if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
             return None  # failed, or stopped early (ASHA, a budget, an unused speculative trial)
-        return result.get(self.metric)
+        score = result.get(SCORE_KEY)  # the trial's score by search.score, not merely its last epoch
+        return None if score is None else finite(float(score))
 
     def _leader(self, trials: list[Any]) -> Any:
         leader = None
         for other in trials:
-            if is_better(self._score(other), None if leader is None else self._score(leader), self.mode):
+            if self.objective.better(self._score(other), None if leader is None else self._score(leader)):
                 leader = other
         return leader
 

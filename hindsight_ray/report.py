@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hindsight_ray.objective import Objective, is_better
 from hindsight_ray.results import EPOCHS_FILE, PREDICTIONS_FILE, SUMMARY_FILE, TRIALS_FILE
-from hindsight_ray.search.policy import is_better
 from hindsight_ray.storage import ExperimentStore
 
 REPORT_FILE = "report.md"
@@ -157,7 +157,7 @@ def _predictions(store):
 
 def _baselines(store, summary):
     best = summary.get("best") or {}
-    test_key = summary["metric"].replace("val_", "test_")
+    test_key = Objective(summary["metric"], summary["mode"]).test_key
     baseline_key = test_key.removeprefix("test_")
     if test_key not in best or not summary.get("baselines"):
         return None
@@ -181,18 +181,19 @@ def write_sweep_report(experiment_dir: str) -> str:
     plots = [_heatmap(store, trials, metric), _lr_path(store, summary, metric), _timeline(store, trials),
              _learning_curves(store, epochs, trials, metric), _predictions(store), _baselines(store, summary)]
     best = summary.get("best") or {}
-    test_key = metric.replace("val_", "test_")
+    test_key = Objective(metric, summary["mode"]).test_key
     lines = [f"# Sweep {summary['experiment']}", "",
              f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
              f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
-             f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall.", ""]
+             f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall. A trial's score: "
+             f"`{summary.get('score', 'last_epoch')}`.", ""]
     if best:
-        lines += ["| | layers | units | learning rate | validation | test |", "|---|---|---|---|---|---|",
-                  f"| best | {best['layers']} | {best['units']} | {best['learning_rate']:.6g} | "
+        lines += ["| | layers | units | learning rate | epoch | validation | test |", "|---|---|---|---|---|---|---|",
+                  f"| best | {best['layers']} | {best['units']} | {best['learning_rate']:.6g} | {best.get('epoch', '')} | "
                   f"{best['validation']:.4g} | {best.get(test_key, float('nan')):.4g} |"]
         for name, scores in (summary.get("baselines") or {}).items():
             value = scores.get(test_key.removeprefix("test_"))
-            lines.append(f"| {name.replace('_', ' ')} | | | | | {value:.4g} |")
+            lines.append(f"| {name.replace('_', ' ')} | | | | | | {value:.4g} |")
         lines.append("")
     winner = (summary.get("stage1") or {}).get("winner")
     if winner:

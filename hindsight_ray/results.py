@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 SUMMARY_FILE = "summary.json"
@@ -17,7 +19,7 @@ PREDICTIONS_FILE = "test_predictions.parquet"
 
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
-    "best_epoch", "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
+    "best_epoch", SCORE_EPOCH_KEY, "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
     "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "node_id", "gpu_ids", "retries", "checkpoint_path",
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
@@ -44,13 +46,22 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def trials_table(
-    outcomes: Iterable[TrialOutcome], *, metric: str, strategy: str, queued_at: dict[str, float] | None = None
+    outcomes: Iterable[TrialOutcome], *, objective: Objective, strategy: str,
+    queued_at: dict[str, float] | None = None
 ) -> pd.DataFrame:
-    """One row per trial, in the columns DESIGN.md lists, ordered by when the trial was queued."""
+    """One row per trial, in the columns DESIGN.md lists, ordered by when the trial was queued.
+
+    ``val_<metric>`` is the trial's score by ``search.score`` (the best epoch's value by default), the
+    other ``val_*`` columns are taken at the scored epoch, and ``last_val_<metric>`` is the last epoch's.
+    """
     queued_at = queued_at or {}
+    metric = objective.metric
     rows = []
     for outcome in outcomes:
         last = outcome.results[-1] if outcome.results else {}
+        finished_ok = outcome.status == "TERMINATED"
+        scored_epoch = last.get(SCORE_EPOCH_KEY)
+        at = next((r for r in reversed(outcome.results) if r.get("epoch") == scored_epoch), last)
         started = last.get("started_at")
         finished = last.get("finished_at")
         row: dict[str, Any] = {
@@ -62,8 +73,10 @@ def trials_table(
             "learning_rate": outcome.config.get("learning_rate"),
             "epochs": outcome.config.get("epochs"),
             "status": outcome.status,
-            metric: last.get(metric) if outcome.status == "TERMINATED" else None,
+            metric: _score(last.get(SCORE_KEY)) if finished_ok else None,
+            objective.last_key: last.get(metric) if finished_ok else None,
             "best_epoch": last.get("best_epoch"),
+            SCORE_EPOCH_KEY: scored_epoch,
             "epochs_run": last.get("epoch"),
             "pid": last.get("pid"),
             "params": last.get("params"),
@@ -77,13 +90,13 @@ def trials_table(
             "checkpoint_path": outcome.checkpoint_path,
             **{name: last.get(name) for name in TIMERS},
         }
-        for key, value in last.items():
+        for key, value in at.items():
             if key.startswith("val_") and key not in row:
-                row[key] = value if outcome.status == "TERMINATED" else None
+                row[key] = value if finished_ok else None
         row["queue_s"] = started - row["queued_at"] if started and row["queued_at"] else None
         row["total_s"] = finished - started if started and finished else None
         rows.append(row)
-    columns = [*TRIAL_COLUMNS[:8], metric, *TRIAL_COLUMNS[8:]]
+    columns = [*TRIAL_COLUMNS[:8], metric, objective.last_key, *TRIAL_COLUMNS[8:]]
     frame = pd.DataFrame(rows)
     for column in columns:
         if column not in frame.columns:
@@ -91,6 +104,10 @@ def trials_table(
     extra = [c for c in frame.columns if c not in columns]
     frame = frame[columns + extra]
     return frame.sort_values(["queued_at", "started_at"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _score(value: Any) -> float | None:
+    return None if value is None else finite(float(value))
 
 
 def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:

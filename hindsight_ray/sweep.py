@@ -19,6 +19,7 @@ from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
 from hindsight_ray.data import Prepared, dataset_name, prepare
 from hindsight_ray.errors import UserError
+from hindsight_ray.objective import SCORE_KEY, Objective
 from hindsight_ray.search.policy import TwoStagePolicy, stage2_iterations
 from hindsight_ray.storage import ExperimentStore, is_uri
 
@@ -302,7 +303,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
         optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
-        loss=config.model.loss, metric=config.metric, mode=config.mode,
+        loss=config.model.loss, objective=config.objective,
         checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
     )
     trainable = tune.with_resources(
@@ -318,18 +319,18 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
             config.search.strategy, layers=stage1.layers, units=stage1.units,
             stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
             max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
-            stage2_epochs=stage2.epochs, metric=config.metric, mode=config.mode, slots=slots, seed=config.seed,
+            stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
             speculative=stage2.speculative, early_stop=stage1_early_stop(config),
             manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
         )
-        console = StageConsole(config.metric, config.mode, plan.stage1_trials, plan.stage2_trials,
+        console = StageConsole(config.objective, plan.stage1_trials, plan.stage2_trials,
                                stage2.max_learning_rate, echo=echo)
         budget = search_budget(config, plan)
         tuner = tune.Tuner(
             trainable,
             param_space=strategy.param_space,
             tune_config=tune.TuneConfig(
-                metric=config.metric, mode=config.mode, num_samples=strategy.num_samples,
+                metric=SCORE_KEY, mode=config.mode, num_samples=strategy.num_samples,
                 search_alg=strategy.search_alg, scheduler=strategy.scheduler,
                 # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
                 reuse_actors=True,
@@ -349,7 +350,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, setup.data.ref, policy)
-    echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary)}")
+    echo(f"done in {summary['wall_s']:.0f} s: best {_describe_best(summary, config.objective)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
     if report:
         from hindsight_ray.report import write_sweep_report
@@ -378,14 +379,13 @@ def stage1_early_stop(config: SweepConfig) -> Any:
     return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3)
 
 
-def _describe_best(summary: dict[str, Any]) -> str:
+def _describe_best(summary: dict[str, Any], objective: Objective) -> str:
     best = summary.get("best") or {}
     if not best:
         return "none (every trial failed)"
-    metric = summary["metric"]
-    test = best.get(metric.replace("val_", "test_"))
+    test = best.get(objective.test_key)
     return (f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
-            f"{metric}={best['validation']:.4g} test={test:.4g}")
+            f"{objective.metric}={best['validation']:.4g} (epoch {best['epoch']}) test={test:.4g}")
 
 
 def load_policy(store: ExperimentStore) -> TwoStagePolicy:
@@ -438,13 +438,11 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
     """Load a trial's final model, score it once on the test split, export it (runs as a Ray task)."""
     from ray.tune import Checkpoint
 
-    from hindsight_ray.trainable import MODEL_FILE, configure_tensorflow, predict
+    from hindsight_ray.trainable import configure_tensorflow, load_scored_model, predict
 
     configure_tensorflow(1)
-    import keras
-
     with Checkpoint(checkpoint_path).as_directory() as folder:
-        model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
+        model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(experiment_dir)
@@ -472,7 +470,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
 
     experiment = store.path("").rstrip("/")
     outcomes = load_outcomes(experiment)
-    trials = tables.trials_table(outcomes, metric=config.metric, strategy=config.search.strategy,
+    objective = config.objective
+    trials = tables.trials_table(outcomes, objective=objective, strategy=config.search.strategy,
                                  queued_at=read_queue_times(experiment))
     records = policy.trials if policy is not None else {}
     used = policy.used_trial_ids() if policy is not None else set(trials.trial_id)
@@ -486,10 +485,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     if policy is not None:
         best_id = getattr(policy.best(), "trial_id", None)
     else:
-        scored = trials[trials[config.metric].notna()]
-        order = scored[config.metric].astype(float)
-        best_id = None if scored.empty else scored.loc[order.idxmin() if config.mode == "min" else order.idxmax(),
-                                                       "trial_id"]
+        index = objective.best_index(trials[config.metric].astype(float).tolist())
+        best_id = None if index is None else trials.trial_id.iloc[index]
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     wall_s = float(trials["finished_at"].max() - began)
     summary: dict[str, Any] = {
@@ -498,6 +495,7 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
         "strategy": config.search.strategy,
         "metric": config.metric,
         "mode": config.mode,
+        "score": objective.rule,
         "seed": config.seed,
         "budget": config.search.budget,
         "data": {"source": config.data.source, **prepared.info},
@@ -535,7 +533,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
         summary["best"] = {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
                            "layers": int(row.layers), "units": int(row.units),
                            "learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
-                           "validation": float(row[config.metric]), **test,
+                           "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
+                           "last_validation": float(row[objective.last_key]), **test,
                            "model": store.path(tables.BEST_MODEL_FILE)}
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))

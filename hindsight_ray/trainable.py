@@ -15,9 +15,11 @@ import numpy as np
 
 from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.model import ModelSpec, build_model
+from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best.weights.npz"
 TIMERS = ("data_s", "build_s", "train_s", "eval_s", "checkpoint_s")
 
 
@@ -39,8 +41,7 @@ class TrialSetup:
     bidirectional: bool
     dropout: float
     loss: str
-    metric: str
-    mode: str
+    objective: Objective
     checkpoint_every: int
     mixed_precision: bool = False
 
@@ -113,51 +114,89 @@ def predict(model: Any, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0,))
 
 
-def _better(score: float, best: float | None, mode: str) -> bool:
-    return best is None or (score < best if mode == "min" else score > best)
-
-
-def _save_checkpoint(model: Any, state: dict[str, Any], folder: str) -> None:
+def _save_checkpoint(model: Any, state: dict[str, Any], folder: str, best_weights: list[np.ndarray] | None) -> None:
+    """The latest model and the trial's state; the weights of the scored epoch beside them when that epoch
+    is an earlier one (so the best epoch survives ``keep_checkpoints`` and restarts)."""
     model.save(os.path.join(folder, MODEL_FILE))
+    if best_weights is not None:
+        np.savez(os.path.join(folder, BEST_WEIGHTS_FILE), *best_weights)
     with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
         json.dump(state, handle)
 
 
+def _read_weights(path: str) -> list[np.ndarray]:
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{index}"] for index in range(len(arrays.files))]
+
+
+def read_checkpoint(folder: str) -> tuple[Any, list[np.ndarray] | None]:
+    """A checkpoint folder's latest model and, when kept apart, the scored epoch's weights."""
+    import keras
+
+    model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
+    best = os.path.join(folder, BEST_WEIGHTS_FILE)
+    return model, _read_weights(best) if os.path.exists(best) else None
+
+
+def load_scored_model(folder: str) -> Any:
+    """The model a checkpoint holds for its trial's score: the scored (best) epoch's weights when they
+    were kept apart, else the latest model."""
+    model, best = read_checkpoint(folder)
+    if best is not None:
+        model.set_weights(best)
+    return model
+
+
+def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any:
+    import keras
+
+    seed = trial_seed(setup.seed, config)
+    keras.utils.set_random_seed(seed)
+    spec = ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
+                     num_words=prepared.num_words, optimizer=setup.optimizer, bidirectional=setup.bidirectional,
+                     dropout=setup.dropout, loss=setup.loss)
+    return build_model(spec, config["layers"], config["units"], config["learning_rate"], seed=seed)
+
+
+def _validate(model: Any, prepared: Prepared, setup: TrialSetup) -> dict[str, float]:
+    """Validation metrics after an epoch, in the data's units, plus the validation loss."""
+    predicted = predict(model, prepared.x_val)
+    scores = {f"val_{k}": v for k, v in prepared.scores("val", predicted).items()}
+    loss_name = "binary_crossentropy" if prepared.task == "classification" else setup.loss
+    scores["val_loss"] = validation_loss(loss_name, prepared.y_val, predicted)
+    return scores
+
+
 def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
-    """Train one LSTM; report validation scores and timings every epoch; checkpoint as configured."""
+    """Train one LSTM; report validation scores, the trial's score so far and timings every epoch;
+    checkpoint as configured (the latest weights, and the scored epoch's when that is an earlier one)."""
     import ray
     from ray import tune
 
     wall = time.time()
     restored = tune.get_checkpoint()
-    state: dict[str, Any] = {"epoch": 0, "retries": 0, "started_at": wall, "best": None, "best_epoch": None,
+    state: dict[str, Any] = {"epoch": 0, "retries": 0, "started_at": wall, "curve": [],
                              **{name: 0.0 for name in TIMERS}}
-    if restored is not None:
-        with restored.as_directory() as folder:
-            state.update(json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8")))
-        state["retries"] += 1
-
     tick = time.perf_counter()
     prepared: Prepared = ray.get(setup.data.ref)
     state["data_s"] += time.perf_counter() - tick
 
     tick = time.perf_counter()
     context = ray.get_runtime_context()
-    cpus = context.get_assigned_resources().get("CPU", 1)
-    configure_tensorflow(cpus, setup.mixed_precision)
+    configure_tensorflow(context.get_assigned_resources().get("CPU", 1), setup.mixed_precision)
     import keras
 
     keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
-    seed = trial_seed(setup.seed, config)
+    best_weights: list[np.ndarray] | None = None  # the scored epoch's weights when it is not the latest
     if restored is not None:
         with restored.as_directory() as folder:
-            model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
+            state.update(json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8")))
+            model, best_weights = read_checkpoint(folder)
+        if best_weights is None:
+            best_weights = model.get_weights()  # the checkpoint's epoch was the scored one
+        state["retries"] += 1
     else:
-        keras.utils.set_random_seed(seed)
-        spec = ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
-                         num_words=prepared.num_words, optimizer=setup.optimizer, bidirectional=setup.bidirectional,
-                         dropout=setup.dropout, loss=setup.loss)
-        model = build_model(spec, config["layers"], config["units"], config["learning_rate"], seed=seed)
+        model = _build(prepared, setup, config)
     state["build_s"] += time.perf_counter() - tick
 
     static = {
@@ -168,37 +207,37 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         "pid": os.getpid(),
     }
     epochs = int(config["epochs"])
-    samples = len(prepared.x_train)
     if state["epoch"] >= epochs and state.get("last_metrics"):
         # finished before a crash lost the news: say it again, train nothing
         tune.report({**state["last_metrics"], "retries": state["retries"]})
         return
+    seed = trial_seed(setup.seed, config)
+    objective = setup.objective
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
         # (keras.utils.set_random_seed per epoch would do too, but it costs a retrace every epoch)
-        order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(samples)
+        order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(len(prepared.x_train))
         tick = time.perf_counter()
         loss = train_epoch(model, prepared.x_train, prepared.y_train, setup.batch_size, order)
         state["train_s"] += time.perf_counter() - tick
 
         tick = time.perf_counter()
-        predicted = predict(model, prepared.x_val)
-        scores = {f"val_{k}": v for k, v in prepared.scores("val", predicted).items()}
-        loss_name = "binary_crossentropy" if prepared.task == "classification" else setup.loss
-        scores["val_loss"] = validation_loss(loss_name, prepared.y_val, predicted)
+        scores = _validate(model, prepared, setup)
         state["eval_s"] += time.perf_counter() - tick
 
-        score = scores[setup.metric]
-        if np.isfinite(score) and _better(score, state["best"], setup.mode):
-            state["best"], state["best_epoch"] = score, epoch + 1
+        state["curve"].append(finite(scores[objective.metric]))
         state["epoch"] = epoch + 1
+        scored = objective.trial_score(state["curve"])
+        if scored.epoch == state["epoch"] and state["epoch"] < epochs and objective.rule == "best_epoch":
+            best_weights = model.get_weights()  # the next epochs change the model: keep this epoch's
         metrics = {
-            "epoch": epoch + 1,
+            "epoch": state["epoch"],
             "loss": loss,
             **scores,
-            f"best_{setup.metric}": state["best"],
-            "best_epoch": state["best_epoch"],
+            SCORE_KEY: float("nan") if scored.value is None else scored.value,
+            SCORE_EPOCH_KEY: scored.epoch,
+            "best_epoch": scored.best_epoch,
             "epoch_s": time.perf_counter() - started,
             "retries": state["retries"],
             "started_at": state["started_at"],
@@ -210,7 +249,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             with tempfile.TemporaryDirectory(prefix="hindsight-ckpt-") as folder:
                 metrics["finished_at"] = time.time()
                 state["last_metrics"] = metrics
-                _save_checkpoint(model, state, folder)
+                _save_checkpoint(model, state, folder, None if scored.epoch == state["epoch"] else best_weights)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             state["checkpoint_s"] += time.perf_counter() - tick
         else:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from hindsight_ray.config import load_config
-from hindsight_ray.search.policy import is_better, next_learning_rate
+from hindsight_ray.objective import is_better
+from hindsight_ray.search.policy import next_learning_rate
 from hindsight_ray.sweep import run_sweep
 
 pytestmark = pytest.mark.slow

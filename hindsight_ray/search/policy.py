@@ -17,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from hindsight_ray.objective import finite, is_better
+
 WAIT: Literal["wait"] = "wait"
 FINISHED: Literal["finished"] = "finished"
 
@@ -59,15 +61,6 @@ def stopped_early(result: dict[str, Any], epochs: int) -> bool:
 def architecture_grid(layers: list[int], units: list[int]) -> list[tuple[int, int]]:
     """Every (layers, units) pair, depth-major, in the order given."""
     return [(depth, width) for depth in layers for width in units]
-
-
-def is_better(score: float | None, other: float | None, mode: str) -> bool:
-    """True when ``score`` strictly beats ``other``; a missing score (failed trial) is the worst."""
-    if score is None or (isinstance(score, float) and math.isnan(score)):
-        return False
-    if other is None or (isinstance(other, float) and math.isnan(other)):
-        return True
-    return score < other if mode == "min" else score > other
 
 
 @dataclass(frozen=True)
@@ -333,11 +326,6 @@ class TwoStagePolicy:
                         for child in ((lr / 2,) if index == 0 else (lr / 2, (maximum + lr) / 2))]
             out += [(depth, lr) for lr, _ in frontier]
         return out
-        maximum = self.settings["max_learning_rate"]
-        for depth in range(1, levels + 1):
-            frontier = [child for lr in frontier for child in (lr / 2, (maximum + lr) / 2)]
-            out += [(depth, lr) for lr in frontier]
-        return out
 
     def _ordered(self) -> list[TrialRecord]:
         return sorted(self.trials.values(), key=lambda t: t.order)
@@ -348,7 +336,7 @@ class TwoStagePolicy:
     def _choose_winner(self) -> str | None:
         winner: TrialRecord | None = None
         for trial in self.stage1_trials():
-            if trial.status != "done" or trial.score is None or math.isnan(trial.score):
+            if trial.status != "done" or not finite(trial.score):
                 continue
             if winner is None or is_better(trial.score, winner.score, self.mode) or (
                 trial.score == winner.score and (trial.params or 0) < (winner.params or 0)

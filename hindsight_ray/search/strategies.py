@@ -4,7 +4,8 @@
 space and an equal budget of trial-epochs (enforced by :class:`EpochBudget`):
 
 - ``grid``: every (layers, units, learning rate) with the learning rates the two-stage rule can
-  reach at its first levels (max, max/2, max/4, ...: K values), in order until the budget ends;
+  reach at its first levels (max, max/2, max/4, ...: K values), in an order shuffled by the seed
+  (a budget that ends early then samples the whole grid, not its first rows) until the budget ends;
 - ``random``: HINDSIGHT's random search: layers and units drawn from the grid, the learning rate
   log-uniform between max/2^K and max;
 - ``manual``: an explicit list of configs (HINDSIGHT's manual search);
@@ -14,13 +15,14 @@ space and an equal budget of trial-epochs (enforced by :class:`EpochBudget`):
 
 from __future__ import annotations
 
-import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
 from ray.tune import Stopper
 
+from hindsight_ray.search.policy import stage2_iterations
 from hindsight_ray.search.two_stage import TwoStageSearch
 
 STRATEGIES = ("two_stage", "grid", "random", "manual", "bayes", "asha")
@@ -58,6 +60,23 @@ def learning_rates(max_learning_rate: float, iterations: int) -> list[float]:
     return [max_learning_rate / 2**i for i in range(iterations)]
 
 
+def shuffled_grid(layers: list[int], units: list[int], rates: list[float], seed: int) -> list[dict[str, Any]]:
+    """Every (layers, units, learning rate), in an order shuffled by ``seed``."""
+    points = [{"layers": d, "units": w, "learning_rate": lr} for d in layers for w in units for lr in rates]
+    order = random.Random(seed).sample(range(len(points)), len(points))
+    return [points[i] for i in order]
+
+
+def _listed(name: str, points: list[dict[str, Any]], space: dict[str, Any], epochs: int, slots: int) -> Strategy:
+    """A strategy that runs exactly ``points``, in order. The space holds distributions (not constants)
+    so that Tune fills them from the points without warning that a preset differs from a constant."""
+    from ray.tune.search import BasicVariantGenerator
+
+    listed = [{**point, "epochs": epochs} for point in points]
+    return Strategy(name, BasicVariantGenerator(points_to_evaluate=listed, max_concurrent=slots), None,
+                    len(listed), param_space={**space, "epochs": tune.choice([epochs])})
+
+
 def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_learning_rate: float,
                    stage1_epochs: int, max_learning_rate: float, max_iterations: int, stage2_epochs: int,
                    metric: str, mode: str, slots: int, seed: int, speculative: bool = False,
@@ -67,7 +86,7 @@ def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_lea
     (an :class:`EpochBudget` usually ends them first)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
-    iterations = math.isqrt(max_iterations) + 1
+    iterations = stage2_iterations(max_iterations)
     if name == "two_stage":
         search = TwoStageSearch(layers=layers, units=units, stage1_learning_rate=stage1_learning_rate,
                                 stage1_epochs=stage1_epochs, max_learning_rate=max_learning_rate,
@@ -79,10 +98,8 @@ def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_lea
     space = {"layers": tune.choice(layers), "units": tune.choice(units),
              "learning_rate": tune.loguniform(low, max_learning_rate), "epochs": stage2_epochs}
     if name == "grid":
-        grid = {"layers": tune.grid_search(layers), "units": tune.grid_search(units),
-                "learning_rate": tune.grid_search(learning_rates(max_learning_rate, iterations)),
-                "epochs": stage2_epochs}
-        return Strategy(name, BasicVariantGenerator(max_concurrent=slots), None, 1, param_space=grid)
+        points = shuffled_grid(layers, units, learning_rates(max_learning_rate, iterations), seed)
+        return _listed(name, points, space, stage2_epochs, slots)
     if name in ("random", "asha"):
         scheduler = None
         if name == "asha":
@@ -95,10 +112,7 @@ def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_lea
     if name == "manual":
         if not manual:
             raise ValueError("the manual strategy needs a list of configs (layers, units, learning_rate)")
-        points = [{"epochs": stage2_epochs, **point} for point in manual]
-        return Strategy(name, BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots), None,
-                        len(points), param_space={"layers": 1, "units": 1, "learning_rate": 1.0,
-                                                  "epochs": stage2_epochs})
+        return _listed(name, manual, space, stage2_epochs, slots)
     if name == "bayes":
         import optuna
         from ray.tune.search.optuna import OptunaSearch

@@ -32,8 +32,22 @@ def test_builtin_files_are_the_shared_copies(name):
     assert builtin_path(BUILTINS[name]).read_bytes() == shared.read_bytes()
 
 
+def test_airline_defaults_to_log_differences_with_standard_scaling_and_any_key_can_be_overridden():
+    default = DataConfig()
+    assert (default.log, default.difference, default.scale) == (True, True, "standard")
+    raw = DataConfig(scale="minmax", log=False)
+    assert (raw.log, raw.difference, raw.scale) == (False, True, "minmax")
+    other = DataConfig(source="builtin:sunspots")
+    assert (other.log, other.difference, other.scale) == (False, False, "minmax")
+    prepared = prepare(default)
+    passengers = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
+    # modelled as standardised log differences, scored back in passengers
+    np.testing.assert_allclose(prepared.actual["test"].reshape(-1), passengers[-29:])
+    assert abs(float(prepared.y_train.mean())) < 0.2 and 0.8 < float(prepared.y_train.std()) < 1.2
+
+
 def test_airline_prepares_with_train_only_scaling_and_lag_windows():
-    prepared = prepare(DataConfig())
+    prepared = prepare(DataConfig(log=False, difference=False, scale="minmax"))
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     assert len(raw) == 144 and raw[0] == 112 and raw[-1] == 432
     assert prepared.x_train.shape[1:] == (12, 1) and prepared.y_train.shape[1] == 1
@@ -158,7 +172,7 @@ def test_log_needs_positive_targets(tmp_path):
 
 
 def test_multistep_windows_never_cross_into_test_targets():
-    prepared = prepare(DataConfig(lags=6, horizon=4))
+    prepared = prepare(DataConfig(lags=6, horizon=4, log=False, difference=False))
     rows = prepared.info["split_rows"]
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     train_targets = set(prepared.actual["train"].reshape(-1))
@@ -180,7 +194,7 @@ def test_categorical_features_are_one_hot_from_training_categories(tmp_path):
 
 
 def test_standard_scaling_uses_training_rows_only():
-    prepared = prepare(DataConfig(scale="standard"))
+    prepared = prepare(DataConfig(scale="standard", log=False, difference=False))
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     assert prepared.transform.offset[0] == pytest.approx(raw[:86].mean())
     assert prepared.transform.scale[0] == pytest.approx(raw[:86].std())

@@ -13,7 +13,6 @@ from hindsight_ray.search.policy import (
     Suggestion,
     TwoStagePolicy,
     architecture_grid,
-    is_better,
     next_learning_rate,
     stage2_iterations,
 )
@@ -64,13 +63,6 @@ def test_next_learning_rate_halves_or_bisects():
 
 def test_grid_is_depth_major_and_complete():
     assert architecture_grid([1, 2], [8, 16, 32]) == [(1, 8), (1, 16), (1, 32), (2, 8), (2, 16), (2, 32)]
-
-
-def test_is_better_treats_missing_scores_as_worst():
-    assert is_better(1.0, None, "min") and is_better(1.0, float("nan"), "max")
-    assert not is_better(None, 1.0, "min")
-    assert is_better(1.0, 2.0, "min") and is_better(2.0, 1.0, "max")
-    assert not is_better(1.0, 1.0, "min")
 
 
 def test_stage1_suggests_whole_grid_at_once_then_waits_at_the_barrier():
