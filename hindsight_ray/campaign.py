@@ -48,13 +48,17 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise UserError(f"campaign {path}: seeds must be a non-empty list of non-negative integers")
     budget = raw.get("budget", "two_stage")
-    if budget != "two_stage" and not (isinstance(budget, int) and budget > 0):
-        raise UserError(f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used) or a "
-                        "positive number of trial-epochs")
-    if budget == "two_stage" and "two_stage" not in strategies:
+    budgets = budget if isinstance(budget, list) else [budget]
+    for one in budgets or [None]:
+        if one != "two_stage" and not (isinstance(one, int) and not isinstance(one, bool) and one > 0):
+            raise UserError(f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used), a "
+                            "positive number of trial-epochs, or a list of those")
+    if "two_stage" in budgets and "two_stage" not in strategies:
         raise UserError(f"campaign {path}: budget two_stage needs two_stage among the strategies")
+    if len(set(map(str, budgets))) != len(budgets):
+        raise UserError(f"campaign {path}: budget lists {budgets}, with a repeat")
     campaign = {"name": raw.get("name") or Path(path).stem, "base": base, "strategies": strategies,
-                "datasets": {k: v or {} for k, v in datasets.items()}, "seeds": seeds, "budget": budget,
+                "datasets": {k: v or {} for k, v in datasets.items()}, "seeds": seeds, "budgets": budgets,
                 "storage": raw.get("storage") or base.get("storage") or "./hindsight_results",
                 "manual": raw.get("manual")}
     for dataset in campaign["datasets"]:
@@ -63,10 +67,13 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     return campaign
 
 
-def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None):
-    """The sweep config of one campaign cell."""
+def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None,
+                 row: int = 0):
+    """The sweep config of one campaign cell; ``row`` is the index of its budget in the campaign's list
+    (two_stage runs the same sweep on every row, so its cell is shared)."""
+    suffix = "" if row == 0 or strategy == "two_stage" else f"-b{campaign['budgets'][row]}"
     overrides = [f"{k}={_yaml(v)}" for k, v in campaign["datasets"][dataset].items()]
-    overrides += [f"search.strategy={strategy}", f"seed={seed}", f"name={dataset}-{strategy}-s{seed}",
+    overrides += [f"search.strategy={strategy}", f"seed={seed}", f"name={dataset}-{strategy}-s{seed}{suffix}",
                   f"storage={campaign['storage'].rstrip('/')}/{campaign['name']}"]
     if budget is not None and strategy != "two_stage":
         overrides.append(f"search.budget={budget}")
@@ -98,11 +105,31 @@ def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tup
     }, curve
 
 
+def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> str:
+    """Run (or resume, or keep) one campaign cell; its experiment dir."""
+    from hindsight_ray.sweep import make_plan, resume_sweep, run_sweep
+
+    plan = make_plan(config)
+    cell = ExperimentStore(plan.experiment_dir)
+    if cell.exists(SUMMARY_FILE):
+        echo(f"campaign: {label}: finished before, kept")
+    elif cell.exists():
+        echo(f"campaign: {label}: resuming")
+        resume_sweep(plan.experiment_dir, echo=lambda line: None)
+    else:
+        echo(f"campaign: {label}: running")
+        run_sweep(config, echo=lambda line: None)
+    return plan.experiment_dir
+
+
 def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) -> pd.DataFrame:
-    """Run every cell not finished yet, one after another on one Ray; write campaign.parquet and report.md."""
+    """Run every cell not finished yet, one after another on one Ray; write campaign.parquet and report.md.
+
+    Each budget in the campaign's list is a row of cells: every strategy on that many trial-epochs
+    (``two_stage``: what two_stage used on that dataset and seed; two_stage itself runs once)."""
     import ray
 
-    from hindsight_ray.sweep import make_plan, resume_sweep, run_sweep, start_ray
+    from hindsight_ray.sweep import start_ray
 
     folder = f"{campaign['storage'].rstrip('/')}/{campaign['name']}"
     store = ExperimentStore(folder)
@@ -110,30 +137,26 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     owns_ray = start_ray(base)
     rows, curves = [], {}
     began = time.time()
+    order = sorted(campaign["strategies"], key=lambda s: s != "two_stage")  # two_stage sets the budget
     try:
         for dataset in campaign["datasets"]:
             for seed in campaign["seeds"]:
-                budget = campaign["budget"] if isinstance(campaign["budget"], int) else None
-                order = sorted(campaign["strategies"], key=lambda s: s != "two_stage")  # two_stage sets the budget
-                for strategy in order:
-                    config = sweep_config(campaign, dataset, strategy, seed, budget)
-                    plan = make_plan(config)
-                    cell = ExperimentStore(plan.experiment_dir)
-                    if cell.exists(SUMMARY_FILE):
-                        echo(f"campaign: {dataset} {strategy} seed {seed}: finished before, kept")
-                    elif cell.exists():
-                        echo(f"campaign: {dataset} {strategy} seed {seed}: resuming")
-                        resume_sweep(plan.experiment_dir, echo=lambda line: None)
-                    else:
-                        echo(f"campaign: {dataset} {strategy} seed {seed}: running")
-                        run_sweep(config, echo=lambda line: None)
-                    row, curve = cell_row(plan.experiment_dir, dataset, strategy, seed)
-                    if strategy == "two_stage" and budget is None:
-                        budget = int(row["trial_epochs"])
-                    rows.append(row)
-                    curves[(dataset, strategy, seed)] = curve
-                    echo(f"  best {row['metric']}={row['best_val']:.4g} test={row['test']:.4g} "
-                         f"trial-epochs={row['trial_epochs']} trial-s={row['trial_s']:.1f}")
+                used = None  # trial-epochs of two_stage on this dataset and seed
+                for index, label in enumerate(campaign["budgets"]):
+                    for strategy in order:
+                        budget = used if label == "two_stage" else int(label)
+                        config = sweep_config(campaign, dataset, strategy, seed, budget, row=index)
+                        where = f"{dataset} {strategy} seed {seed}" + (
+                            f" budget {label}" if len(campaign["budgets"]) > 1 else "")
+                        experiment = _run_cell(config, where, echo)
+                        row, curve = cell_row(experiment, dataset, strategy, seed)
+                        if strategy == "two_stage":
+                            used = int(row["trial_epochs"])
+                        row["budget_row"] = str(label)
+                        rows.append(row)
+                        curves[(str(label), dataset, strategy, seed)] = curve
+                        echo(f"  best {row['metric']}={row['best_val']:.4g} test={row['test']:.4g} "
+                             f"trial-epochs={row['trial_epochs']} trial-s={row['trial_s']:.1f}")
     finally:
         if owns_ray:
             ray.shutdown()
@@ -142,10 +165,11 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     metric, mode = base.metric, base.mode
     header = [f"# Campaign {campaign['name']}", "",
               f"Run {date.today().isoformat()} on {platform.node()} ({platform.machine()}, "
-              f"{_cpu_count()} cores), Python {platform.python_version()}; {len(rows)} sweeps, "
+              f"{_cpu_count()} cores), Python {platform.python_version()}; {len(rows)} rows, "
               f"{time.time() - began:.0f} s for the cells run this time.",
-              f"Budget: {campaign['budget']} (trial-epochs per sweep; `two_stage` = what two_stage used on that "
-              "dataset and seed). Scores are validation (selection) and test (the best model, once).",
+              f"Budgets: {', '.join(map(str, campaign['budgets']))} (trial-epochs per sweep; `two_stage` = what "
+              "two_stage used on that dataset and seed). Scores are validation (selection, by "
+              f"`search.score: {base.search.score}`) and test (the best model, once).",
               f"Metric: `{metric}` ({mode}). `to_within_1pct_s`: trial-seconds until the best-so-far came within "
               "1% of that sweep's final best."]
     write_campaign_report(folder, table, curves, metric, mode, header)

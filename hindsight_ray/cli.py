@@ -86,9 +86,12 @@ def _campaign(args: argparse.Namespace) -> int:
 
     campaign = load_campaign(args.campaign, args.overrides)
     if args.dry_run:
-        cells = len(campaign["datasets"]) * len(campaign["seeds"]) * len(campaign["strategies"])
+        others = sum(s != "two_stage" for s in campaign["strategies"])
+        per_seed = ("two_stage" in campaign["strategies"]) + others * len(campaign["budgets"])
+        cells = len(campaign["datasets"]) * len(campaign["seeds"]) * per_seed
         print(f"campaign {campaign['name']}: {cells} sweeps ({', '.join(campaign['strategies'])} on "
-              f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), budget {campaign['budget']}, "
+              f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), "
+              f"budgets {', '.join(map(str, campaign['budgets']))}, "
               f"results in {campaign['storage'].rstrip('/')}/{campaign['name']}")
         return 0
     run_campaign(campaign)

@@ -215,35 +215,55 @@ def write_campaign_report(folder: str, table: pd.DataFrame, curves: dict[tuple[s
                           metric: str, mode: str, header: list[str]) -> str:
     """``report.md`` for a campaign: a table of final scores and costs, and anytime curves per dataset."""
     store = ExperimentStore(folder)
-    plt = _pyplot()
-    plots = []
-    for dataset in sorted(table.dataset.unique()):
-        figure, axis = plt.subplots(figsize=(7, 4))
-        for strategy in sorted(table.strategy.unique()):
-            runs = [curves[key] for key in curves if key[0] == dataset and key[1] == strategy and not curves[key].empty]
-            if not runs:
-                continue
-            end = max(run.trial_s.max() for run in runs)
-            grid = np.linspace(0, end, 200)
-            stacked = np.array([np.interp(grid, run.trial_s, run.best.astype(float), left=np.nan) for run in runs])
-            # NaN until every seed has a first result: a mean over the lucky early seeds alone would dip
-            mean, low, high = stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
-            line, = axis.plot(grid, mean, label=f"{strategy} ({len(runs)} seeds)")
-            axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color())
-        axis.set_xlabel("cumulative trial-seconds")
-        axis.set_ylabel(f"best {metric} so far")
-        axis.set_title(f"{dataset}: anytime performance (mean, min-max over seeds)")
-        axis.legend(fontsize=8)
-        plots.append(_save(store, figure, f"anytime_{dataset}.png"))
-    summary = (table.groupby(["dataset", "strategy"])
+    if "budget_row" not in table:
+        table = table.assign(budget_row="")
+    rows = list(dict.fromkeys(table.budget_row))
+    plots = [_anytime_plot(store, curves, dataset, row, metric, rows)
+             for row in rows for dataset in sorted(table.dataset.unique())]
+    summary = (table.groupby(["budget_row", "dataset", "strategy"], sort=False)
                .agg(seeds=("seed", "count"), best_val=("best_val", "mean"), best_val_sd=("best_val", "std"),
-                    test=("test", "mean"), trial_epochs=("trial_epochs", "mean"), trial_s=("trial_s", "mean"),
-                    wall_s=("wall_s", "mean"), trials=("trials", "mean"),
+                    test=("test", "mean"), test_sd=("test", "std"), trial_epochs=("trial_epochs", "mean"),
+                    trial_s=("trial_s", "mean"), wall_s=("wall_s", "mean"), trials=("trials", "mean"),
                     to_within_1pct_s=("to_within_1pct_s", "mean"))
-               .reset_index())
+               .reset_index().rename(columns={"budget_row": "budget"}))
     lines = [*header, "", summary_markdown(summary), ""] + [f"![{name}]({name})" for name in plots]
     store.write_bytes(REPORT_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
     return store.path(REPORT_FILE)
+
+
+def _anytime_plot(store: ExperimentStore, curves: dict[tuple[str, str, str, int], pd.DataFrame], dataset: str,
+                  row: str, metric: str, rows: list[str]) -> str:
+    """Best-so-far against trial-seconds for every strategy on one dataset and budget row: mean and
+    min-max band over seeds, drawn as steps (the best-so-far only changes when a trial ends)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    strategies = sorted({key[2] for key in curves if key[0] == row and key[1] == dataset})
+    for strategy in strategies:
+        runs = [c for key, c in curves.items() if key[:3] == (row, dataset, strategy) and not c.empty]
+        if not runs:
+            continue
+        end = max(run.trial_s.max() for run in runs)
+        grid = np.linspace(0, end, 400)
+        # previous value (a step), NaN until every seed has a first result: a mean over the lucky early
+        # seeds alone would dip
+        stacked = np.array([_step_at(grid, run.trial_s.to_numpy(float), run.best.to_numpy(float)) for run in runs])
+        mean, low, high = stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+        line, = axis.step(grid, mean, where="post", label=f"{strategy} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color(), step="post")
+    axis.set_xlabel("cumulative trial-seconds")
+    axis.set_ylabel(f"best {metric} so far")
+    budget = f", budget {row}" if len(rows) > 1 else ""
+    axis.set_title(f"{dataset}{budget}: anytime performance (mean, min-max over seeds)")
+    axis.legend(fontsize=8)
+    name = f"anytime_{dataset}" + (f"_{row}" if len(rows) > 1 else "") + ".png"
+    return _save(store, figure, name)
+
+
+def _step_at(grid: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The value of a step function (``values[i]`` from ``times[i]`` on) at each grid point; NaN before."""
+    index = np.searchsorted(times, grid, side="right") - 1
+    out = np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
+    return out.astype(float)
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:

@@ -35,6 +35,8 @@ def write(tmp_path, campaign) -> str:
     ({"strategies": ["two_stage", "annealing"]}, "unknown strategy 'annealing'"),
     ({"seeds": []}, "seeds must be a non-empty list"),
     ({"budget": -3}, "budget must be two_stage"),
+    ({"budget": [True]}, "budget must be two_stage"),
+    ({"budget": ["two_stage", 50, 50]}, "with a repeat"),
     ({"budget": "two_stage", "strategies": ["grid"]}, "needs two_stage among the strategies"),
     ({"datasets": {"airline": {"data.lag": 3}}}, "unknown config key data.lag"),
     ({"colour": "red"}, "unknown key colour"),

@@ -100,6 +100,36 @@ def test_every_trial_has_a_checkpoint_keras_opens(airline_sweep):
     assert best.count_params() == trials.set_index("trial_id").params[summary["best"]["trial_id"]]
 
 
+def test_scores_are_best_epochs_and_the_exported_model_reproduces_the_best(airline_sweep):
+    """search.score best_epoch: every trial's score is the best of its epoch curve; the checkpoint of that
+    epoch is kept beside the latest one, and best_model.keras is it (same validation score to 1e-5)."""
+    import keras
+
+    from hindsight_ray.data import prepare
+    from hindsight_ray.trainable import BEST_WEIGHTS_FILE, load_scored_model, predict
+
+    config, summary, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    epochs = pd.read_parquet(experiment / "epochs.parquet")
+    prepared = prepare(config.data, seed=config.seed)
+    # CPU training is deterministic: this tiny sweep has trials whose best epoch is not their last
+    assert (trials.best_epoch < trials.epochs).any() and (trials.best_epoch == trials.epochs).any()
+    for _, row in trials.iterrows():
+        curve = epochs[epochs.trial_id == row.trial_id].sort_values("epoch")
+        assert row.val_rmse == curve.val_rmse.min() and row.last_val_rmse == curve.val_rmse.iloc[-1]
+        assert row.best_epoch == row.score_epoch == curve.epoch[curve.val_rmse.idxmin()]
+        kept_apart = (experiment / row.checkpoint_path / BEST_WEIGHTS_FILE).exists()
+        assert kept_apart == (row.best_epoch < row.epochs)
+        model = load_scored_model(str(experiment / row.checkpoint_path))
+        assert prepared.scores("val", predict(model, prepared.x_val))["rmse"] == pytest.approx(row.val_rmse, abs=1e-5)
+    best = summary["best"]
+    row = trials.set_index("trial_id").loc[best["trial_id"]]
+    assert best["validation"] == row.val_rmse and best["epoch"] == row.best_epoch
+    exported = keras.models.load_model(experiment / "best_model.keras", safe_mode=True)
+    assert prepared.scores("val", predict(exported, prepared.x_val))["rmse"] == pytest.approx(
+        best["validation"], abs=1e-5)
+
+
 def test_summary_and_console(airline_sweep):
     _, summary, experiment, lines = airline_sweep
     on_disk = json.loads((experiment / "summary.json").read_text())
