@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +21,47 @@ PORT = "6391"
 
 @pytest.fixture()
 def token_cluster():
+    """A head started as a user would (``ray start --head``, token authentication on), under this test's own
+    temp dir and process group, stopped by pid: never ``ray stop``, which ends every Ray on the machine."""
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    started = subprocess.run([ray_cli, "start", "--head", "--num-cpus=2", f"--port={PORT}", "--include-dashboard=false",
-                              "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, started.stderr[-2000:]
-    yield env
-    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    temp_dir = tempfile.mkdtemp(prefix="hr-head-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={PORT}",
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _listening(int(PORT)):
+            assert head.poll() is None, "ray start --head exited"
+            assert time.monotonic() < deadline, "ray start --head did not come up in 120 s"
+            time.sleep(0.5)
+        yield env
+    finally:
+        _stop_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to the head's own process group (the head and the processes it started)."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # children the head left behind in its group
+    except ProcessLookupError:
+        pass
 
 
 def test_sweep_runs_on_a_token_protected_cluster(token_cluster, tmp_path):
