@@ -45,19 +45,24 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     if not isinstance(datasets, dict) or not all(isinstance(v, dict | type(None)) for v in datasets.values()):
         raise UserError(f"campaign {path}: datasets must map a name to config overrides (dotted keys)")
     seeds = raw.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(_whole(s) and s >= 0 for s in seeds):
         raise UserError(f"campaign {path}: seeds must be a non-empty list of non-negative integers")
     budget = raw.get("budget", "two_stage")
     budgets = budget if isinstance(budget, list) else [budget]
     for one in budgets or [None]:
-        if one != "two_stage" and not (isinstance(one, int) and not isinstance(one, bool) and one > 0):
+        if one != "two_stage" and not (_whole(one) and one > 0):
             raise UserError(f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used), a "
                             "positive number of trial-epochs, or a list of those")
     if "two_stage" in budgets and "two_stage" not in strategies:
         raise UserError(f"campaign {path}: budget two_stage needs two_stage among the strategies")
     if len(set(map(str, budgets))) != len(budgets):
         raise UserError(f"campaign {path}: budget lists {budgets}, with a repeat")
-    campaign = {"name": raw.get("name") or Path(path).stem, "base": base, "strategies": strategies,
+    name = raw.get("name") or Path(path).stem
+    for label, value in [("name", name), *(("dataset name", key) for key in datasets)]:
+        if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
+            raise UserError(f"campaign {path}: {label} {value!r} must be a plain folder name (it names a folder "
+                            "under storage)")
+    campaign = {"name": name, "base": base, "strategies": strategies,
                 "datasets": {k: v or {} for k, v in datasets.items()}, "seeds": seeds, "budgets": budgets,
                 "storage": raw.get("storage") or base.get("storage") or "./hindsight_results",
                 "manual": raw.get("manual")}
@@ -67,19 +72,25 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     return campaign
 
 
+def _whole(value: Any) -> bool:
+    """An integer that is not a boolean (YAML reads ``true`` as a bool, which Python counts as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None,
                  row: int = 0):
     """The sweep config of one campaign cell; ``row`` is the index of its budget in the campaign's list
     (two_stage runs the same sweep on every row, so its cell is shared)."""
     suffix = "" if row == 0 or strategy == "two_stage" else f"-b{campaign['budgets'][row]}"
     overrides = [f"{k}={_yaml(v)}" for k, v in campaign["datasets"][dataset].items()]
-    overrides += [f"search.strategy={strategy}", f"seed={seed}", f"name={dataset}-{strategy}-s{seed}{suffix}",
-                  f"storage={campaign['storage'].rstrip('/')}/{campaign['name']}"]
+    literal: dict[str, Any] = {"search.strategy": strategy, "seed": seed,
+                               "name": f"{dataset}-{strategy}-s{seed}{suffix}",
+                               "storage": f"{campaign['storage'].rstrip('/')}/{campaign['name']}"}
     if budget is not None and strategy != "two_stage":
-        overrides.append(f"search.budget={budget}")
+        literal["search.budget"] = budget
     if strategy == "manual":
-        overrides.append(f"search.manual={_yaml(campaign['manual'])}")
-    return build_config(apply_overrides(campaign["base"], overrides))
+        literal["search.manual"] = campaign["manual"]
+    return build_config(apply_overrides(campaign["base"], overrides, literal))
 
 
 def _yaml(value: Any) -> str:

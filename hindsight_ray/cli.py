@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from hindsight_ray import __version__
 from hindsight_ray.errors import UserError
+from hindsight_ray.safety import Interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,11 +53,9 @@ def _sweep(args: argparse.Namespace) -> int:
     from hindsight_ray.config import load_config
     from hindsight_ray.sweep import run_sweep
 
-    overrides = list(args.overrides)
-    for key, value in (("name", args.name), ("storage", args.storage), ("resources.address", args.address)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    config = load_config(args.config, overrides)
+    # taken literally, never as YAML: --name "run #3" is that name, --name 2024-11-24 is a name too
+    literal = {"name": args.name, "storage": args.storage, "resources.address": args.address}
+    config = load_config(args.config, list(args.overrides), literal)
     summary = run_sweep(config, dry_run=args.dry_run, report=not args.no_report)
     if not args.dry_run and summary.get("best") is None:
         raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
@@ -128,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

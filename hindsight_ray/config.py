@@ -6,10 +6,10 @@ import copy
 import difflib
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import Objective, ScoreRule
@@ -23,13 +23,24 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML reads `true` as a bool, which Python would count as 1
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+# Numbers in the config: never a boolean, never NaN or infinite.
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
 class SplitConfig(_Section):
-    validation: float = Field(0.2, gt=0, lt=1)
-    test: float = Field(0.2, gt=0, lt=1)
+    validation: Float = Field(0.2, gt=0, lt=1)
+    test: Float = Field(0.2, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _fits(self) -> SplitConfig:
@@ -47,18 +58,18 @@ class DataConfig(_Section):
     target: list[str] | None = None  # default: the bundled dataset's target, or a file's only numeric column
     features: list[str] | None = None
     date_column: str | None = None
-    lags: int = Field(12, ge=1)
-    horizon: int = Field(1, ge=1)
+    lags: Int = Field(12, ge=1)
+    horizon: Int = Field(1, ge=1)
     scale: Literal["minmax", "standard", "none"] = "minmax"
     missing: Literal["error", "interpolate", "drop"] = "error"
-    season: int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
+    season: Int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
     difference: bool = False  # model first differences (inverted for metrics)
     log: bool = False  # model the log of the series (inverted for metrics; values must be positive)
     # text
     text_column: str = "text"
     label_column: str = "label"
-    num_words: int = Field(20000, ge=2)
-    max_length: int = Field(250, ge=1)
+    num_words: Int = Field(20000, ge=2)
+    max_length: Int = Field(250, ge=1)
     # both
     split: SplitConfig = SplitConfig()
 
@@ -80,17 +91,17 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     task: Literal["auto", "regression", "classification"] = "auto"
     optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = "rmsprop"
-    batch_size: int = Field(32, ge=1)
+    batch_size: Int = Field(32, ge=1)
     bidirectional: bool = False  # Bidirectional(LSTM) in every layer
-    dropout: float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
+    dropout: Float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
     loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
 
 
 class Stage1Config(_Section):
-    layers: list[int] = [1, 2]
-    units: list[int] = [8, 16, 32, 64]
-    learning_rate: float = Field(0.001, gt=0)
-    epochs: int = Field(20, ge=1)
+    layers: list[Int] = [1, 2]
+    units: list[Int] = [8, 16, 32, 64]
+    learning_rate: Float = Field(0.001, gt=0, le=10)
+    epochs: Int = Field(20, ge=1)
     early_stop: Literal["none", "asha"] = "none"  # asha: stop hopeless stage-1 trials early
 
     @field_validator("layers", "units")
@@ -107,9 +118,9 @@ class Stage1Config(_Section):
 
 
 class Stage2Config(_Section):
-    max_learning_rate: float = Field(0.02, gt=0)
-    max_iterations: int = Field(16, ge=1)
-    epochs: int = Field(50, ge=1)
+    max_learning_rate: Float = Field(0.02, gt=0, le=10)
+    max_iterations: Int = Field(16, ge=1)
+    epochs: Int = Field(50, ge=1)
     speculative: bool = False
 
     @field_validator("max_learning_rate")
@@ -122,27 +133,27 @@ class Stage2Config(_Section):
 
 
 class ManualPoint(_Section):
-    layers: int = Field(ge=1)
-    units: int = Field(ge=1)
-    learning_rate: float = Field(gt=0)
+    layers: Int = Field(ge=1)
+    units: Int = Field(ge=1)
+    learning_rate: Float = Field(gt=0, le=10)
 
 
 class SearchConfig(_Section):
     strategy: Literal["two_stage", "grid", "random", "manual", "bayes", "asha"] = "two_stage"
-    budget: int | None = Field(None, ge=1)  # trial-epochs; default: two_stage's own end, the whole grid, or
+    budget: Int | None = Field(None, ge=1)  # trial-epochs; default: two_stage's own end, the whole grid, or
     #                                         for random/bayes/asha what two_stage would spend at most
     manual: list[ManualPoint] | None = None  # the configs of the manual strategy
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
     score: ScoreRule = "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
-    score_last_k: int = Field(3, ge=1)  # epochs averaged by score: mean_last
+    score_last_k: Int = Field(3, ge=1)  # epochs averaged by score: mean_last
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 
 
 class ResourcesConfig(_Section):
-    cpus_per_trial: float = Field(1, gt=0)
-    gpus_per_trial: float = Field(0, ge=0)
-    max_concurrent: int | None = Field(None, ge=1)
+    cpus_per_trial: Float = Field(1, gt=0)
+    gpus_per_trial: Float = Field(0, ge=0)
+    max_concurrent: Int | None = Field(None, ge=1)
     address: str | None = None
     mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPUs)
     wait_for_autoscaler: bool = False  # let trials wait for nodes an autoscaler may add, instead of failing
@@ -158,15 +169,15 @@ class ResourcesConfig(_Section):
 
 
 class RunConfig(_Section):
-    max_failures: int = Field(2, ge=0)
-    checkpoint_every: int = Field(1, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: Int = Field(2, ge=0)
+    checkpoint_every: Int = Field(1, ge=1)
+    keep_checkpoints: Int = Field(2, ge=1)
 
 
 class SweepConfig(_Section):
     name: str | None = None
     storage: str = "./hindsight_results"
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     search: SearchConfig = SearchConfig()
@@ -257,11 +268,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``raw`` with every ``KEY=VALUE`` override set."""
+def apply_overrides(raw: dict[str, Any], overrides: list[str],
+                    literal: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``raw`` with every ``KEY=VALUE`` override set (the value parsed as YAML), then every
+    ``literal`` dotted key set to its value as given (``--name "run #3"`` is that name, not YAML)."""
     merged = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = parse_override(text)
+    settings = [parse_override(text) for text in overrides]
+    settings += [(key.split("."), value) for key, value in (literal or {}).items() if value is not None]
+    for path, value in settings:
         node = merged
         for part in path[:-1]:
             child = node.setdefault(part, {})
@@ -302,10 +316,11 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
         raise UserError(_format_error(exc, raw)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SweepConfig:
-    """The config from an optional YAML file plus ``--set`` overrides, validated."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                literal: dict[str, Any] | None = None) -> SweepConfig:
+    """The config from an optional YAML file plus ``--set`` overrides and literal settings, validated."""
     raw = read_config_file(path) if path is not None else {}
-    return build_config(apply_overrides(raw, overrides or []))
+    return build_config(apply_overrides(raw, overrides or [], literal))
 
 
 def config_to_dict(config: SweepConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +19,10 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
 from hindsight_ray.data import Prepared, dataset_name, prepare
+from hindsight_ray.data.sources import absolute_source, fingerprint
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import SCORE_KEY, Objective
+from hindsight_ray.safety import experiment_lock, interruptions
 from hindsight_ray.search.policy import TwoStagePolicy, stage2_iterations
 from hindsight_ray.storage import ExperimentStore, is_uri
 
@@ -29,6 +32,7 @@ Printer = Callable[[str], None]
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow",
               "PYTHONWARNINGS": "ignore"}
 CONFIG_FILE = "config.json"
+FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what resume checks the data against
 
 
 @dataclass(frozen=True)
@@ -209,25 +213,43 @@ def trial_slots(config: SweepConfig) -> int:
 def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print,
               report: bool = True) -> dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run)."""
+    config = config.model_copy(update={"data": config.data.model_copy(
+        update={"source": absolute_source(config.data.source)})})
     plan = make_plan(config)
-    if not dry_run:
-        check_storage(plan)
+    check_storage(plan)
     prepared = prepare(config.data, seed=config.seed)
     if dry_run:
         for line in describe_plan(config, plan, prepared):
             echo(line)
         return {"plan": plan.__dict__, "dry_run": True}
+    with _locked(plan, create=True):
+        recorded = {**config_to_dict(config), FINGERPRINT_KEY: fingerprint(config.data.source)}
+        ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
+        return _run(config, plan, prepared, echo, resume=False, report=report)
 
+
+def _locked(plan: Plan, create: bool) -> Any:
+    """One driver per experiment (a local or NFS folder; remote URIs have no lock)."""
+    return nullcontext() if is_uri(plan.experiment_dir) else experiment_lock(plan.experiment_dir, create=create)
+
+
+def _run(config: SweepConfig, plan: Plan, prepared: Prepared, echo: Printer, *, resume: bool,
+         report: bool) -> dict[str, Any]:
     import ray
 
     owns_ray = start_ray(config)
     try:
         check_cluster(config, plan)
         slots = trial_slots(config)
-        for line in describe_plan(config, plan, prepared):
-            echo(line)
-        echo(f"slots       {slots} trials at once")
-        return _fit(config, plan, prepared, slots, echo, resume=False, report=report)
+        if resume:
+            echo(f"resuming    {plan.experiment_dir}")
+            if config.search.strategy == "two_stage":  # other searchers keep their own (pickled) state
+                reconcile_searcher_state(ExperimentStore(plan.experiment_dir))
+        else:
+            for line in describe_plan(config, plan, prepared):
+                echo(line)
+            echo(f"slots       {slots} trials at once")
+        return _fit(config, plan, prepared, slots, echo, resume=resume, report=report)
     finally:
         if owns_ray:
             ray.shutdown()
@@ -235,17 +257,39 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
 
 def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
                  echo: Printer = print) -> dict[str, Any]:
-    """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints."""
+    """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
+    A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
     from ray import tune
-
-    from hindsight_ray.config import apply_overrides, build_config
 
     store = ExperimentStore(str(experiment_dir))
     experiment = store.path("").rstrip("/")
-    name = experiment.rsplit("/", 1)[-1]
     if not store.exists(CONFIG_FILE):
         raise UserError(f"{experiment} is not a hindsight-ray experiment (no {CONFIG_FILE})")
-    raw = store.read_json(CONFIG_FILE)
+    name = experiment.rsplit("/", 1)[-1]
+    config, recorded = _recorded_config(store, name, overrides)
+    plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
+    with _locked(plan, create=False):
+        if store.exists(tables.SUMMARY_FILE):
+            echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
+                 f"{tables.TRIALS_FILE})")
+            return store.read_json(tables.SUMMARY_FILE)
+        _check_same_data(config, recorded, name)
+        prepared = prepare(config.data, seed=config.seed)
+        return _run(config, plan, prepared, echo, resume=tune.Tuner.can_restore(experiment), report=True)
+
+
+def _recorded_config(store: ExperimentStore, name: str,
+                     overrides: list[str] | None) -> tuple[SweepConfig, dict[str, Any] | None]:
+    """The config a sweep started with (overrides must agree with it) and its data fingerprint."""
+    from hindsight_ray.config import apply_overrides, build_config
+
+    try:
+        raw = store.read_json(CONFIG_FILE)
+    except ValueError:
+        raise UserError(f"{store.location}: {CONFIG_FILE} is not valid JSON; this folder cannot be resumed") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a sweep config")
+    recorded = raw.pop(FINGERPRINT_KEY, None)
     config = build_config(raw)
     if overrides:
         wanted = build_config(apply_overrides(raw, overrides))
@@ -253,29 +297,18 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             changed = _changed_keys(config_to_dict(config), config_to_dict(wanted))
             raise UserError(f"resume {name}: the config differs from the one it started with "
                             f"({', '.join(changed)}); start a new sweep instead")
-    if store.exists(tables.SUMMARY_FILE):
-        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
-             f"{tables.TRIALS_FILE})")
-        return store.read_json(tables.SUMMARY_FILE)
-    if not tune.Tuner.can_restore(experiment):
-        raise UserError(f"{experiment}: Ray has no experiment state to resume from (it stopped before the first "
-                        "snapshot); start it again")
-    plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
-    prepared = prepare(config.data, seed=config.seed)
+    return config, recorded
 
-    import ray
 
-    owns_ray = start_ray(config)
-    try:
-        check_cluster(config, plan)
-        slots = trial_slots(config)
-        echo(f"resuming    {experiment}")
-        if config.search.strategy == "two_stage":  # other searchers keep their own (pickled) state
-            reconcile_searcher_state(store)
-        return _fit(config, plan, prepared, slots, echo, resume=True, report=True)
-    finally:
-        if owns_ray:
-            ray.shutdown()
+def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name: str) -> None:
+    """Refuse to resume on other data than the sweep started with: scores of two datasets must not mix."""
+    if recorded is None:
+        return  # an experiment from before fingerprints were recorded
+    now = fingerprint(config.data.source)
+    if now != recorded:
+        was = recorded.get("sha256", "?")[:12]
+        raise UserError(f"resume {name}: data.source {config.data.source} changed since the sweep started "
+                        f"(sha256 {was}..., now {str(now.get('sha256', '?'))[:12]}...); start a new sweep instead")
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -345,8 +378,9 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                 verbose=0,
             ),
         )
-        ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, config_to_dict(config))
-    tuner.fit()
+    with interruptions(plan.experiment_dir) as watch:
+        tuner.fit()
+        watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, setup.data.ref, policy)

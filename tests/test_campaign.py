@@ -36,6 +36,11 @@ def write(tmp_path, campaign) -> str:
     ({"seeds": []}, "seeds must be a non-empty list"),
     ({"budget": -3}, "budget must be two_stage"),
     ({"budget": [True]}, "budget must be two_stage"),
+    ({"budget": True}, "budget must be two_stage"),
+    ({"seeds": 5}, "seeds must be a non-empty list"),
+    ({"seeds": [True]}, "seeds must be a non-empty list"),
+    ({"name": "../../x"}, "must be a plain folder name"),
+    ({"datasets": {"a/b": {}}}, "dataset name 'a/b' must be a plain folder name"),
     ({"budget": ["two_stage", 50, 50]}, "with a repeat"),
     ({"budget": "two_stage", "strategies": ["grid"]}, "needs two_stage among the strategies"),
     ({"datasets": {"airline": {"data.lag": 3}}}, "unknown config key data.lag"),
@@ -75,3 +80,11 @@ def test_campaign_runs_every_strategy_on_an_equal_budget_and_reruns_nothing(tmp_
                            text=True, timeout=300, env=env)
     assert again.returncode == 0 and again.stdout.count("finished before, kept") == len(TINY["strategies"])
     assert {p: p.stat().st_mtime_ns for p in folder.glob("*/summary.json")} == stamps
+
+
+def test_dataset_names_are_taken_literally(tmp_path):
+    from hindsight_ray.campaign import sweep_config
+
+    campaign = load_campaign(write(tmp_path, {**TINY, "datasets": {"air #1": {}, "air": {}}}))
+    names = {sweep_config(campaign, d, "grid", 0, budget=5).name for d in campaign["datasets"]}
+    assert names == {"air #1-grid-s0", "air-grid-s0"}

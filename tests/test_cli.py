@@ -50,7 +50,7 @@ BAD_INPUTS = [
     (["--set", "model.optimizer=adamax"], "model.optimizer"),
     (["--set", "data.kind=audio"], "data.kind"),
     (["--set", "data.split.validation=0.5", "--set", "data.split.test=0.45"], "leaves too little for training"),
-    (["--set", "data.source=missing.csv"], "data.source missing.csv: file not found"),
+    (["--set", "data.source=missing.csv"], "missing.csv: file not found"),
     (["--set", "data.source=builtin:nope"], "no such bundled dataset"),
     (["--set", "data.lags=500"], "too few for lags=500"),
     (["--set", "data.target=[seats]"], "no column 'seats'"),
@@ -95,3 +95,45 @@ def test_existing_experiment_is_never_overwritten(tmp_path):
     result = run_cli("sweep", "--name", "kept", cwd=tmp_path)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (experiment / "summary.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("name", ["run #3", "2024-11-24", "yes", "[x]"])
+def test_name_storage_and_address_are_taken_literally(tmp_path, capsys, name):
+    from hindsight_ray.cli import main
+
+    assert main(["sweep", "--dry-run", "--name", name, "--storage", str(tmp_path / "s #1")]) == 0
+    out = capsys.readouterr().out
+    assert f"experiment  {name}\n" in out and f"results     {tmp_path / 's #1' / name}\n" in out
+
+
+NUMBERS = [
+    ("search.stage1.epochs=true", "search.stage1.epochs: expected a number, not true"),
+    ("seed=false", "seed: expected a number, not false"),
+    ("search.stage1.learning_rate=1e300", "search.stage1.learning_rate: Input should be less than or equal to 10"),
+    ("search.stage2.max_learning_rate=.inf", "search.stage2.max_learning_rate"),
+    ("resources.gpus_per_trial=.inf", "resources.gpus_per_trial: Input should be a finite number"),
+    ("search.stage1.units=[8,true]", "search.stage1.units.1: expected a number"),
+    ("search.score=median", "search.score"),
+    ("search.score_last_k=0", "search.score_last_k"),
+]
+
+
+@pytest.mark.parametrize(("setting", "message"), NUMBERS, ids=[s for s, _ in NUMBERS])
+def test_numbers_that_are_not_numbers_are_refused_in_one_line(tmp_path, capsys, setting, message):
+    from hindsight_ray.cli import main
+
+    assert main(["sweep", "--dry-run", "--storage", str(tmp_path), "--set", setting]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_checks_storage_too(tmp_path, capsys):
+    from hindsight_ray.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["sweep", "--dry-run", "--storage", str(tmp_path / "afile" / "results")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir(parents=True)
+    assert main(["sweep", "--dry-run", "--storage", str(tmp_path), "--name", "taken"]) == 2
+    assert "already exists" in capsys.readouterr().err

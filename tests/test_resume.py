@@ -103,6 +103,34 @@ def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
     return experiment, time.time() - began
 
 
+@pytest.mark.parametrize(("signum", "stage", "group"), [(signal.SIGINT, 1, True), (signal.SIGTERM, 2, False)],
+                         ids=["ctrl-c-stage1", "sigterm-stage2"])
+def test_interrupted_sweep_finalizes_nothing_and_resume_decides_like_an_uninterrupted_run(
+        tmp_path, reference, signum, stage, group):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM (to the driver, as a job
+    scheduler sends it): Tune stops, nothing is finalized, exit 128+signal, and resume finishes the search."""
+    experiment = tmp_path / "stopped"
+    process = cli(*sweep_args(tmp_path, "stopped"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: has_checkpoint(experiment, stage) or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        (os.killpg if group else os.kill)(process.pid, signum)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    assert process.returncode == 128 + signum, output[-3000:]
+    assert f"hindsight-ray resume {experiment}" in output and "Traceback" not in output
+    assert "Stack trace" not in output and "*** SIG" not in output  # no C++ crash dump
+    for finalized in ("summary.json", "best_model.keras", "trials.parquet"):
+        assert not (experiment / finalized).exists(), finalized
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert decisions(experiment) == reference
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_sigkill_then_resume_decides_like_an_uninterrupted_run(tmp_path, reference, stage):
     experiment, _ = kill_and_resume(tmp_path, stage)

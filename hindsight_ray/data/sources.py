@@ -85,3 +85,31 @@ def read_table(path: Path, where: str) -> pd.DataFrame:
     if frame.empty:
         raise UserError(f"{where}: the file has a header but no rows")
     return frame
+
+
+def absolute_source(source: str) -> str:
+    """``source`` with a local path made absolute, so that ``resume`` from another folder reads the same file."""
+    if source.startswith("builtin:") or "://" in source:
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+def fingerprint(source: str) -> dict[str, object]:
+    """What identifies a data source's content: its path, its size in bytes and a SHA-256 of its bytes
+    (of every file, by relative path, for a folder such as ``aclImdb/``). ``builtin:imdb`` is the
+    download Keras caches, identified by name only."""
+    import hashlib
+
+    if source == "builtin:imdb":
+        return {"source": source}
+    _, path = resolve_source(source)
+    digest, size = hashlib.sha256(), 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    return {"source": source, "bytes": size, "sha256": digest.hexdigest()}

@@ -1,0 +1,156 @@
+"""An experiment folder is safe: one driver at a time (a lock file), and interruptions (Ctrl-C, SIGTERM)
+that stop Tune gracefully and finalize nothing, so that ``resume`` finishes the sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hindsight_ray.errors import UserError
+
+LOCK_FILE = ".hindsight.lock"
+
+
+class Interrupted(Exception):
+    """The sweep was stopped by a signal before its search finished; nothing was finalized."""
+
+    def __init__(self, signum: int, experiment_dir: str) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted ({name}); nothing was finalized. Finish the sweep with: "
+                         f"hindsight-ray resume {experiment_dir}")
+
+
+class Watch:
+    """What :func:`interruptions` saw: the first signal that asked the sweep to stop, if any."""
+
+    def __init__(self, experiment_dir: str) -> None:
+        self.experiment_dir = experiment_dir
+        self.signals: list[int] = []
+        self.ours: Any = None  # our SIGINT handler, to recognise it once Tune hands it back
+
+    def stopped_by(self) -> int | None:
+        if self.signals:
+            return self.signals[0]
+        tune_handles_sigint = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") in ("", "0")
+        if self.ours is not None and tune_handles_sigint and signal.getsignal(signal.SIGINT) is self.ours:
+            return int(signal.SIGINT)  # Tune's handler ran (it puts back the handler it found: ours)
+        return None
+
+    def raise_if_stopped(self) -> None:
+        signum = self.stopped_by()
+        if signum is not None:
+            raise Interrupted(signum, self.experiment_dir)
+
+
+@contextmanager
+def interruptions(experiment_dir: str) -> Iterator[Watch]:
+    """Run ``Tuner.fit`` under this, then call ``raise_if_stopped()`` before finalizing anything.
+
+    Tune catches the first Ctrl-C itself: it stops the trials, saves the experiment and returns from
+    ``fit`` normally, then puts back the SIGINT handler it found (ours: that is how we know). SIGTERM
+    is turned into the same graceful stop. A second Ctrl-C, or one outside ``fit``, ends at once; all
+    of these surface as :class:`Interrupted` (exit 130 or 143), and ``resume`` continues the sweep.
+    """
+    watch = Watch(experiment_dir)
+    if threading.current_thread() is not threading.main_thread():
+        yield watch  # signals reach only the main thread; nothing to catch here
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        watch.signals.append(signum)
+        raise KeyboardInterrupt
+
+    def on_terminate(signum: int, frame: Any) -> None:
+        watch.signals.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not on_interrupt:
+            handler(signal.SIGINT, frame)  # Tune's own: stop the trials, save, return from fit
+        else:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watch.ours = on_interrupt
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield watch
+    except KeyboardInterrupt:
+        raise Interrupted(watch.signals[0] if watch.signals else int(signal.SIGINT), experiment_dir) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    host: str
+    started_at: float
+
+    def describe(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
+        return f"pid {self.pid} on {self.host}, since {started}"
+
+
+def _holder(path: Path) -> LockHolder | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return LockHolder(int(data["pid"]), str(data["host"]), float(data["started_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@contextmanager
+def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
+    """Hold the experiment folder for this driver alone while the block runs.
+
+    ``create``: a new sweep makes the folder itself (``mkdir`` is atomic: of two sweeps started with the
+    same name, one gets it, the other is refused). Then an exclusive ``flock`` on ``.hindsight.lock``
+    (pid, host, start time inside): a second driver (a ``resume`` of a live sweep) is refused in one line.
+    The kernel drops the lock when its process dies, so the lock of a killed driver is taken over.
+    Remote storage (s3://...) has no such lock: one driver per experiment is then the user's to keep.
+    """
+    import fcntl
+
+    folder = Path(experiment_dir)
+    if create:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
+        except FileExistsError:
+            raise UserError(f"experiment {folder} already exists; choose another --name, or resume it") from None
+        except OSError as exc:
+            raise UserError(f"storage {folder.parent}: cannot create the experiment folder ({exc.strerror})") from None
+    path = folder / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"experiment {folder}: cannot take its lock {path} ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(path)
+            who = holder.describe() if holder else "another process"
+            raise UserError(f"experiment {folder} is in use by a running sweep ({who}); wait for it, or stop "
+                            "it and resume") from None
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode("utf-8"), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # unlocked and empty: free for the next driver
+    finally:
+        os.close(fd)  # closing drops the flock
