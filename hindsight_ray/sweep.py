@@ -468,15 +468,20 @@ def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
     return outcomes
 
 
-def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str) -> dict[str, float]:
+def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (runs as a Ray task)."""
     from ray.tune import Checkpoint
 
     from hindsight_ray.trainable import configure_tensorflow, load_scored_model, predict
 
     configure_tensorflow(1)
-    with Checkpoint(checkpoint_path).as_directory() as folder:
-        model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
+    try:
+        with Checkpoint(checkpoint_path).as_directory() as folder:
+            model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
+    except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        return {"error": f"the best trial's checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}: "
+                         f"{detail}); its model cannot be exported"}
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(experiment_dir)
@@ -562,6 +567,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
         test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, experiment))
+        if "error" in test:
+            raise UserError(test["error"])
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best_id, key] = value
         summary["best"] = {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import sys
 import tempfile
 import time
 import zlib
@@ -138,6 +140,42 @@ def read_checkpoint(folder: str) -> tuple[Any, list[np.ndarray] | None]:
     return model, _read_weights(best) if os.path.exists(best) else None
 
 
+def checkpoint_history(checkpoint: Any) -> list[Any]:
+    """The checkpoint Tune hands a restarted trial, then the same trial's older ones still kept
+    (``run.keep_checkpoints``), newest first."""
+    import pyarrow.fs as pafs
+    from ray.tune import Checkpoint
+
+    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    parent, name = posixpath.split(path)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(parent))
+    except OSError:
+        return [checkpoint]
+    older = sorted((info.path for info in infos if info.type == pafs.FileType.Directory
+                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
+    return [checkpoint, *(Checkpoint(older_path, filesystem=fs) for older_path in older)]
+
+
+def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[np.ndarray] | None] | None:
+    """The newest readable checkpoint of a restarted trial: its model and scored weights, its state merged
+    into ``state``; a corrupt one (truncated ``model.keras``, say) is named on stderr and the older one is
+    tried. None when none can be read (the trial then starts again from its first epoch)."""
+    for candidate in checkpoint_history(checkpoint):
+        try:
+            with candidate.as_directory() as folder:
+                saved = json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8"))
+                model, best = read_checkpoint(folder)
+        except Exception as exc:  # any unreadable file: keras, zip, json and OS errors alike
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            print(f"hindsight-ray: checkpoint {candidate.path} cannot be read ({type(exc).__name__}: {detail}); "
+                  "trying the one before it", file=sys.stderr, flush=True)
+            continue
+        state.update(saved)
+        return model, best
+    return None
+
+
 def load_scored_model(folder: str) -> Any:
     """The model a checkpoint holds for its trial's score: the scored (best) epoch's weights when they
     were kept apart, else the latest model."""
@@ -188,15 +226,15 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
 
     keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
     best_weights: list[np.ndarray] | None = None  # the scored epoch's weights when it is not the latest
-    if restored is not None:
-        with restored.as_directory() as folder:
-            state.update(json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8")))
-            model, best_weights = read_checkpoint(folder)
+    loaded = None if restored is None else restore_readable(restored, state)
+    if loaded is not None:
+        model, best_weights = loaded
         if best_weights is None:
             best_weights = model.get_weights()  # the checkpoint's epoch was the scored one
-        state["retries"] += 1
     else:
         model = _build(prepared, setup, config)
+    if restored is not None:
+        state["retries"] += 1
     state["build_s"] += time.perf_counter() - tick
 
     static = {
