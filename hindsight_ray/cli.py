@@ -20,8 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's own logs")
     commands = parser.add_subparsers(dest="command", required=True)
+    # --debug is accepted after the subcommand too; SUPPRESS keeps the top-level value when it is absent
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    sweep = commands.add_parser("sweep", help="run a sweep (the embedded default when no CONFIG is given)")
+    sweep = commands.add_parser("sweep", parents=[debug], help="run a sweep (the embedded default when no CONFIG is given)")
     sweep.add_argument("config", nargs="?", help="YAML config file; every key has a default")
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)")
@@ -31,21 +34,21 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
     sweep.add_argument("--no-report", action="store_true", help="skip report.md and its plots at the end")
 
-    resume = commands.add_parser("resume", help="continue an interrupted sweep from its experiment dir")
+    resume = commands.add_parser("resume", parents=[debug], help="continue an interrupted sweep from its experiment dir")
     resume.add_argument("experiment", metavar="EXPERIMENT_DIR")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="must agree with the config the sweep started with; a change is refused")
 
-    report = commands.add_parser("report", help="(re)write report.md and its plots for a finished sweep")
+    report = commands.add_parser("report", parents=[debug], help="(re)write report.md and its plots for a finished sweep")
     report.add_argument("experiment", metavar="EXPERIMENT_DIR")
 
-    campaign = commands.add_parser("campaign", help="run a benchmark campaign: strategies x datasets x seeds")
+    campaign = commands.add_parser("campaign", parents=[debug], help="run a benchmark campaign: strategies x datasets x seeds")
     campaign.add_argument("campaign", metavar="CAMPAIGN.yaml")
     campaign.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="override a campaign key, e.g. --set seeds=[0]")
     campaign.add_argument("--dry-run", action="store_true", help="validate and list the sweeps without running")
 
-    commands.add_parser("datasets", help="list the bundled datasets")
+    commands.add_parser("datasets", parents=[debug], help="list the bundled datasets")
     return parser
 
 

@@ -252,7 +252,8 @@ def _format_error(error: ValidationError, raw: dict[str, Any]) -> str:
     if not key:
         return f"config: {message}"
     got = first.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    text = repr(got)
+    shown = "" if isinstance(got, dict) else f" (got {text if len(text) <= 80 else text[:77] + '...'})"
     return f"config key {key}: {message}{shown}"
 
 
@@ -286,6 +287,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str],
     return merged
 
 
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values a YAML node holds once its aliases are expanded (capped just past MAX_NODES)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = min(total, MAX_NODES + 1)
+    return memo[id(node)]
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a YAML config file."""
     path = Path(path)
@@ -296,6 +313,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"config file {path} cannot be read: {exc}") from None
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None and _expanded_size(root, {}) > MAX_NODES:
+            # a "billion laughs" file: a few lines of aliases (*name) that expand into an enormous value
+            raise UserError(f"config file {path} expands to more than {MAX_NODES:,} values (YAML aliases); "
+                            "write the values out")
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)

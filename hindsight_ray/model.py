@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hindsight_ray.config import SweepConfig
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,35 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
         metrics=["accuracy"] if classification else None,
     )
     return model
+
+
+def estimate_trial_bytes(*, sequence_length: int, features: int, num_words: int | None, layers: int, units: int,
+                         batch_size: int, bidirectional: bool = False, optimizer: str = "rmsprop") -> int:
+    """A rough upper estimate of the memory one trial needs to train: the weights with their gradients
+    and optimizer slots, one batch of inputs, and the activations backpropagation keeps per time step.
+    Good to an order of magnitude; meant to refuse models that cannot fit, not to pack nodes."""
+    directions = 2 if bidirectional else 1
+    width = units * directions
+    params = (num_words or 0) * units
+    inputs = units if num_words else features
+    for _ in range(layers):
+        params += directions * 4 * units * (inputs + units + 1)
+        inputs = width
+    params += width + 1
+    copies = {"adam": 4, "rmsprop": 3, "adagrad": 3, "sgd": 2}.get(optimizer, 4)  # weights, grads, slots
+    # per time step and layer: the four gates, cell and hidden state kept for backpropagation
+    activations = batch_size * sequence_length * (layers * width * 6 + (units if num_words else features))
+    batch = batch_size * sequence_length * max(1, features)
+    return 4 * (params * copies + activations + batch)
+
+
+def largest_trial_bytes(config: SweepConfig) -> int:
+    """:func:`estimate_trial_bytes` for the largest model the sweep's search space holds."""
+    data, stage1 = config.data, config.search.stage1
+    text = data.kind == "text"
+    return estimate_trial_bytes(
+        sequence_length=data.max_length if text else data.lags,
+        features=1 if text else len(data.features or data.target or [None]),
+        num_words=data.num_words if text else None, layers=max(stage1.layers), units=max(stage1.units),
+        batch_size=config.model.batch_size, bidirectional=config.model.bidirectional,
+        optimizer=config.model.optimizer)

@@ -165,11 +165,39 @@ def filesystem_type(path: str) -> str:
     return kind
 
 
+def _machine_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size < 1e12 else f"{size / 1e12:,.1f} TB"
+
+
+def check_memory(config: SweepConfig, available: float, where: str) -> None:
+    """Refuse a search space whose largest model cannot train in ``available`` bytes, before any data is
+    prepared or trial started (instead of out-of-memory retries)."""
+    from hindsight_ray.model import largest_trial_bytes
+
+    needed = largest_trial_bytes(config)
+    if needed > available:
+        stage1 = config.search.stage1
+        raise UserError(
+            f"the largest model (layers {max(stage1.layers)} x units {max(stage1.units)}, batch "
+            f"{config.model.batch_size}, sequence {config.data.max_length if config.data.kind == 'text' else config.data.lags}"
+            f"{f', vocabulary {config.data.num_words:,}' if config.data.kind == 'text' else ''}) needs about "
+            f"{_gb(needed)} to train, more than {where}'s {_gb(available)}; lower search.stage1.units, "
+            "data.max_length, data.num_words or model.batch_size")
+
+
 def check_cluster(config: SweepConfig, plan: Plan) -> None:
     """Refuse a local-only storage path when trials may run on other machines."""
     import ray
 
-    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    memory = max((n["Resources"].get("memory", 0) for n in nodes), default=0)
+    if memory:
+        check_memory(config, memory, "the largest node")
+    hosts = {n["NodeManagerAddress"] for n in nodes}
     if len(hosts) > 1 and not is_uri(plan.storage) and filesystem_type(plan.storage) not in NETWORK_FILESYSTEMS:
         raise UserError(
             f"storage {plan.storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
@@ -217,6 +245,8 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         update={"source": absolute_source(config.data.source)})})
     plan = make_plan(config)
     check_storage(plan)
+    if not config.resources.address:
+        check_memory(config, _machine_memory(), "this machine")
     prepared = prepare(config.data, seed=config.seed)
     if dry_run:
         for line in describe_plan(config, plan, prepared):
@@ -264,7 +294,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
     store = ExperimentStore(str(experiment_dir))
     experiment = store.path("").rstrip("/")
     if not store.exists(CONFIG_FILE):
-        raise UserError(f"{experiment} is not a hindsight-ray experiment (no {CONFIG_FILE})")
+        raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
     name = experiment.rsplit("/", 1)[-1]
     config, recorded = _recorded_config(store, name, overrides)
     plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)

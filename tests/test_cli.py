@@ -137,3 +137,37 @@ def test_dry_run_checks_storage_too(tmp_path, capsys):
     (tmp_path / "taken").mkdir(parents=True)
     assert main(["sweep", "--dry-run", "--storage", str(tmp_path), "--name", "taken"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+BOMB = "\n".join(["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)]) + "\n"
+
+
+def test_hostile_inputs_are_one_line_errors_before_anything_starts(tmp_path, capsys, monkeypatch):
+    from hindsight_ray.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bomb.yaml").write_text(BOMB + "search: {stage1: {units: *i}}\n")
+    (tmp_path / "inf.csv").write_text("y\n" + "\n".join(["1", "2", "inf"] * 30) + "\n")
+    (tmp_path / "empty.csv").write_text("y,z\n" + "\n".join(f"{i},"for i in range(90)) + "\n")
+    cases = [
+        (["sweep", "bomb.yaml", "--dry-run"], "expands to more than 100,000 values"),
+        (["sweep", "--dry-run", "--set", "search.stage1.units=[300000]"], "needs about 13.0 TB to train, more than"),
+        (["sweep", "--dry-run", "--set", "data.kind=text", "--set", "data.max_length=1000000000"], "sequence 1000000000"),
+        (["sweep", "--dry-run", "--set", "data.kind=text", "--set", "data.num_words=1000000000000"],
+         "vocabulary 1,000,000,000,000"),
+        (["sweep", "--dry-run", "--set", "data.source=inf.csv"], "column 'y' has an infinite value at row 2"),
+        (["sweep", "--dry-run", "--set", "data.source=empty.csv", "--set", "data.target=[y]", "--set",
+          "data.features=[y,z]", "--set", "data.missing=interpolate"], "column 'z' has no values at all"),
+        (["resume", "/"], "/ is not a hindsight-ray experiment folder"),
+        (["report", "--debug", str(tmp_path)], "no summary.json"),
+    ]
+    for args, message in cases:
+        if "--debug" in args:
+            with pytest.raises(Exception, match="no summary.json"):  # --debug after the subcommand: a traceback
+                main(args)
+            continue
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.yaml", "empty.csv", "inf.csv"]

@@ -117,6 +117,9 @@ def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.
             example = frame[column][bad].iloc[0]
             raise UserError(f"{where}: column {column!r} has non-numeric values, e.g. {example!r} at row {bad.idxmax()}")
         values[:, index] = numeric.to_numpy(dtype=np.float64)
+        infinite = np.isinf(values[:, index])
+        if infinite.any():
+            raise UserError(f"{where}: column {column!r} has an infinite value at row {int(np.argmax(infinite))}")
     return values
 
 
@@ -177,6 +180,9 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
                             "set data.missing to interpolate or drop")
         table = pd.DataFrame(values, columns=numeric_columns)
         if data.missing == "interpolate":
+            empty = [c for c in numeric_columns if table[c].isna().all()]
+            if empty:
+                raise UserError(f"{where}: column {empty[0]!r} has no values at all; nothing to interpolate from")
             table = table.interpolate(limit_direction="both")
         else:
             keep = table.notna().all(axis=1).to_numpy()
