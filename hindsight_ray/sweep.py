@@ -7,8 +7,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -252,10 +252,15 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         for line in describe_plan(config, plan, prepared):
             echo(line)
         return {"plan": plan.__dict__, "dry_run": True}
-    with _locked(plan, create=True):
-        recorded = {**config_to_dict(config), FINGERPRINT_KEY: fingerprint(config.data.source)}
-        ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
-        return _run(config, plan, prepared, echo, resume=False, report=report)
+    with ray_session(config):
+        slots = check_resources(config, plan)  # before the folder exists: a refused sweep writes nothing
+        with _locked(plan, create=True):
+            recorded = {**config_to_dict(config), FINGERPRINT_KEY: fingerprint(config.data.source)}
+            ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
+            for line in describe_plan(config, plan, prepared):
+                echo(line)
+            echo(f"slots       {slots} trials at once")
+            return _fit(config, plan, prepared, slots, echo, resume=False, report=report)
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -263,26 +268,23 @@ def _locked(plan: Plan, create: bool) -> Any:
     return nullcontext() if is_uri(plan.experiment_dir) else experiment_lock(plan.experiment_dir, create=create)
 
 
-def _run(config: SweepConfig, plan: Plan, prepared: Prepared, echo: Printer, *, resume: bool,
-         report: bool) -> dict[str, Any]:
+@contextmanager
+def ray_session(config: SweepConfig) -> Iterator[None]:
+    """Ray connected (or started) for the block; shut down after it only if this call started it."""
     import ray
 
     owns_ray = start_ray(config)
     try:
-        check_cluster(config, plan)
-        slots = trial_slots(config)
-        if resume:
-            echo(f"resuming    {plan.experiment_dir}")
-            if config.search.strategy == "two_stage":  # other searchers keep their own (pickled) state
-                reconcile_searcher_state(ExperimentStore(plan.experiment_dir))
-        else:
-            for line in describe_plan(config, plan, prepared):
-                echo(line)
-            echo(f"slots       {slots} trials at once")
-        return _fit(config, plan, prepared, slots, echo, resume=resume, report=report)
+        yield
     finally:
         if owns_ray:
             ray.shutdown()
+
+
+def check_resources(config: SweepConfig, plan: Plan) -> int:
+    """Storage and resource checks against the live nodes; the number of trial slots."""
+    check_cluster(config, plan)
+    return trial_slots(config)
 
 
 def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
@@ -305,7 +307,13 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             return store.read_json(tables.SUMMARY_FILE)
         _check_same_data(config, recorded, name)
         prepared = prepare(config.data, seed=config.seed)
-        return _run(config, plan, prepared, echo, resume=tune.Tuner.can_restore(experiment), report=True)
+        restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
+        with ray_session(config):
+            slots = check_resources(config, plan)
+            echo(f"resuming    {experiment}")
+            if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
+                reconcile_searcher_state(store)
+            return _fit(config, plan, prepared, slots, echo, resume=restorable, report=True)
 
 
 def _recorded_config(store: ExperimentStore, name: str,
