@@ -118,7 +118,7 @@ def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tup
 
 def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> str:
     """Run (or resume, or keep) one campaign cell; its experiment dir."""
-    from hindsight_ray.sweep import make_plan, resume_sweep, run_sweep
+    from hindsight_ray.runner import make_plan, resume_sweep, run_sweep
 
     plan = make_plan(config)
     cell = ExperimentStore(plan.experiment_dir)
@@ -140,7 +140,7 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     (``two_stage``: what two_stage used on that dataset and seed; two_stage itself runs once)."""
     import ray
 
-    from hindsight_ray.sweep import start_ray
+    from hindsight_ray.runner import start_ray
 
     folder = f"{campaign['storage'].rstrip('/')}/{campaign['name']}"
     store = ExperimentStore(folder)

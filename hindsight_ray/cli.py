@@ -53,22 +53,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from hindsight_ray.config import load_config
-    from hindsight_ray.sweep import run_sweep
+    from hindsight_ray import api
+    from hindsight_ray.runner import run_sweep
 
     # taken literally, never as YAML: --name "run #3" is that name, --name 2024-11-24 is a name too
     literal = {"name": args.name, "storage": args.storage, "resources.address": args.address}
-    config = load_config(args.config, list(args.overrides), literal)
-    summary = run_sweep(config, dry_run=args.dry_run, report=not args.no_report)
-    if not args.dry_run and summary.get("best") is None:
+    config = api.resolve_config(args.config, args.overrides, literal)
+    if args.dry_run:
+        run_sweep(config, dry_run=True)
+        return 0
+    result = api.sweep(config, report=not args.no_report)
+    if result.best is None:
         raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from hindsight_ray.sweep import resume_sweep
+    from hindsight_ray import api
 
-    resume_sweep(args.experiment, args.overrides)
+    api.resume(args.experiment, overrides=args.overrides)  # overrides must agree with the recorded config
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hindsight_ray.config import load_config
-from hindsight_ray.sweep import run_sweep
+from hindsight_ray.runner import run_sweep
 
 
 def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:

@@ -62,7 +62,7 @@ def throughput(storage: str) -> tuple[float, float]:
 
 def sweep(storage: str, name: str, speculative: bool) -> tuple[dict, pd.DataFrame]:
     from hindsight_ray.config import load_config
-    from hindsight_ray.sweep import run_sweep
+    from hindsight_ray.runner import run_sweep
 
     config = load_config(None, [f"storage={storage}", f"name={name}", f"search.stage2.speculative={speculative}"])
     summary = run_sweep(config, echo=lambda line: None)
@@ -77,7 +77,7 @@ def stage_wall(trials: pd.DataFrame, stage: int) -> float:
 def main() -> None:
     import ray
 
-    from hindsight_ray.sweep import WORKER_ENV
+    from hindsight_ray.runner import WORKER_ENV
 
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,

@@ -14,7 +14,7 @@ import yaml
 
 from hindsight_ray.config import load_config
 from hindsight_ray.errors import UserError
-from hindsight_ray.sweep import WORKER_ENV, check_cluster, filesystem_type, make_plan, run_sweep, trial_slots
+from hindsight_ray.runner import WORKER_ENV, check_cluster, filesystem_type, make_plan, run_sweep, trial_slots
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from hindsight_ray.config import load_config
-from hindsight_ray.sweep import run_sweep
+from hindsight_ray.runner import run_sweep
 
 pytestmark = pytest.mark.slow
 

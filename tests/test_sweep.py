@@ -11,8 +11,8 @@ import pytest
 
 from hindsight_ray.config import load_config
 from hindsight_ray.objective import is_better
+from hindsight_ray.runner import run_sweep
 from hindsight_ray.search.policy import next_learning_rate
-from hindsight_ray.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hindsight_ray.config import DataConfig
 from hindsight_ray.data.prepared import Prepared, SeriesTransform
-from hindsight_ray.data.sources import BUILTINS, builtin_path, dataset_name, resolve_source
+from hindsight_ray.data.sources import BUILTINS, DATAFRAME, builtin_path, dataset_name, frame_table, resolve_source
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["BUILTINS", "Prepared", "SeriesTransform", "builtin_path", "dataset_name", "prepare"]
 
 
-def prepare(data: DataConfig, seed: int = 0) -> Prepared:
-    """Read and prepare the configured source once, on the driver; bad data raises a UserError."""
+def prepare(data: DataConfig, seed: int = 0, table: pd.DataFrame | None = None) -> Prepared:
+    """Read and prepare the configured source once, on the driver; bad data raises a UserError.
+    ``table``: a DataFrame given from Python (``data.source: dataframe``) instead of a file."""
+    if table is not None or data.source == DATAFRAME:
+        table = frame_table(table, data.source)
+        if data.kind == "text":
+            from hindsight_ray.data.text import prepare_text
+
+            return prepare_text(data, None, seed, table)
+        from hindsight_ray.data.timeseries import prepare_timeseries
+
+        return prepare_timeseries(data, None, None, table)
     if data.source == "builtin:imdb":
         from hindsight_ray.data.imdb import fetch_imdb_npz
         from hindsight_ray.data.text import prepare_text

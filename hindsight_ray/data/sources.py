@@ -87,9 +87,33 @@ def read_table(path: Path, where: str) -> pd.DataFrame:
     return frame
 
 
+DATAFRAME = "dataframe"  # data.source of a sweep whose data is a pandas DataFrame given from Python
+
+
+def frame_table(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """The DataFrame a sweep was given from Python, checked like a file would be."""
+    if table is None:
+        raise UserError(f"data.source {source}: pass the DataFrame as data= (hindsight_ray.sweep or "
+                        "hindsight_ray.resume); the command line reads files only")
+    if not isinstance(table, pd.DataFrame):
+        raise UserError(f"data= must be a pandas DataFrame, got {type(table).__name__}")
+    if table.empty:
+        raise UserError("data=: the DataFrame has no rows")
+    return table
+
+
+def frame_fingerprint(table: pd.DataFrame) -> dict[str, object]:
+    """What identifies a DataFrame's content: its shape and a SHA-256 over its columns, dtypes and values."""
+    import hashlib
+
+    digest = hashlib.sha256(repr([(str(c), str(t)) for c, t in table.dtypes.items()]).encode("utf-8"))
+    digest.update(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
+    return {"source": DATAFRAME, "rows": len(table), "columns": len(table.columns), "sha256": digest.hexdigest()}
+
+
 def absolute_source(source: str) -> str:
     """``source`` with a local path made absolute, so that ``resume`` from another folder reads the same file."""
-    if source.startswith("builtin:") or "://" in source:
+    if source.startswith("builtin:") or "://" in source or source == DATAFRAME:
         return source
     return str(Path(source).expanduser().resolve())
 

@@ -91,12 +91,13 @@ def _carve_validation(labels: np.ndarray, validation: float, seed: int) -> np.nd
     return stratified_split(labels, validation, 0.0, seed) == 1
 
 
-def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
-    """Reviews from a table, the raw aclImdb folders, or Keras' imdb.npz -> front-padded token ids."""
+def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataFrame | None = None) -> Prepared:
+    """Reviews from a table (a file, or ``table`` passed from Python), the raw aclImdb folders, or Keras'
+    imdb.npz -> front-padded token ids."""
     from hindsight_ray.data.imdb import read_aclimdb, read_imdb_npz
 
     where = f"data.source {data.source}"
-    if path.suffix.lower() == ".npz":
+    if table is None and path is not None and path.suffix.lower() == ".npz":
         train_ids, train_labels, test_ids, test_labels = read_imdb_npz(path, data.num_words, where)
         import keras
 
@@ -107,7 +108,7 @@ def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
         return _token_prepared([pad(train_rows), pad(val_rows), pad(test_ids)],
                                [train_labels[~held_out], train_labels[held_out], test_labels],
                                data.num_words, {"rows": len(train_ids) + len(test_ids), "source": "imdb.npz"})
-    if path.is_dir():
+    if table is None and path is not None and path.is_dir():
         train, test = read_aclimdb(path, where)
         labels = train["label"].to_numpy(np.int64)
         held_out = _carve_validation(labels, data.split.validation, seed)
@@ -115,7 +116,7 @@ def prepare_text(data: DataConfig, path: Path, seed: int) -> Prepared:
         y_parts = [labels[~held_out], labels[held_out], test["label"].to_numpy(np.int64)]
         info = {"rows": len(train) + len(test), "source": "aclImdb"}
     else:
-        frame = read_table(path, where)
+        frame = table if table is not None else read_table(path, where)
         for column in (data.text_column, data.label_column):
             if column not in frame.columns:
                 raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")

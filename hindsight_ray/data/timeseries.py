@@ -139,10 +139,12 @@ def one_hot(values: pd.Series, train_rows: int) -> tuple[np.ndarray, list[str]]:
     return encoded, [f"{values.name}={c}" for c in categories]
 
 
-def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path) -> Prepared:
-    """A time-series source -> windows split chronologically, transformed and scaled on train rows only."""
+def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path | None,
+                       table: pd.DataFrame | None = None) -> Prepared:
+    """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
+    transformed and scaled on train rows only."""
     where = f"data.source {data.source}"
-    frame = read_table(path, where)
+    frame = table.reset_index(drop=True) if table is not None else read_table(path, where)
     date_column = data.date_column or (builtin.date_column if builtin else None)
     targets = data.target or ([builtin.target] if builtin else None)
     if targets is None:

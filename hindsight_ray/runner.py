@@ -1,4 +1,5 @@
-"""Connect to Ray, check resources, build the Tuner, run the sweep, finalize its results."""
+"""The sweep runner: connect to Ray, check resources, build the Tuner, run, resume, finalize (the Python API
+in ``api.py`` and the CLI call it)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.config import SweepConfig, config_to_dict
 from hindsight_ray.data import Prepared, dataset_name, prepare
-from hindsight_ray.data.sources import absolute_source, fingerprint
+from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import SCORE_KEY, Objective
 from hindsight_ray.safety import experiment_lock, interruptions
@@ -238,16 +239,19 @@ def trial_slots(config: SweepConfig) -> int:
     return max(1, slots)
 
 
-def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print,
-              report: bool = True) -> dict[str, Any]:
-    """Run a sweep end to end; returns its summary (or the plan, for a dry run)."""
+def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print, report: bool = True,
+              table: pd.DataFrame | None = None, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
+    DataFrame (from Python) instead of ``data.source``."""
+    if table is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"source": DATAFRAME})})
     config = config.model_copy(update={"data": config.data.model_copy(
         update={"source": absolute_source(config.data.source)})})
     plan = make_plan(config)
     check_storage(plan)
     if not config.resources.address:
         check_memory(config, _machine_memory(), "this machine")
-    prepared = prepare(config.data, seed=config.seed)
+    prepared = prepare(config.data, seed=config.seed, table=table)
     if dry_run:
         for line in describe_plan(config, plan, prepared):
             echo(line)
@@ -255,12 +259,12 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
     with ray_session(config):
         slots = check_resources(config, plan)  # before the folder exists: a refused sweep writes nothing
         with _locked(plan, create=True):
-            recorded = {**config_to_dict(config), FINGERPRINT_KEY: fingerprint(config.data.source)}
+            recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
             ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
                 echo(line)
             echo(f"slots       {slots} trials at once")
-            return _fit(config, plan, prepared, slots, echo, resume=False, report=report)
+            return _fit(config, plan, prepared, slots, echo, resume=False, report=report, callbacks=callbacks)
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -288,7 +292,7 @@ def check_resources(config: SweepConfig, plan: Plan) -> int:
 
 
 def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
-                 echo: Printer = print) -> dict[str, Any]:
+                 echo: Printer = print, table: pd.DataFrame | None = None) -> dict[str, Any]:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
     from ray import tune
@@ -305,8 +309,8 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
                  f"{tables.TRIALS_FILE})")
             return store.read_json(tables.SUMMARY_FILE)
-        _check_same_data(config, recorded, name)
-        prepared = prepare(config.data, seed=config.seed)
+        _check_same_data(config, recorded, name, table)
+        prepared = prepare(config.data, seed=config.seed, table=table)
         restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
         with ray_session(config):
             slots = check_resources(config, plan)
@@ -338,11 +342,19 @@ def _recorded_config(store: ExperimentStore, name: str,
     return config, recorded
 
 
-def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name: str) -> None:
+def data_fingerprint(config: SweepConfig, table: pd.DataFrame | None) -> dict[str, Any]:
+    """The fingerprint of a sweep's data: of its file, or of the DataFrame given from Python."""
+    if config.data.source == DATAFRAME:
+        return frame_fingerprint(frame_table(table, config.data.source))
+    return fingerprint(config.data.source)
+
+
+def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name: str,
+                     table: pd.DataFrame | None) -> None:
     """Refuse to resume on other data than the sweep started with: scores of two datasets must not mix."""
     if recorded is None:
         return  # an experiment from before fingerprints were recorded
-    now = fingerprint(config.data.source)
+    now = data_fingerprint(config, table)
     if now != recorded:
         was = recorded.get("sha256", "?")[:12]
         raise UserError(f"resume {name}: data.source {config.data.source} changed since the sweep started "
@@ -361,7 +373,7 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
 
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool, report: bool) -> dict[str, Any]:
+         resume: bool, report: bool, callbacks: list[Any] | None = None) -> dict[str, Any]:
     import ray
     from ray import tune
 
@@ -412,7 +424,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                 stop=EpochBudget(budget) if budget else None,
                 failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-                callbacks=[TrialClock(plan.experiment_dir), console],
+                callbacks=[TrialClock(plan.experiment_dir), console, *(callbacks or [])],
                 verbose=0,
             ),
         )

@@ -1,0 +1,111 @@
+"""The Python API: run, resume and load sweeps from a notebook or a script.
+
+```python
+import hindsight_ray as hr
+result = hr.sweep(overrides=["search.stage1.units=[8,16]"])          # the embedded default, smaller
+result = hr.sweep("sweep.yaml", data=frame, name="sales-v2")         # a DataFrame instead of data.source
+result.best, result.summary, result.trials, result.epochs            # dicts and DataFrames
+hr.resume(result.experiment_dir, data=frame)                         # the same frame, or it is refused
+hr.load(result.experiment_dir)                                       # a finished sweep, later
+```
+
+Mistakes raise :class:`hindsight_ray.UserError` (one line); Ctrl-C raises
+:class:`hindsight_ray.Interrupted` after Tune stopped, with nothing finalized (``resume`` goes on).
+The command line is a thin shell over these functions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hindsight_ray.config import SweepConfig, apply_overrides, build_config, read_config_file
+from hindsight_ray.errors import UserError
+from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE
+from hindsight_ray.storage import ExperimentStore
+
+ConfigLike = SweepConfig | dict[str, Any] | str | Path | None
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep: where it is, its summary, and its tables (read on first use)."""
+
+    experiment_dir: str
+    summary: dict[str, Any]
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The chosen trial: its config, the epoch its model comes from, validation and test scores."""
+        return self.summary.get("best")
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (``trials.parquet``)."""
+        return self._table(TRIALS_FILE)
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        """One row per trial and epoch (``epochs.parquet``)."""
+        return self._table(EPOCHS_FILE)
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in self._tables:
+            store = ExperimentStore(self.experiment_dir)
+            self._tables[name] = pd.read_parquet(io.BytesIO(store.read_bytes(name)))
+        return self._tables[name]
+
+
+def resolve_config(config: ConfigLike = None, overrides: Sequence[str] | None = None,
+                   literal: dict[str, Any] | None = None) -> SweepConfig:
+    """A validated config from a YAML path, a mapping, a ``SweepConfig`` or None (the default), with
+    ``--set``-style overrides (values parsed as YAML) and literal settings (taken as given)."""
+    if isinstance(config, SweepConfig):
+        raw = config.model_dump(mode="json")
+    elif isinstance(config, dict):
+        raw = config
+    elif isinstance(config, str | Path):
+        raw = read_config_file(config)
+    elif config is None:
+        raw = {}
+    else:
+        raise UserError(f"config must be a path, a mapping or a SweepConfig, got {type(config).__name__}")
+    return build_config(apply_overrides(raw, list(overrides or []), literal))
+
+
+def sweep(config: ConfigLike = None, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
+          name: str | None = None, storage: str | None = None, callbacks: Sequence[Any] | None = None,
+          echo: Callable[[str], None] = print, report: bool = True) -> SweepResult:
+    """Run a sweep to the end. ``data``: a DataFrame to use instead of ``data.source`` (it goes into Ray's
+    object store; ``config.json`` keeps its fingerprint, never its rows). ``callbacks``: Ray Tune
+    callbacks (``ray.tune.Callback``, e.g. MLflow's or W&B's) attached to the run."""
+    from hindsight_ray.runner import run_sweep
+
+    resolved = resolve_config(config, overrides, {"name": name, "storage": storage})
+    summary = run_sweep(resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []))
+    return SweepResult(summary["experiment_dir"], summary)
+
+
+def resume(experiment_dir: str | Path, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
+           echo: Callable[[str], None] = print) -> SweepResult:
+    """Finish an interrupted sweep (a finished one is returned as it is). A sweep that ran on a DataFrame
+    needs the same frame again: other data is refused. ``overrides`` must agree with the recorded config."""
+    from hindsight_ray.runner import resume_sweep
+
+    summary = resume_sweep(str(experiment_dir), list(overrides or []), echo=echo, table=data)
+    return SweepResult(summary["experiment_dir"], summary)
+
+
+def load(experiment_dir: str | Path) -> SweepResult:
+    """A finished sweep's results; an unfinished one is an error that says to resume it."""
+    store = ExperimentStore(str(experiment_dir))
+    if not store.exists(SUMMARY_FILE):
+        raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
+    summary = store.read_json(SUMMARY_FILE)
+    return SweepResult(str(summary.get("experiment_dir") or store.location), summary)
