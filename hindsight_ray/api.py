@@ -26,6 +26,7 @@ import pandas as pd
 
 from hindsight_ray.config import SweepConfig, apply_overrides, build_config, read_config_file
 from hindsight_ray.errors import UserError
+from hindsight_ray.predict import Predictor
 from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE
 from hindsight_ray.storage import ExperimentStore
 
@@ -54,6 +55,10 @@ class SweepResult:
     def epochs(self) -> pd.DataFrame:
         """One row per trial and epoch (``epochs.parquet``)."""
         return self._table(EPOCHS_FILE)
+
+    def predictor(self) -> Predictor:
+        """The best model with its preprocessing: raw data in, predictions in the data's terms out."""
+        return Predictor.load(self.experiment_dir)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:

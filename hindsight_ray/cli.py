@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_argument("--dry-run", action="store_true", help="validate and list the sweeps without running")
 
     commands.add_parser("datasets", parents=[debug], help="list the bundled datasets")
+
+    predict = commands.add_parser("predict", parents=[debug],
+                                  help="run a finished sweep's best model on raw data (CSV or Parquet)")
+    predict.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    predict.add_argument("--data", required=True, metavar="FILE", help="raw rows: a series, or a text column")
+    predict.add_argument("--out", metavar="FILE", help="where to write (.csv or .parquet); default: CSV on stdout")
     return parser
 
 
@@ -103,6 +109,39 @@ def _campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from hindsight_ray.data.sources import read_table
+    from hindsight_ray.predict import Predictor
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UserError(f"--out {out}: use a .csv or .parquet file")
+    source = Path(args.data).expanduser()
+    if not source.is_file():
+        raise UserError(f"--data {args.data}: file not found")
+    frame = read_table(source, f"--data {args.data}")
+    predictor = Predictor.load(args.experiment)
+    predicted = predictor.predict(frame)
+    if not isinstance(predicted, pd.DataFrame):  # text: probabilities beside the rows they belong to
+        columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
+        predicted = pd.concat([frame.reset_index(drop=True),
+                               pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns)], axis=1)
+    if out is None:
+        predicted.to_csv(sys.stdout, index=False)
+        return 0
+    from hindsight_ray.results import parquet_bytes
+    from hindsight_ray.storage import ExperimentStore
+
+    data = parquet_bytes(predicted) if out.suffix.lower() != ".csv" else predicted.to_csv(index=False).encode()
+    ExperimentStore(str(out.parent.resolve())).write_bytes(out.name, data)  # atomic: never half a file
+    print(f"predictions: {len(predicted)} rows in {out}", file=sys.stderr)
+    return 0
+
+
 def _datasets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -125,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     handlers = {"sweep": _sweep, "resume": _resume, "report": _report, "campaign": _campaign,
-                "datasets": _datasets}
+                "datasets": _datasets, "predict": _predict}
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -11,7 +11,15 @@ def regression_scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, fl
     return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
 
 
+def predicted_classes(probabilities: np.ndarray) -> np.ndarray:
+    """Class ids from model outputs: P(class 1) >= 0.5 for one column, the most probable class for several."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 2 and probabilities.shape[1] > 1:
+        return probabilities.argmax(axis=1).astype(np.int64)
+    return (probabilities.reshape(-1) >= 0.5).astype(np.int64)
+
+
 def classification_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy of 0/1 labels against predicted probabilities of class 1."""
-    predicted = (np.asarray(probabilities).reshape(-1) >= 0.5).astype(np.int64)
+    """Accuracy of class ids against predicted probabilities (of class 1, or of every class)."""
+    predicted = predicted_classes(probabilities)
     return {"accuracy": float(np.mean(predicted == np.asarray(labels).reshape(-1)))}

@@ -26,6 +26,13 @@ class ModelSpec:
 _OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD", "adagrad": "Adagrad"}
 
 
+def training_loss(spec: ModelSpec) -> str:
+    """The loss a model of this spec trains on: cross-entropy for classes (binary or sparse categorical)."""
+    if spec.task != "classification":
+        return spec.loss
+    return "sparse_categorical_crossentropy" if spec.output_dim > 1 else "binary_crossentropy"
+
+
 def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, seed: int = 0) -> Any:
     """A compiled stacked LSTM: [Embedding(num_words, units)] -> ``layers`` x LSTM(units) -> Dense head.
 
@@ -63,9 +70,10 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
         if spec.dropout > 0:
             x = keras.layers.Dropout(spec.dropout, seed=next(initializer_seed))(x)
     classification = spec.task == "classification"
+    multiclass = classification and spec.output_dim > 1
     outputs = keras.layers.Dense(
         spec.output_dim,
-        activation="sigmoid" if classification else None,
+        activation=("softmax" if multiclass else "sigmoid") if classification else None,
         dtype="float32",  # the head stays float32 under mixed precision, for a stable loss
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seed)),
     )(x)
@@ -73,7 +81,7 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     optimizer = getattr(keras.optimizers, _OPTIMIZERS[spec.optimizer])(learning_rate=learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss="binary_crossentropy" if classification else spec.loss,
+        loss=training_loss(spec),
         metrics=["accuracy"] if classification else None,
     )
     return model

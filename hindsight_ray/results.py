@@ -16,6 +16,7 @@ EPOCHS_FILE = "epochs.parquet"
 SUMMARY_FILE = "summary.json"
 BEST_MODEL_FILE = "best_model.keras"
 PREDICTIONS_FILE = "test_predictions.parquet"
+PREPROCESSING_FILE = "preprocessing.json"
 
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",

@@ -536,7 +536,7 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(experiment_dir)
     if prepared.task == "regression":  # first target, first step: enough to plot against the truth
-        frame = pd.DataFrame({"actual": prepared.actual["test"][:, 0],
+        frame = pd.DataFrame({"origin": prepared.origins["test"], "actual": prepared.actual["test"][:, 0],
                               "predicted": prepared.in_data_units("test", predicted)[:, 0]})
         store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     with tempfile.TemporaryDirectory() as folder:
@@ -627,6 +627,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
                            "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
                            "last_validation": float(row[objective.last_key]), **test,
                            "model": store.path(tables.BEST_MODEL_FILE)}
+    recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
+    store.write_json(tables.PREPROCESSING_FILE, {**prepared.preprocessing, "fingerprint": recorded})
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
     store.write_json(tables.SUMMARY_FILE, summary)  # last: its presence means "finished"

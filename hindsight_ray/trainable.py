@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hindsight_ray.data.prepared import Prepared
-from hindsight_ray.model import ModelSpec, build_model
+from hindsight_ray.model import ModelSpec, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
 
 MODEL_FILE = "model.keras"
@@ -87,6 +87,9 @@ def configure_tensorflow(cpus: float, mixed_precision: bool = False) -> None:
 
 def validation_loss(loss: str, actual: np.ndarray, predicted: np.ndarray) -> float:
     """The training loss on the validation split, in the units the model trains in."""
+    if loss == "sparse_categorical_crossentropy":
+        p = np.clip(np.asarray(predicted), 1e-7, 1.0)
+        return float(-np.mean(np.log(p[np.arange(len(p)), actual.reshape(-1).astype(np.int64)])))
     if loss == "binary_crossentropy":
         p = np.clip(predicted.reshape(-1), 1e-7, 1 - 1e-7)
         y = actual.reshape(-1)
@@ -190,17 +193,20 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
 
     seed = trial_seed(setup.seed, config)
     keras.utils.set_random_seed(seed)
-    spec = ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
+    return build_model(_spec(prepared, setup), config["layers"], config["units"], config["learning_rate"], seed=seed)
+
+
+def _spec(prepared: Prepared, setup: TrialSetup) -> ModelSpec:
+    return ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
                      num_words=prepared.num_words, optimizer=setup.optimizer, bidirectional=setup.bidirectional,
                      dropout=setup.dropout, loss=setup.loss)
-    return build_model(spec, config["layers"], config["units"], config["learning_rate"], seed=seed)
 
 
 def _validate(model: Any, prepared: Prepared, setup: TrialSetup) -> dict[str, float]:
     """Validation metrics after an epoch, in the data's units, plus the validation loss."""
     predicted = predict(model, prepared.x_val)
     scores = {f"val_{k}": v for k, v in prepared.scores("val", predicted).items()}
-    loss_name = "binary_crossentropy" if prepared.task == "classification" else setup.loss
+    loss_name = training_loss(_spec(prepared, setup))
     scores["val_loss"] = validation_loss(loss_name, prepared.y_val, predicted)
     return scores
 

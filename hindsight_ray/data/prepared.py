@@ -54,6 +54,8 @@ class Prepared:
     actual: dict[str, np.ndarray] = field(default_factory=dict)  # regression: split -> targets in data units
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # test-split scores
     info: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # JSON: what the predictor needs (fitted on train)
+    origins: dict[str, np.ndarray] = field(default_factory=dict)  # series: split -> each window's last observed row
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, model targets) of ``train``, ``val`` or ``test``."""

@@ -1,4 +1,4 @@
-"""Text: a table of texts and 0/1 labels -> stratified split -> vocabulary from train -> front-padded ids."""
+"""Text: a table of texts and labels (two classes or more) -> stratified split -> vocabulary from train -> front-padded ids."""
 
 from __future__ import annotations
 
@@ -18,21 +18,29 @@ _LABEL_WORDS = {
 }
 
 
-def binary_labels(values: pd.Series, where: str) -> np.ndarray:
-    """Labels given as 0/1, -1/1, pos/neg, positive/negative or true/false -> 0/1."""
+MAX_CLASSES = 1000
+
+
+def class_labels(values: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
+    """Labels -> class ids 0..k-1 and the class names as the data spells them. Two labels given as 0/1,
+    -1/1, pos/neg, positive/negative or true/false keep their meaning (class 1 is the positive one);
+    other labels are numbered in sorted order."""
     if values.isna().any():
         raise UserError(f"{where}: {int(values.isna().sum())} rows have no label")
-    words = values.astype(str).str.strip().str.lower().str.removesuffix(".0")
+    words = values.astype(str).str.strip().str.removesuffix(".0")
     distinct = sorted(words.unique())
     if len(distinct) < 2:
         raise UserError(f"{where}: every row has the label {distinct[0]!r}; a classifier needs two classes")
-    if len(distinct) > 2:
-        raise UserError(f"{where}: labels must be binary, found {len(distinct)} distinct values: {distinct[:5]}")
-    unknown = [w for w in distinct if w not in _LABEL_WORDS]
-    if unknown:
-        raise UserError(f"{where}: cannot read label {unknown[0]!r} as 0/1 "
-                        "(use 0/1, -1/1, pos/neg, positive/negative or true/false)")
-    return words.map(_LABEL_WORDS).to_numpy(dtype=np.int64)
+    if len(distinct) > MAX_CLASSES:
+        raise UserError(f"{where}: {len(distinct)} distinct labels (at most {MAX_CLASSES}); is this the label column?")
+    lowered = words.str.lower()
+    known = {w: _LABEL_WORDS.get(w) for w in lowered.unique()}
+    if sorted(known.values(), key=str) == [0, 1]:  # two labels with a known meaning, in any letter case
+        ids = lowered.map(known).to_numpy(dtype=np.int64)
+    else:
+        ids = words.map({w: i for i, w in enumerate(distinct)}).to_numpy(dtype=np.int64)
+    first = pd.Series(words.to_numpy()).groupby(ids).first()  # each class's name as the data first spells it
+    return ids, [str(first[i]) for i in range(len(first))]
 
 
 def stratified_split(labels: np.ndarray, validation: float, test: float, seed: int) -> np.ndarray:
@@ -54,35 +62,46 @@ def clean_text(texts: pd.Series) -> list[str]:
 
 
 def vectorize(train: list[str], others: list[list[str]], num_words: int, max_length: int):
-    """Adapt a vocabulary on ``train`` only; every list -> ids padded and truncated at the front."""
+    """Adapt a vocabulary on ``train`` only; every list -> ids padded and truncated at the front.
+    Returns the vocabulary (ids are positions in it), the training ids and the others' ids."""
     import keras
     import tensorflow as tf
 
     layer = keras.layers.TextVectorization(max_tokens=num_words, output_mode="int", ragged=True)
     layer.adapt(tf.data.Dataset.from_tensor_slices(train).batch(4096))
+    vocabulary = [str(word) for word in layer.get_vocabulary()]
+    return vocabulary, token_ids(vocabulary, train, max_length), [token_ids(vocabulary, t, max_length) for t in others]
 
-    def ids(texts: list[str]) -> np.ndarray:
-        ragged = layer(tf.constant(texts, dtype=tf.string))
-        rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
-        return keras.utils.pad_sequences(rows, maxlen=max_length, padding="pre", truncating="pre").astype(np.int32)
 
-    return layer.vocabulary_size(), ids(train), [ids(texts) for texts in others]
+def token_ids(vocabulary: list[str], texts: list[str], max_length: int) -> np.ndarray:
+    """Texts -> ids in ``vocabulary`` (0 padding, 1 unknown), padded and truncated at the front; the same
+    rule for training data and for the predictor's raw strings."""
+    import keras
+    import tensorflow as tf
+
+    layer = keras.layers.TextVectorization(output_mode="int", ragged=True, vocabulary=vocabulary)
+    ragged = layer(tf.constant(texts, dtype=tf.string))
+    rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
+    return keras.utils.pad_sequences(rows, maxlen=max_length, padding="pre", truncating="pre").astype(np.int32)
 
 
 def _token_prepared(x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabulary: int,
-                    info: dict) -> Prepared:
+                    info: dict, preprocessing: dict | None = None) -> Prepared:
+    classes = int(max(part.max(initial=0) for part in y_parts)) + 1
     y_train, y_val, y_test = (part.astype(np.float32).reshape(-1, 1) for part in y_parts)
-    majority = float(np.bincount(y_parts[0].astype(np.int64)).argmax())
+    majority = int(np.bincount(y_parts[0].astype(np.int64)).argmax())
+    guess = np.full(len(y_test), float(majority)) if classes <= 2 else np.eye(classes)[np.full(len(y_test), majority)]
     return Prepared(
         kind="text",
         task="classification",
         x_train=x_parts[0], y_train=y_train,
         x_val=x_parts[1], y_val=y_val,
         x_test=x_parts[2], y_test=y_test,
-        output_dim=1,
+        output_dim=1 if classes <= 2 else classes,  # one sigmoid for two classes, a softmax for more
         num_words=int(vocabulary),
-        baselines={"majority_class": classification_scores(y_test, np.full(len(y_test), majority))},
-        info={**info, "vocabulary": int(vocabulary), "windows": [len(part) for part in x_parts]},
+        baselines={"majority_class": classification_scores(y_test, guess)},
+        info={**info, "vocabulary": int(vocabulary), "classes": classes, "windows": [len(part) for part in x_parts]},
+        preprocessing=preprocessing or {},
     )
 
 
@@ -115,12 +134,13 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         texts = [clean_text(train["text"][~held_out]), clean_text(train["text"][held_out]), clean_text(test["text"])]
         y_parts = [labels[~held_out], labels[held_out], test["label"].to_numpy(np.int64)]
         info = {"rows": len(train) + len(test), "source": "aclImdb"}
+        classes = ["negative", "positive"]
     else:
         frame = table if table is not None else read_table(path, where)
         for column in (data.text_column, data.label_column):
             if column not in frame.columns:
                 raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")
-        labels = binary_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
+        labels, classes = class_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
         split = stratified_split(labels, data.split.validation, data.split.test, seed)
         if min((split == s).sum() for s in range(3)) == 0:
             raise UserError(f"{where}: {len(frame)} rows are too few for a train/validation/test split")
@@ -129,4 +149,7 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         y_parts = [labels[split == s] for s in range(3)]
         info = {"rows": len(frame)}
     vocabulary, x_train, (x_val, x_test) = vectorize(texts[0], texts[1:], data.num_words, data.max_length)
-    return _token_prepared([x_train, x_val, x_test], y_parts, vocabulary, {**info, "max_length": data.max_length})
+    preprocessing = {"kind": "text", "vocabulary": vocabulary, "max_length": data.max_length,
+                     "text_column": data.text_column, "classes": classes}
+    return _token_prepared([x_train, x_val, x_test], y_parts, len(vocabulary), {**info, "max_length": data.max_length},
+                           preprocessing)

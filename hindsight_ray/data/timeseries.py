@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +131,113 @@ def _is_categorical(series: pd.Series) -> bool:
     return bool(pd.to_numeric(series.dropna(), errors="coerce").isna().mean() > 0.5)  # mostly words
 
 
-def one_hot(values: pd.Series, train_rows: int) -> tuple[np.ndarray, list[str]]:
-    """One column per category seen in the training rows; later unseen categories are all zeros."""
-    text = values.astype("string").fillna("<missing>")
-    categories = sorted(text.iloc[:train_rows].unique())
-    encoded = np.stack([(text == c).to_numpy(dtype=np.float64) for c in categories], axis=1)
-    return encoded, [f"{values.name}={c}" for c in categories]
+@dataclass(frozen=True)
+class SeriesPreprocessing:
+    """Everything fitted on the training rows that turns raw rows into model inputs, and model outputs
+    back into the data's units: written to ``preprocessing.json``, read by the predictor."""
+
+    targets: list[str]
+    numeric: list[str]  # numeric columns read, in this order (targets first)
+    inputs: list[str]  # the numeric input columns, in order
+    categories: dict[str, list[str]]  # categorical input column -> categories seen in the training rows
+    date_column: str | None
+    lags: int
+    horizon: int
+    log: bool
+    difference: bool
+    missing: str
+    offset: list[float]  # per numeric column: scaled = (value - offset) / scale
+    scale: list[float]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.inputs, *(f"{c}={v}" for c, values in self.categories.items() for v in values)]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a frame must have."""
+        return list(dict.fromkeys([*self.numeric, *self.categories, *([self.date_column] if self.date_column else [])]))
+
+
+def sort_by_date(frame: pd.DataFrame, date_column: str | None, where: str) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Rows in date order (dates parsed; unparsable or repeated dates are errors), and the dates."""
+    if not date_column:
+        return frame.reset_index(drop=True), None
+    dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
+    if dates.isna().any():
+        raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
+                        f"{frame[date_column][dates.isna()].iloc[0]!r}")
+    if dates.duplicated().any():
+        raise UserError(f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}")
+    order = np.argsort(dates.to_numpy(), kind="stable")
+    return frame.iloc[order].reset_index(drop=True), dates.iloc[order].reset_index(drop=True)
+
+
+def numeric_values(frame: pd.DataFrame, columns: list[str], missing: str,
+                   where: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The numeric columns as floats, gaps handled by ``data.missing`` (``drop`` drops the frame's rows too)."""
+    values = _numeric_columns(frame, columns, where)
+    gaps = np.isnan(values).sum(axis=0)
+    if not gaps.any():
+        return frame, values
+    if missing == "error":
+        detail = ", ".join(f"{c}: {n}" for c, n in zip(columns, gaps, strict=True) if n)
+        raise UserError(f"{where}: {int(gaps.sum())} missing values ({detail}); set data.missing to interpolate or drop")
+    table = pd.DataFrame(values, columns=columns)
+    if missing == "interpolate":
+        empty = [c for c in columns if table[c].isna().all()]
+        if empty:
+            raise UserError(f"{where}: column {empty[0]!r} has no values at all; nothing to interpolate from")
+        return frame, table.interpolate(limit_direction="both").to_numpy(dtype=np.float64)
+    keep = table.notna().all(axis=1).to_numpy()
+    return frame[keep].reset_index(drop=True), table[keep].to_numpy(dtype=np.float64)
+
+
+def model_space(values: np.ndarray, target_index: list[int], log: bool, difference: bool,
+                where: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (and their lagged copies) as the model sees them, before scaling: log, then first
+    differences (one row fewer). Also the levels (log levels with ``log``) that undo the differencing."""
+    if log:  # transforms apply to the targets, not to other features
+        low = values[:, target_index].min(axis=0)
+        if (low <= 0).any():
+            column = names[target_index[int(np.argmax(low <= 0))]]
+            raise UserError(f"{where}: data.log needs positive values, but column {column!r} has values <= 0")
+        values = values.copy()
+        values[:, target_index] = np.log(values[:, target_index])
+    levels = values
+    if difference:
+        values = values[1:].copy()
+        values[:, target_index] = np.diff(levels[:, target_index], axis=0)
+    return values, levels
+
+
+def encode(pre: SeriesPreprocessing, frame: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled model-space values -> (inputs ``[rows, features]``, scaled targets ``[rows, targets]``)."""
+    shift = 1 if pre.difference else 0
+    scaled = (values - np.asarray(pre.offset)) / np.asarray(pre.scale)
+    inputs = scaled[:, [pre.numeric.index(c) for c in pre.inputs]]
+    for column, categories in pre.categories.items():
+        text = frame[column].iloc[shift:].reset_index(drop=True).astype("string").fillna("<missing>")
+        encoded = np.stack([(text == c).to_numpy(dtype=np.float64) for c in categories], axis=1)
+        inputs = np.concatenate([inputs, encoded], axis=1)
+    return inputs, scaled[:, [pre.numeric.index(c) for c in pre.targets]]
+
+
+def to_data_units(pre: SeriesPreprocessing, outputs: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Model outputs ``[samples, horizon * targets]`` -> values in the data's units; ``base`` is the last
+    observed level (log level with ``log``) of each target before each window's first target."""
+    index = [pre.numeric.index(c) for c in pre.targets]
+    transform = SeriesTransform(offset=np.asarray(pre.offset)[index], scale=np.asarray(pre.scale)[index],
+                                log=pre.log, difference=pre.difference, base={"rows": base})
+    return transform.inverse("rows", outputs)
+
+
+def window_origins(frame: pd.DataFrame, date_column: str | None, rows: np.ndarray) -> np.ndarray:
+    """What names a window: the date (ISO) of its last observed row, or that row's position."""
+    if not date_column:
+        return rows.astype(np.int64)
+    dates = pd.to_datetime(frame[date_column].astype(str), format="mixed")
+    return dates.iloc[rows].dt.strftime("%Y-%m-%d %H:%M:%S").str.removesuffix(" 00:00:00").to_numpy(dtype=object)
 
 
 def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path | None,
@@ -157,67 +258,30 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
     missing_columns = [c for c in needed if c not in frame.columns]
     if missing_columns:
         raise UserError(f"{where}: no column {missing_columns[0]!r} (columns: {list(frame.columns)})")
-
-    season = data.season
-    if date_column:
-        dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
-        if dates.isna().any():
-            raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
-                            f"{frame[date_column][dates.isna()].iloc[0]!r}")
-        if dates.duplicated().any():
-            raise UserError(f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}")
-        order = np.argsort(dates.to_numpy(), kind="stable")
-        frame, dates = frame.iloc[order].reset_index(drop=True), dates.iloc[order].reset_index(drop=True)
-        if season is None:
-            season = infer_season(dates)
+    frame, dates = sort_by_date(frame, date_column, where)
+    season = data.season if data.season is not None or dates is None else infer_season(dates)
 
     categorical = [c for c in features if c not in targets and _is_categorical(frame[c])]
     numeric_columns = [c for c in dict.fromkeys([*targets, *features]) if c not in categorical]
-    values = _numeric_columns(frame, numeric_columns, where)
-    gaps = np.isnan(values).sum(axis=0)
-    if gaps.any():
-        if data.missing == "error":
-            detail = ", ".join(f"{c}: {n}" for c, n in zip(numeric_columns, gaps, strict=True) if n)
-            raise UserError(f"{where}: {int(gaps.sum())} missing values ({detail}); "
-                            "set data.missing to interpolate or drop")
-        table = pd.DataFrame(values, columns=numeric_columns)
-        if data.missing == "interpolate":
-            empty = [c for c in numeric_columns if table[c].isna().all()]
-            if empty:
-                raise UserError(f"{where}: column {empty[0]!r} has no values at all; nothing to interpolate from")
-            table = table.interpolate(limit_direction="both")
-        else:
-            keep = table.notna().all(axis=1).to_numpy()
-            table, frame = table[keep], frame[keep].reset_index(drop=True)
-        values = table.to_numpy(dtype=np.float64)
+    frame, values = numeric_values(frame, numeric_columns, data.missing, where)
     target_index = [numeric_columns.index(c) for c in targets]
     original = values[:, target_index].copy()  # the targets in the data's own units
-    if data.log:  # transforms apply to the targets (and their lagged copies), not to other features
-        low = values[:, target_index].min(axis=0)
-        if (low <= 0).any():
-            column = targets[int(np.argmax(low <= 0))]
-            raise UserError(f"{where}: data.log needs positive values, but column {column!r} has values <= 0")
-        values = values.copy()
-        values[:, target_index] = np.log(values[:, target_index])
-    levels = values  # targets in log space with data.log, before differencing
+    values, levels = model_space(values, target_index, data.log, data.difference, where, numeric_columns)
     shift = 1 if data.difference else 0
-    if data.difference:
-        values = values[1:].copy()
-        values[:, target_index] = np.diff(levels[:, target_index], axis=0)
 
     rows = split_rows(len(values), data.split.validation, data.split.test)
     if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
         raise UserError(f"{where}: {len(frame)} rows are too few for lags={data.lags}, horizon={data.horizon} "
                         f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
-
     offset, scale = fit_scaler(values[: rows.train], data.scale)
-    scaled = (values - offset) / scale
-    feature_names = [c for c in features if c not in categorical]
-    inputs = scaled[:, [numeric_columns.index(c) for c in feature_names]]
-    for column in categorical:
-        encoded, names = one_hot(frame[column].iloc[shift:].reset_index(drop=True), rows.train)
-        inputs, feature_names = np.concatenate([inputs, encoded], axis=1), feature_names + names
-    x, y = make_windows(inputs, scaled[:, target_index], data.lags, data.horizon)
+    training = frame.iloc[shift : shift + rows.train]
+    pre = SeriesPreprocessing(
+        targets=list(targets), numeric=numeric_columns, inputs=[c for c in features if c not in categorical],
+        categories={c: sorted(training[c].astype("string").fillna("<missing>").unique()) for c in categorical},
+        date_column=date_column, lags=data.lags, horizon=data.horizon, log=data.log, difference=data.difference,
+        missing=data.missing, offset=[float(v) for v in offset], scale=[float(v) for v in scale])
+    inputs, scaled_targets = encode(pre, frame, values)
+    x, y = make_windows(inputs, scaled_targets, data.lags, data.horizon)
     starts = window_starts(len(values), data.lags, data.horizon)
     split = assign_windows(starts, data.lags, data.horizon, rows)
 
@@ -244,7 +308,9 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
         transform=transform,
         actual=actual,
         baselines=baselines,
-        info={"rows": len(frame), "targets": targets, "features": feature_names, "season": season,
+        preprocessing={"kind": "timeseries", **asdict(pre)},
+        origins={"test": window_origins(frame, date_column, first_target[split == 2] - 1)},
+        info={"rows": len(frame), "targets": targets, "features": pre.feature_names, "season": season,
               "log": data.log, "difference": data.difference,
               "split_rows": [rows.train, rows.validation, rows.test],
               "windows": [int((split == s).sum()) for s in range(3)]},

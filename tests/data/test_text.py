@@ -8,7 +8,7 @@ import pytest
 
 from hindsight_ray.config import DataConfig
 from hindsight_ray.data import prepare
-from hindsight_ray.data.text import binary_labels, clean_text, stratified_split, vectorize
+from hindsight_ray.data.text import class_labels, clean_text, stratified_split, vectorize
 from hindsight_ray.errors import UserError
 
 
@@ -18,14 +18,23 @@ from hindsight_ray.errors import UserError
      ([True, False], [1, 0]), ([1.0, 0.0], [1, 0])],
 )
 def test_binary_labels(values, expected):
-    assert binary_labels(pd.Series(values), "x").tolist() == expected
+    assert class_labels(pd.Series(values), "x")[0].tolist() == expected
 
 
-@pytest.mark.parametrize(("values", "message"), [([1, 1], "two classes"), ([0, 1, 2], "3 distinct"),
-                                                 (["good", "bad"], "cannot read label")])
+@pytest.mark.parametrize(("values", "message"), [([1, 1], "two classes"), ([None, 1, 0], "1 rows have no label"),
+                                                 ([str(i) for i in range(1001)], "1001 distinct labels")])
 def test_unusable_labels(values, message):
     with pytest.raises(UserError, match=message):
-        binary_labels(pd.Series(values), "x")
+        class_labels(pd.Series(values), "x")
+
+
+def test_labels_beyond_two_are_classes_with_their_names():
+    ids, names = class_labels(pd.Series(["sports", "politics", "tech", "sports"]), "x")
+    assert names == ["politics", "sports", "tech"] and ids.tolist() == [1, 0, 2, 1]
+    ids, names = class_labels(pd.Series(["Pos", "neg", "pos"]), "x")
+    assert names[1] in ("Pos", "pos") and names[0] == "neg" and ids.tolist() == [1, 0, 1]
+    ids, names = class_labels(pd.Series(["spam", "ham"]), "x")
+    assert names == ["ham", "spam"] and ids.tolist() == [1, 0]
 
 
 def test_stratified_split_keeps_class_shares():
@@ -42,8 +51,9 @@ def test_html_breaks_are_stripped():
 
 
 def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
-    size, train, (test,) = vectorize(["good good film", "bad film"], [["unseen good"]], num_words=100, max_length=4)
-    assert size == 5  # padding, OOV, good, film, bad
+    vocabulary, train, (test,) = vectorize(["good good film", "bad film"], [["unseen good"]], num_words=100,
+                                           max_length=4)
+    assert vocabulary[:3] == ["", "[UNK]", "good"] and len(vocabulary) == 5  # padding, OOV, good, film, bad
     assert train.shape == (2, 4) and train.dtype == np.int32
     assert train[1, :2].tolist() == [0, 0] and train[1, 2:].min() > 1  # front padded
     assert test[0].tolist()[:2] == [0, 0] and test[0, 2] == 1  # "unseen" is out of vocabulary
