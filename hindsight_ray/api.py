@@ -86,24 +86,29 @@ def resolve_config(config: ConfigLike = None, overrides: Sequence[str] | None = 
 
 def sweep(config: ConfigLike = None, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
           name: str | None = None, storage: str | None = None, callbacks: Sequence[Any] | None = None,
-          echo: Callable[[str], None] = print, report: bool = True) -> SweepResult:
+          model_builder: Callable[..., Any] | None = None, echo: Callable[[str], None] = print,
+          report: bool = True) -> SweepResult:
     """Run a sweep to the end. ``data``: a DataFrame to use instead of ``data.source`` (it goes into Ray's
     object store; ``config.json`` keeps its fingerprint, never its rows). ``callbacks``: Ray Tune
-    callbacks (``ray.tune.Callback``, e.g. MLflow's or W&B's) attached to the run."""
+    callbacks (``ray.tune.Callback``, e.g. MLflow's or W&B's) attached to the run.
+    ``model_builder(spec, layers, units, learning_rate, seed)`` returns a compiled ``keras.Model`` that
+    replaces the LSTM (``model.builder: "package.module:function"`` in a config)."""
     from hindsight_ray.runner import run_sweep
 
     resolved = resolve_config(config, overrides, {"name": name, "storage": storage})
-    summary = run_sweep(resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []))
+    summary = run_sweep(resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []),
+                        model_builder=model_builder)
     return SweepResult(summary["experiment_dir"], summary)
 
 
 def resume(experiment_dir: str | Path, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
-           echo: Callable[[str], None] = print) -> SweepResult:
+           model_builder: Callable[..., Any] | None = None, echo: Callable[[str], None] = print) -> SweepResult:
     """Finish an interrupted sweep (a finished one is returned as it is). A sweep that ran on a DataFrame
     needs the same frame again: other data is refused. ``overrides`` must agree with the recorded config."""
     from hindsight_ray.runner import resume_sweep
 
-    summary = resume_sweep(str(experiment_dir), list(overrides or []), echo=echo, table=data)
+    summary = resume_sweep(str(experiment_dir), list(overrides or []), echo=echo, table=data,
+                           model_builder=model_builder)
     return SweepResult(summary["experiment_dir"], summary)
 
 

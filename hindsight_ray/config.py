@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -95,6 +96,14 @@ class ModelConfig(_Section):
     bidirectional: bool = False  # Bidirectional(LSTM) in every layer
     dropout: Float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
     loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
+    builder: str | None = None  # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
+
+    @field_validator("builder")
+    @classmethod
+    def _import_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError(f"must look like package.module:function, got {value!r}")
+        return value
 
 
 class Stage1Config(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,35 @@ class ModelSpec:
 
 
 _OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD", "adagrad": "Adagrad"}
+
+
+Builder = Callable[[ModelSpec, int, int, float, int], Any]
+
+
+def resolve_builder(path: str) -> Builder:
+    """``package.module:function`` -> the function (imported from the working directory too). Its module is
+    then pickled by value into the trials, so workers need not be able to import it themselves."""
+    import importlib
+    import os
+    import sys
+
+    from ray import cloudpickle
+
+    from hindsight_ray.errors import UserError
+
+    module_name, _, name = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"model.builder {path}: cannot import {module_name} ({exc})") from None
+    builder = getattr(module, name, None)
+    if not callable(builder):
+        raise UserError(f"model.builder {path}: {module_name} has no function {name}")
+    if module_name.split(".")[0] not in ("hindsight_ray", "keras", "tensorflow"):
+        cloudpickle.register_pickle_by_value(module)
+    return builder
 
 
 def training_loss(spec: ModelSpec) -> str:

@@ -33,6 +33,7 @@ Printer = Callable[[str], None]
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow",
               "PYTHONWARNINGS": "ignore"}
 CONFIG_FILE = "config.json"
+BUILDER_KEY = "model_builder"  # beside the config: the Python function that built the models, when one did
 FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what resume checks the data against
 
 
@@ -240,7 +241,8 @@ def trial_slots(config: SweepConfig) -> int:
 
 
 def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print, report: bool = True,
-              table: pd.DataFrame | None = None, callbacks: list[Any] | None = None) -> dict[str, Any]:
+              table: pd.DataFrame | None = None, callbacks: list[Any] | None = None,
+              model_builder: Any = None) -> dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
     DataFrame (from Python) instead of ``data.source``."""
     if table is not None:
@@ -249,6 +251,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         update={"source": absolute_source(config.data.source)})})
     plan = make_plan(config)
     check_storage(plan)
+    builder = _builder(config, model_builder)
     if not config.resources.address:
         check_memory(config, _machine_memory(), "this machine")
     prepared = prepare(config.data, seed=config.seed, table=table)
@@ -260,11 +263,14 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         slots = check_resources(config, plan)  # before the folder exists: a refused sweep writes nothing
         with _locked(plan, create=True):
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
+            if model_builder is not None:  # a Python function: resume needs it passed again
+                recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
             ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
                 echo(line)
             echo(f"slots       {slots} trials at once")
-            return _fit(config, plan, prepared, slots, echo, resume=False, report=report, callbacks=callbacks)
+            return _fit(config, plan, prepared, slots, echo, resume=False, report=report, callbacks=callbacks,
+                        builder=builder)
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -292,7 +298,8 @@ def check_resources(config: SweepConfig, plan: Plan) -> int:
 
 
 def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
-                 echo: Printer = print, table: pd.DataFrame | None = None) -> dict[str, Any]:
+                 echo: Printer = print, table: pd.DataFrame | None = None,
+                 model_builder: Any = None) -> dict[str, Any]:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
     from ray import tune
@@ -302,7 +309,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
     if not store.exists(CONFIG_FILE):
         raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
     name = experiment.rsplit("/", 1)[-1]
-    config, recorded = _recorded_config(store, name, overrides)
+    config, recorded, raw_builder = _recorded_config(store, name, overrides)
     plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
     with _locked(plan, create=False):
         if store.exists(tables.SUMMARY_FILE):
@@ -310,6 +317,10 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
                  f"{tables.TRIALS_FILE})")
             return store.read_json(tables.SUMMARY_FILE)
         _check_same_data(config, recorded, name, table)
+        if raw_builder and model_builder is None:
+            raise UserError(f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
+                            "from Python with hindsight_ray.resume(..., model_builder=that function)")
+        builder = _builder(config, model_builder)
         prepared = prepare(config.data, seed=config.seed, table=table)
         restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
         with ray_session(config):
@@ -317,11 +328,11 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             echo(f"resuming    {experiment}")
             if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
                 reconcile_searcher_state(store)
-            return _fit(config, plan, prepared, slots, echo, resume=restorable, report=True)
+            return _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
 
 
 def _recorded_config(store: ExperimentStore, name: str,
-                     overrides: list[str] | None) -> tuple[SweepConfig, dict[str, Any] | None]:
+                     overrides: list[str] | None) -> tuple[SweepConfig, dict[str, Any] | None, str | None]:
     """The config a sweep started with (overrides must agree with it) and its data fingerprint."""
     from hindsight_ray.config import apply_overrides, build_config
 
@@ -332,6 +343,7 @@ def _recorded_config(store: ExperimentStore, name: str,
     if not isinstance(raw, dict):
         raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a sweep config")
     recorded = raw.pop(FINGERPRINT_KEY, None)
+    builder = raw.pop(BUILDER_KEY, None)
     config = build_config(raw)
     if overrides:
         wanted = build_config(apply_overrides(raw, overrides))
@@ -339,7 +351,21 @@ def _recorded_config(store: ExperimentStore, name: str,
             changed = _changed_keys(config_to_dict(config), config_to_dict(wanted))
             raise UserError(f"resume {name}: the config differs from the one it started with "
                             f"({', '.join(changed)}); start a new sweep instead")
-    return config, recorded
+    return config, recorded, builder
+
+
+def _builder(config: SweepConfig, model_builder: Any) -> Any:
+    """The user's model builder, from Python or from ``model.builder`` (imported now: a bad path is a
+    one-line error before Ray starts); None for our LSTM."""
+    if model_builder is not None:
+        if not callable(model_builder):
+            raise UserError(f"model_builder must be a function, got {type(model_builder).__name__}")
+        return model_builder
+    if config.model.builder:
+        from hindsight_ray.model import resolve_builder
+
+        return resolve_builder(config.model.builder)
+    return None
 
 
 def data_fingerprint(config: SweepConfig, table: pd.DataFrame | None) -> dict[str, Any]:
@@ -373,7 +399,7 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
 
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool, report: bool, callbacks: list[Any] | None = None) -> dict[str, Any]:
+         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None) -> dict[str, Any]:
     import ray
     from ray import tune
 
@@ -388,6 +414,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
         loss=config.model.loss, objective=config.objective,
         checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
+        builder=builder,
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_lstm, setup=setup),

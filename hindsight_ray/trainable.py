@@ -46,6 +46,7 @@ class TrialSetup:
     objective: Objective
     checkpoint_every: int
     mixed_precision: bool = False
+    builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
 
 
 def trial_seed(sweep_seed: int, config: dict[str, Any]) -> int:
@@ -193,7 +194,13 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
 
     seed = trial_seed(setup.seed, config)
     keras.utils.set_random_seed(seed)
-    return build_model(_spec(prepared, setup), config["layers"], config["units"], config["learning_rate"], seed=seed)
+    build = setup.builder or build_model  # a user's model_builder replaces our LSTM
+    model = build(_spec(prepared, setup), int(config["layers"]), int(config["units"]),
+                  float(config["learning_rate"]), seed)
+    if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
+        raise TypeError(f"model builder {getattr(build, '__name__', build)!r} returned an uncompiled model; "
+                        "compile it with an optimizer and a loss")
+    return model
 
 
 def _spec(prepared: Prepared, setup: TrialSetup) -> ModelSpec:
