@@ -177,10 +177,17 @@ class ResourcesConfig(_Section):
         return value
 
 
+class MlflowConfig(_Section):
+    tracking_uri: str | None = None  # default: MLflow's own (MLFLOW_TRACKING_URI, or ./mlruns)
+    experiment: str | None = None  # default: the sweep's name
+
+
 class RunConfig(_Section):
     max_failures: Int = Field(2, ge=0)
     checkpoint_every: Int = Field(1, ge=1)
     keep_checkpoints: Int = Field(2, ge=1)
+    callbacks: list[Literal["mlflow"]] = []  # mlflow: Ray Tune's MLflowLoggerCallback (pip install '.[mlflow]')
+    mlflow: MlflowConfig = MlflowConfig()
 
 
 class SweepConfig(_Section):

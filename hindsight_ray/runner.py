@@ -252,6 +252,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
     plan = make_plan(config)
     check_storage(plan)
     builder = _builder(config, model_builder)
+    configured = config_callbacks(config, plan.name)  # a missing optional package: an error before Ray starts
     if not config.resources.address:
         check_memory(config, _machine_memory(), "this machine")
     prepared = prepare(config.data, seed=config.seed, table=table)
@@ -269,8 +270,8 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             for line in describe_plan(config, plan, prepared):
                 echo(line)
             echo(f"slots       {slots} trials at once")
-            return _fit(config, plan, prepared, slots, echo, resume=False, report=report, callbacks=callbacks,
-                        builder=builder)
+            return _fit(config, plan, prepared, slots, echo, resume=False, report=report,
+                        callbacks=[*configured, *(callbacks or [])], builder=builder)
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -352,6 +353,23 @@ def _recorded_config(store: ExperimentStore, name: str,
             raise UserError(f"resume {name}: the config differs from the one it started with "
                             f"({', '.join(changed)}); start a new sweep instead")
     return config, recorded, builder
+
+
+def config_callbacks(config: SweepConfig, name: str) -> list[Any]:
+    """The Ray Tune callbacks ``run.callbacks`` names: ``mlflow`` -> Ray's ``MLflowLoggerCallback``, one MLflow
+    run per trial with its config and every epoch's metrics, in experiment ``run.mlflow.experiment``."""
+    import importlib.util
+
+    callbacks: list[Any] = []
+    if "mlflow" in config.run.callbacks:
+        if importlib.util.find_spec("mlflow") is None:
+            raise UserError("run.callbacks mlflow needs MLflow: pip install 'hindsight-ray[mlflow]'")
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callbacks.append(MLflowLoggerCallback(tracking_uri=config.run.mlflow.tracking_uri,
+                                              experiment_name=config.run.mlflow.experiment or name,
+                                              tags={"hindsight_ray.strategy": config.search.strategy}))
+    return callbacks
 
 
 def _builder(config: SweepConfig, model_builder: Any) -> Any:
