@@ -138,7 +138,7 @@ class TwoStagePolicy:
     # -- what the adapter asks ---------------------------------------------------------
     @property
     def mode(self) -> str:
-        return self.settings["mode"]
+        return str(self.settings["mode"])
 
     @property
     def total_trials(self) -> int:
@@ -235,11 +235,12 @@ class TwoStagePolicy:
 
     def learning_rate_path(self) -> list[dict[str, Any]]:
         """Stage 2 as the sequential rule decided it: learning rate, score, and whether it improved."""
-        return [
-            {"iteration": index + 1, "trial_id": self._result_for(lr).trial_id, "learning_rate": lr, "score": score,
-             "improved": improved}
-            for index, (lr, score, improved) in enumerate(self._decided())
-        ]
+        path = []
+        for index, (lr, score, improved) in enumerate(self._decided()):
+            trial = self._result_for(lr)  # every decided learning rate has a finished trial
+            path.append({"iteration": index + 1, "trial_id": None if trial is None else trial.trial_id,
+                         "learning_rate": lr, "score": score, "improved": improved})
+        return path
 
     def used_trial_ids(self) -> set[str]:
         """Stage-1 trials and the stage-2 trials on the decided path (not unused speculation)."""

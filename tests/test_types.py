@@ -1,0 +1,17 @@
+"""The pure core type-checks under ``mypy --strict`` (pydantic's plugin for the config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PURE_CORE = ["hindsight_ray/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config.py"]
+
+
+def test_the_pure_core_passes_mypy_strict():
+    api = pytest.importorskip("mypy.api")
+    stdout, stderr, status = api.run(["--strict", "--config-file", str(ROOT / "pyproject.toml"),
+                                      "--cache-dir", str(ROOT / ".mypy_cache"), *(str(ROOT / p) for p in PURE_CORE)])
+    assert status == 0, stdout + stderr
