@@ -145,6 +145,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _datasets(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from hindsight_ray.config import DATASET_DEFAULTS
     from hindsight_ray.data import BUILTINS, builtin_path
 
     for dataset in BUILTINS.values():
@@ -153,6 +154,9 @@ def _datasets(args: argparse.Namespace) -> int:
         print(f"builtin:{dataset.name:<10} {len(frame):>4} rows  {dataset.frequency:<8} {span}")
         print(f"    {dataset.description}")
         print(f"    source: {dataset.source}")
+        defaults = DATASET_DEFAULTS.get(f"builtin:{dataset.name}") or {}
+        shown = ", ".join(f"data.{key}: {str(value).lower()}" for key, value in defaults.items())
+        print(f"    preprocessing by default: {shown or 'none beyond the global defaults'} (any key can be overridden)")
     print("builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use")
     print("    source: Maas et al. (2011), Large Movie Review Dataset, as packaged by Keras")
     return 0

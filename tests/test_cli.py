@@ -30,6 +30,7 @@ def test_datasets_lists_both_bundled_series(tmp_path):
     assert result.returncode == 0
     assert "builtin:airline" in result.stdout and "144 rows" in result.stdout
     assert "builtin:sunspots" in result.stdout and "309 rows" in result.stdout
+    assert "preprocessing by default: data.log: true, data.difference: true, data.scale: standard" in result.stdout
 
 
 def test_config_file_and_overrides(tmp_path):
