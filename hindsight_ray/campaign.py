@@ -140,7 +140,7 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     (``two_stage``: what two_stage used on that dataset and seed; two_stage itself runs once)."""
     import ray
 
-    from hindsight_ray.runner import start_ray
+    from hindsight_ray.cluster import start_ray
 
     folder = f"{campaign['storage'].rstrip('/')}/{campaign['name']}"
     store = ExperimentStore(folder)

@@ -364,3 +364,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_to_dict(config: SweepConfig) -> dict[str, Any]:
     """A plain, YAML/JSON-ready mapping of every key (defaults filled in)."""
     return config.model_dump(mode="json")
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two config mappings."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys

@@ -17,6 +17,9 @@ SUMMARY_FILE = "summary.json"
 BEST_MODEL_FILE = "best_model.keras"
 PREDICTIONS_FILE = "test_predictions.parquet"
 PREPROCESSING_FILE = "preprocessing.json"
+CONFIG_FILE = "config.json"
+BUILDER_KEY = "model_builder"  # beside the config: the Python function that built the models, when one did
+FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what resume checks the data against
 
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",

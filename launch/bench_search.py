@@ -77,7 +77,7 @@ def stage_wall(trials: pd.DataFrame, stage: int) -> float:
 def main() -> None:
     import ray
 
-    from hindsight_ray.runner import WORKER_ENV
+    from hindsight_ray.cluster import WORKER_ENV
 
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    from hindsight_ray.runner import WORKER_ENV
+    from hindsight_ray.cluster import WORKER_ENV
 
     if ray.is_initialized():
         ray.shutdown()

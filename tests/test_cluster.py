@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from hindsight_ray.cluster import WORKER_ENV, check_cluster, filesystem_type, trial_slots
 from hindsight_ray.config import load_config
 from hindsight_ray.errors import UserError
-from hindsight_ray.runner import WORKER_ENV, check_cluster, filesystem_type, make_plan, run_sweep, trial_slots
+from hindsight_ray.runner import make_plan, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -99,9 +100,9 @@ def test_local_disk_storage_is_refused_when_nodes_are_on_other_machines(monkeypa
     if filesystem_type(str(tmp_path)) in ("nfs", "nfs4"):
         pytest.skip("the test folder is on NFS")
     with pytest.raises(UserError, match="use shared storage"):
-        check_cluster(config, make_plan(config))
+        check_cluster(config, make_plan(config).storage)
     uri = load_config(None, ["storage=s3://bucket/prefix"])
-    check_cluster(uri, make_plan(uri))  # URIs are shared by definition
+    check_cluster(uri, make_plan(uri).storage)  # URIs are shared by definition
 
 
 def test_trials_spread_over_nodes_and_survive_a_node_removal(tmp_path):

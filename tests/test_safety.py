@@ -14,7 +14,8 @@ from hindsight_ray.cli import main
 from hindsight_ray.config import config_to_dict, load_config
 from hindsight_ray.data.sources import fingerprint
 from hindsight_ray.errors import UserError
-from hindsight_ray.runner import CONFIG_FILE, FINGERPRINT_KEY, resume_sweep
+from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
+from hindsight_ray.runner import resume_sweep
 from hindsight_ray.safety import LOCK_FILE, Interrupted, experiment_lock
 
 HOLD = """

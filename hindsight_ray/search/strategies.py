@@ -60,6 +60,13 @@ def learning_rates(max_learning_rate: float, iterations: int) -> list[float]:
     return [max_learning_rate / 2**i for i in range(iterations)]
 
 
+def asha(epochs: int) -> Any:
+    """Ray Tune's ASHA over a trial's epochs: grace period epochs/8, reduction factor 3."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3)
+
+
 def shuffled_grid(layers: list[int], units: list[int], rates: list[float], seed: int) -> list[dict[str, Any]]:
     """Every (layers, units, learning rate), in an order shuffled by ``seed``."""
     points = [{"layers": d, "units": w, "learning_rate": lr} for d in layers for w in units for lr in rates]
@@ -101,12 +108,7 @@ def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_lea
         points = shuffled_grid(layers, units, learning_rates(max_learning_rate, iterations), seed)
         return _listed(name, points, space, stage2_epochs, slots)
     if name in ("random", "asha"):
-        scheduler = None
-        if name == "asha":
-            from ray.tune.schedulers import ASHAScheduler
-
-            scheduler = ASHAScheduler(time_attr="epoch", max_t=stage2_epochs,
-                                      grace_period=max(1, stage2_epochs // 8), reduction_factor=3)
+        scheduler = asha(stage2_epochs) if name == "asha" else None
         return Strategy(name, BasicVariantGenerator(max_concurrent=slots, random_state=seed), scheduler, samples,
                         param_space=space)
     if name == "manual":

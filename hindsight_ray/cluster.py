@@ -1,0 +1,156 @@
+"""Start or join Ray, and check what a sweep asks of it against the live nodes: memory, CPUs and GPUs per
+trial, shared storage across machines, and how many trials fit at once."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hindsight_ray.config import SweepConfig
+from hindsight_ray.errors import UserError
+from hindsight_ray.storage import is_uri
+
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow",
+              "PYTHONWARNINGS": "ignore"}
+
+
+def start_ray(config: SweepConfig) -> bool:
+    """Connect to (or start) Ray; True when this call started it and so must shut it down."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # Ray announces on every start that it turned token authentication on; we keep it on, quietly
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    options: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": WORKER_ENV},
+    }
+    if config.resources.address:
+        options["address"] = config.resources.address
+    else:
+        options.update(include_dashboard=False, dashboard_host="127.0.0.1")
+    try:
+        ray.init(**options)
+    except ConnectionError as exc:
+        raise UserError(f"resources.address {config.resources.address}: cannot connect to Ray ({exc})") from None
+    return True
+
+
+@contextmanager
+def ray_session(config: SweepConfig) -> Iterator[None]:
+    """Ray connected (or started) for the block; shut down after it only if this call started it."""
+    import ray
+
+    owns_ray = start_ray(config)
+    try:
+        yield
+    finally:
+        if owns_ray:
+            ray.shutdown()
+
+
+def check_resources(config: SweepConfig, storage: str) -> int:
+    """Storage and resource checks against the live nodes; the number of trial slots."""
+    check_cluster(config, storage)
+    return trial_slots(config)
+
+
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p",
+                       "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs", "fuse.sshfs", "fuse.ceph-fuse", "efs")
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the mounted filesystem holding ``path`` (from /proc/mounts), or "" when unknown."""
+    target = Path(path).resolve()
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    best, kind = "", ""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3 and (str(target) + "/").startswith(fields[1].rstrip("/") + "/") and len(fields[1]) > len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+def machine_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size < 1e12 else f"{size / 1e12:,.1f} TB"
+
+
+def check_memory(config: SweepConfig, available: float, where: str) -> None:
+    """Refuse a search space whose largest model cannot train in ``available`` bytes, before any data is
+    prepared or trial started (instead of out-of-memory retries)."""
+    from hindsight_ray.model import largest_trial_bytes
+
+    needed = largest_trial_bytes(config)
+    if needed > available:
+        stage1 = config.search.stage1
+        raise UserError(
+            f"the largest model (layers {max(stage1.layers)} x units {max(stage1.units)}, batch "
+            f"{config.model.batch_size}, sequence {config.data.max_length if config.data.kind == 'text' else config.data.lags}"
+            f"{f', vocabulary {config.data.num_words:,}' if config.data.kind == 'text' else ''}) needs about "
+            f"{_gb(needed)} to train, more than {where}'s {_gb(available)}; lower search.stage1.units, "
+            "data.max_length, data.num_words or model.batch_size")
+
+
+def check_cluster(config: SweepConfig, storage: str) -> None:
+    """Refuse a local-only storage path when trials may run on other machines."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    memory = max((n["Resources"].get("memory", 0) for n in nodes), default=0)
+    if memory:
+        check_memory(config, memory, "the largest node")
+    hosts = {n["NodeManagerAddress"] for n in nodes}
+    if len(hosts) > 1 and not is_uri(storage) and filesystem_type(storage) not in NETWORK_FILESYSTEMS:
+        raise UserError(
+            f"storage {storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
+            "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix")
+
+
+def trial_slots(config: SweepConfig) -> int:
+    """How many trials fit at once on the live nodes; impossible requests are errors.
+
+    With ``resources.wait_for_autoscaler`` an request no live node can meet is allowed to wait for
+    nodes an autoscaler may add (one slot is planned until they come).
+    """
+    import ray
+
+    res = config.resources
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    problem = None
+    if res.cpus_per_trial > most_cpus:
+        problem = (f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has "
+                   f"(largest: {most_cpus:g} CPUs)")
+    elif res.gpus_per_trial > 0 and most_gpus == 0:
+        problem = f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none"
+    elif res.gpus_per_trial > most_gpus:
+        problem = (f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
+                   f"(largest: {most_gpus:g} GPUs)")
+    if problem and not res.wait_for_autoscaler:
+        raise UserError(problem + "; set resources.wait_for_autoscaler: true if an autoscaler will add such nodes")
+    slots = 0
+    for node in nodes:
+        fit = math.floor(node.get("CPU", 0) / res.cpus_per_trial + 1e-9)
+        if res.gpus_per_trial > 0:
+            fit = min(fit, math.floor(node.get("GPU", 0) / res.gpus_per_trial + 1e-9))
+        slots += fit
+    if res.max_concurrent:
+        return res.max_concurrent
+    return max(1, slots)

@@ -1,0 +1,192 @@
+"""A finished search -> tables, the best model scored once on test and exported with its preprocessing,
+and ``summary.json`` (written last: its presence means "finished")."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+import pandas as pd
+
+from hindsight_ray import results as tables
+from hindsight_ray.config import SweepConfig
+from hindsight_ray.data import Prepared
+from hindsight_ray.errors import UserError
+from hindsight_ray.objective import Objective
+from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
+from hindsight_ray.search.policy import TwoStagePolicy
+from hindsight_ray.storage import ExperimentStore
+
+
+def load_policy(store: ExperimentStore) -> TwoStagePolicy:
+    """The two-stage decisions as last saved with the experiment (our JSON under Ray's ``.pkl`` name)."""
+    files = store.names("searcher-state-")  # named by session start time: the last is the newest
+    if not files:
+        raise UserError(f"{store.location}: no searcher state found")
+    return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
+
+
+def reconcile_searcher_state(store: ExperimentStore) -> None:
+    """Forget trials the searcher suggested but Ray never recorded, so they are suggested again."""
+    from ray.tune import ExperimentAnalysis
+
+    files = store.names("searcher-state-")
+    if not files:
+        return
+    state = store.read_json(files[-1])
+    policy = TwoStagePolicy.from_state(state["policy"])
+    known = {trial.trial_id for trial in ExperimentAnalysis(store.path("").rstrip("/")).trials}
+    lost = [trial_id for trial_id in policy.trials if trial_id not in known]
+    if not lost:
+        return
+    for trial_id in lost:
+        policy.forget(trial_id)
+    state["policy"] = policy.get_state()
+    store.write_json(files[-1], state)
+
+
+def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
+    """Every trial of an experiment dir, as Ray recorded it."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(experiment_dir)
+    frames = analysis.trial_dataframes
+    outcomes = []
+    for trial in analysis.trials:
+        frame = frames.get(trial.trial_id)
+        records = [] if frame is None or frame.empty else frame.to_dict("records")
+        checkpoint = trial.checkpoint
+        outcomes.append(tables.TrialOutcome(
+            trial_id=trial.trial_id, config=dict(trial.config), status=trial.status, results=records,
+            checkpoint_path=checkpoint.path if checkpoint is not None else None,
+            num_failures=int(trial.num_failures),
+        ))
+    return outcomes
+
+
+def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str) -> dict[str, Any]:
+    """Load a trial's final model, score it once on the test split, export it (runs as a Ray task)."""
+    from ray.tune import Checkpoint
+
+    from hindsight_ray.trainable import configure_tensorflow, load_scored_model, predict
+
+    configure_tensorflow(1)
+    try:
+        with Checkpoint(checkpoint_path).as_directory() as folder:
+            model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
+    except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        return {"error": f"the best trial's checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}: "
+                         f"{detail}); its model cannot be exported"}
+    predicted = predict(model, prepared.x_test)
+    scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
+    store = ExperimentStore(experiment_dir)
+    if prepared.task == "regression":  # first target, first step: enough to plot against the truth
+        frame = pd.DataFrame({"origin": prepared.origins["test"], "actual": prepared.actual["test"][:, 0],
+                              "predicted": prepared.in_data_units("test", predicted)[:, 0]})
+        store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
+    with tempfile.TemporaryDirectory() as folder:
+        exported = os.path.join(folder, tables.BEST_MODEL_FILE)
+        model.save(exported)
+        store.upload(tables.BEST_MODEL_FILE, exported)
+    return scores
+
+
+def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
+             policy: TwoStagePolicy | None) -> dict[str, Any]:
+    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
+
+    ``policy`` is the two-stage search's decisions; other strategies pass None and their best is
+    the best trial that ran all its epochs.
+    """
+    import ray
+
+    from hindsight_ray.console import read_queue_times
+
+    experiment = store.path("").rstrip("/")
+    outcomes = load_outcomes(experiment)
+    objective = config.objective
+    trials = tables.trials_table(outcomes, objective=objective, strategy=config.search.strategy,
+                                 queued_at=read_queue_times(experiment))
+    records = policy.trials if policy is not None else {}
+    used = policy.used_trial_ids() if policy is not None else set(trials.trial_id)
+    trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
+    trials["used"] = [t in used for t in trials.trial_id]
+    # stopped before their last epoch (early stopping, a budget, unused speculation): recorded, no score
+    stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
+    stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)]
+    trials.loc[stopped, "status"] = "STOPPED"
+    trials.loc[stopped, config.metric] = None
+    if policy is not None:
+        best_id = getattr(policy.best(), "trial_id", None)
+    else:
+        index = objective.best_index(trials[config.metric].astype(float).tolist())
+        best_id = None if index is None else trials.trial_id.iloc[index]
+    began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
+    wall_s = float(trials["finished_at"].max() - began)
+    summary: dict[str, Any] = {
+        "experiment": experiment.rsplit("/", 1)[-1],
+        "experiment_dir": experiment,
+        "strategy": config.search.strategy,
+        "metric": config.metric,
+        "mode": config.mode,
+        "score": objective.rule,
+        "seed": config.seed,
+        "budget": config.search.budget,
+        "data": {"source": config.data.source, **prepared.info},
+        "stage1": None,
+        "stage2": None,
+        "best": None,
+        "baselines": prepared.baselines,
+        "wall_s": wall_s,
+        "trial_s": float(trials["total_s"].fillna(0).sum()),
+        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()),
+        "trials_run": len(outcomes),
+        "stopped_trials": int(sum(stopped)),
+        "retries": int(trials["retries"].sum()),
+        "utilization": tables.utilization(trials, wall_s),
+        "finished_at": time.time(),
+    }
+    if policy is not None:
+        winner = policy.winner
+        summary["stage1"] = {
+            "trials": len(policy.stage1_trials()),
+            "failed": sum(t.status == "error" for t in policy.stage1_trials()),
+            "winner": None if winner is None else {
+                "trial_id": winner.trial_id, "layers": winner.layers, "units": winner.units,
+                "validation": winner.score, "params": winner.params},
+        }
+        summary["stage2"] = {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
+                             "speculative": bool(policy.settings["speculative"]),
+                             "speculative_trials": int(trials["speculative"].sum())}
+    if best_id is not None:
+        row = trials.loc[trials["trial_id"] == best_id].iloc[0]
+        evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
+        test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, experiment))
+        if "error" in test:
+            raise UserError(test["error"])
+        for key, value in test.items():
+            trials.loc[trials["trial_id"] == best_id, key] = value
+        summary["best"] = {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
+                           "layers": int(row.layers), "units": int(row.units),
+                           "learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
+                           "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
+                           "last_validation": float(row[objective.last_key]), **test,
+                           "model": store.path(tables.BEST_MODEL_FILE)}
+    recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
+    store.write_json(tables.PREPROCESSING_FILE, {**prepared.preprocessing, "fingerprint": recorded})
+    store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
+    store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
+    store.write_json(tables.SUMMARY_FILE, summary)  # last: its presence means "finished"
+    return summary
+
+
+def describe_best(summary: dict[str, Any], objective: Objective) -> str:
+    best = summary.get("best") or {}
+    if not best:
+        return "none (every trial failed)"
+    test = best.get(objective.test_key)
+    return (f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
+            f"{objective.metric}={best['validation']:.4g} (epoch {best['epoch']}) test={test:.4g}")
