@@ -118,7 +118,8 @@ def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tup
 
 def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> str:
     """Run (or resume, or keep) one campaign cell; its experiment dir."""
-    from hindsight_ray.runner import make_plan, resume_sweep, run_sweep
+    from hindsight_ray.plan import make_plan
+    from hindsight_ray.runner import resume_sweep, run_sweep
 
     plan = make_plan(config)
     cell = ExperimentStore(plan.experiment_dir)

@@ -1,4 +1,5 @@
-"""Tune callbacks on the driver: stage-aware progress lines, and when each trial was queued.
+"""Tune callbacks on the driver: stage-aware progress lines, a heartbeat with time left, and when each
+trial was queued.
 
 Both keep no state that matters in memory: Tune pickles its callbacks with the experiment and
 unpickles them on ``resume``, so what they know comes from the trials Tune passes in, or a file.
@@ -116,3 +117,67 @@ class StageConsole(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._ended(trials, trial)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Progress(Callback):
+    """A heartbeat while trials run, at most every ``every`` seconds: elapsed time, trials done, running
+    (with their epochs) and queued per stage, the best score so far, and an estimate of the time left
+    from the observed seconds per trial-epoch."""
+
+    def __init__(self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int,
+                 echo: Callable[[str], None] = print, every: float = 10.0) -> None:
+        self.objective, self.echo, self.every, self.slots = objective, echo, every, max(1, slots)
+        self.stage_epochs = stage_epochs  # stage -> (trials, epochs each); stage 0: any other strategy
+        self.started: float | None = None
+        self.last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = self.last = now
+            return
+        if now - self.last >= self.every:
+            self.last = now
+            self.echo(self.line(trials, now - self.started))
+
+    def line(self, trials: list[Any], elapsed: float) -> str:
+        parts, best, seconds, trained = [], None, [], {}
+        for stage in sorted({t.config.get("stage", 0) or 0 for t in trials}):
+            mine = [t for t in trials if (t.config.get("stage", 0) or 0) == stage]
+            done = sum(t.status in ("TERMINATED", "ERROR") for t in mine)
+            running = [t for t in mine if t.status == "RUNNING"]
+            queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
+            shown = ", ".join(f"{t.config.get('layers')}x{t.config.get('units')} "
+                              f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}" for t in running[:4])
+            label = f"stage {stage}: " if stage else ""
+            total = self.stage_epochs.get(stage, (len(mine), 0))[0]
+            parts.append(f"{label}{done}/{max(total, len(mine))} done, {len(running)} running"
+                         f"{f' ({shown})' if shown else ''}, {queued} queued")
+            trained[stage] = sum(int((t.last_result or {}).get("epoch", 0)) for t in mine)
+        for trial in trials:
+            result = trial.last_result or {}
+            if result.get("epoch") and result.get("finished_at") and result.get("started_at"):
+                # gross seconds per epoch: training plus evaluation, checkpoints and reporting
+                seconds.append((float(result["finished_at"]) - float(result["started_at"])) / int(result["epoch"]))
+            score = result.get(SCORE_KEY) if trial.status != "ERROR" else None
+            if score is not None and self.objective.better(finite(float(score)), best):
+                best = finite(float(score))
+        shown_best = "none yet" if best is None else f"{self.objective.metric} {best:.4g}"
+        return (f"[{_clock(elapsed)}] {'; '.join(parts) or 'starting'} | best {shown_best} | "
+                f"left ~{self._left(trained, seconds)}")
+
+    def _left(self, trained: dict[int, int], seconds: list[float]) -> str:
+        if not seconds:
+            return "?"
+        per_epoch = sorted(seconds)[len(seconds) // 2]  # the median trial's seconds per epoch
+        left = 0.0
+        for stage, (count, epochs) in self.stage_epochs.items():
+            remaining = max(0, count * epochs - trained.get(stage, 0))
+            left += remaining * per_epoch / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
+        return _clock(left)

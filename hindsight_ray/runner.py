@@ -4,10 +4,10 @@ in ``api.py`` and the CLI call it)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,14 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_session
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict
-from hindsight_ray.data import Prepared, dataset_name, prepare
+from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
 from hindsight_ray.errors import UserError
 from hindsight_ray.finalize import describe_best, finalize, load_policy, reconcile_searcher_state
 from hindsight_ray.objective import SCORE_KEY
+from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.safety import experiment_lock, interruptions
-from hindsight_ray.search.policy import stage2_iterations
 from hindsight_ray.storage import ExperimentStore, is_uri
 
 Printer = Callable[[str], None]
@@ -31,96 +31,12 @@ Printer = Callable[[str], None]
 # Environment for every Ray worker: quiet TensorFlow, no oneDNN reordering (bitwise-repeatable CPU math).
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a sweep will do, known before Ray starts."""
-
-    name: str
-    storage: str
-    experiment_dir: str
-    stage1_trials: int
-    stage2_trials: int
-    stage1_epochs: int
-    stage2_epochs: int
-
-    @property
-    def trial_epochs(self) -> int:
-        return self.stage1_trials * self.stage1_epochs + self.stage2_trials * self.stage2_epochs
-
-
-def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
-    """Experiment name and folder, and the trials of each stage."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    name = config.name or f"{dataset_name(config.data.source)}-{config.search.strategy}-{stamp}"
-    storage = config.storage if is_uri(config.storage) else str(Path(config.storage).expanduser().resolve())
-    stage1 = config.search.stage1
-    return Plan(
-        name=name,
-        storage=storage,
-        experiment_dir=f"{storage.rstrip('/')}/{name}",
-        stage1_trials=len(stage1.layers) * len(stage1.units),
-        stage2_trials=stage2_iterations(config.search.stage2.max_iterations),
-        stage1_epochs=stage1.epochs,
-        stage2_epochs=config.search.stage2.epochs,
-    )
-
-
-def check_storage(plan: Plan) -> None:
-    """Refuse to overwrite an experiment, and fail now if storage cannot be written; creates nothing."""
-    if is_uri(plan.storage):
-        try:
-            taken = ExperimentStore(plan.experiment_dir).exists()
-        except (OSError, ValueError) as exc:
-            raise UserError(f"storage {plan.storage}: {str(exc).splitlines()[0]}") from None
-        if taken:
-            raise UserError(f"experiment {plan.experiment_dir} already exists; choose another --name, or resume it")
-        return
-    target = Path(plan.experiment_dir)
-    if target.exists():
-        raise UserError(f"experiment {target} already exists; choose another --name, or resume it")
-    existing = Path(plan.storage)
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"storage {plan.storage}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"storage {plan.storage} is not writable")
-
-
-def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) -> list[str]:
-    """The dry-run / start-of-sweep plan, a few lines a person can read."""
-    stage1, stage2 = config.search.stage1, config.search.stage2
-    res = config.resources
-    lines = [
-        f"experiment  {plan.name}",
-        f"results     {plan.experiment_dir}",
-        f"data        {config.data.source} ({config.data.kind}, task {config.task}, metric {config.metric} "
-        f"{config.mode})",
-    ]
-    if prepared is not None:
-        lines.append(f"            train/validation/test samples {prepared.info['windows']}")
-    if config.search.strategy == "two_stage":
-        lines += [
-            f"stage 1     {plan.stage1_trials} trials in parallel: layers {stage1.layers} x units {stage1.units}, "
-            f"lr {stage1.learning_rate:g}, {stage1.epochs} epochs",
-            f"stage 2     {plan.stage2_trials} trials one at a time: lr from {stage2.max_learning_rate:g} by "
-            f"halving/bisection, {stage2.epochs} epochs",
-            f"budget      {plan.trial_epochs} trial-epochs",
-        ]
-    else:
-        lines += [f"strategy    {config.search.strategy} over layers {stage1.layers} x units {stage1.units} x "
-                  f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
-                  f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs"]
-    lines.append(f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
-                 f"{res.max_concurrent or 'as resources allow'}, Ray at {res.address or 'a new local instance'}")
-    return lines
-
-
 def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print, report: bool = True,
               table: pd.DataFrame | None = None, callbacks: list[Any] | None = None,
               model_builder: Any = None) -> dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
     DataFrame (from Python) instead of ``data.source``."""
+    began = time.time()
     if table is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"source": DATAFRAME})})
     config = config.model_copy(update={"data": config.data.model_copy(
@@ -147,7 +63,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
                 echo(line)
             echo(f"slots       {slots} trials at once")
             return _fit(config, plan, prepared, slots, echo, resume=False, report=report,
-                        callbacks=[*configured, *(callbacks or [])], builder=builder)
+                        callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -263,16 +179,19 @@ def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name:
 
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None) -> dict[str, Any]:
+         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None,
+         began: float | None = None) -> dict[str, Any]:
+    began = time.time() if began is None else began  # "done in" is the command's wall time
     import ray
     from ray import tune
 
-    from hindsight_ray.console import StageConsole, TrialClock
+    from hindsight_ray.console import Progress, StageConsole, TrialClock
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
     from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
         optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
@@ -301,6 +220,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         console = StageConsole(config.objective, plan.stage1_trials, plan.stage2_trials,
                                stage2.max_learning_rate, echo=echo)
         budget = search_budget(config, plan)
+        progress = Progress(config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo)
         tuner = tune.Tuner(
             trainable,
             param_space=strategy.param_space,
@@ -316,7 +236,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                 stop=EpochBudget(budget) if budget else None,
                 failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-                callbacks=[TrialClock(plan.experiment_dir), console, *(callbacks or [])],
+                callbacks=[TrialClock(plan.experiment_dir), console, progress, *(callbacks or [])],
                 verbose=0,
             ),
         )
@@ -326,20 +246,10 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, setup.data.ref, policy)
-    echo(f"done in {summary['wall_s']:.0f} s: best {describe_best(summary, config.objective)}")
+    echo(f"done in {time.time() - began:.0f} s: best {describe_best(summary, config.objective)}")
     echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
     if report:
         from hindsight_ray.report import write_sweep_report
 
         echo(f"report      {write_sweep_report(plan.experiment_dir)}")
     return summary
-
-
-def search_budget(config: SweepConfig, plan: Plan) -> int | None:
-    """Trial-epochs the strategy may spend: ``search.budget``, or for open-ended strategies what a
-    two-stage sweep on the same space would spend at most."""
-    if config.search.budget is not None:
-        return config.search.budget
-    if config.search.strategy in ("random", "bayes", "asha"):
-        return plan.trial_epochs
-    return None

@@ -15,7 +15,8 @@ import yaml
 from hindsight_ray.cluster import WORKER_ENV, check_cluster, filesystem_type, trial_slots
 from hindsight_ray.config import load_config
 from hindsight_ray.errors import UserError
-from hindsight_ray.runner import make_plan, run_sweep
+from hindsight_ray.plan import make_plan
+from hindsight_ray.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
