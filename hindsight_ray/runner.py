@@ -233,7 +233,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
             run_config=tune.RunConfig(
                 name=plan.name,
                 storage_path=plan.storage,
-                stop=EpochBudget(budget) if budget else None,
+                stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
                 failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
                 callbacks=[TrialClock(plan.experiment_dir), console, progress, *(callbacks or [])],

@@ -41,18 +41,50 @@ class Strategy:
 
 
 class EpochBudget(Stopper):
-    """Stops the whole experiment once the trials together have trained ``budget`` epochs."""
+    """Stops the whole experiment once the trials together have trained ``budget`` epochs.
 
-    def __init__(self, budget: int | None) -> None:
+    Tune pickles its stopper with the experiment when the sweep starts and unpickles that copy on
+    ``resume``; the count then starts again from what the trials of ``experiment_dir`` have already
+    reported (each trial's last ``result.json`` line), so a resumed sweep spends the same budget."""
+
+    def __init__(self, budget: int | None, experiment_dir: str | None = None) -> None:
         self.budget = budget
-        self.epochs: dict[str, int] = {}
+        self.experiment_dir = experiment_dir
+        self.epochs: dict[str, int] | None = {}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if self.epochs is None:
+            self.epochs = trained_epochs(self.experiment_dir)
         self.epochs[trial_id] = int(result.get("epoch", 0))
         return self.stop_all()
 
     def stop_all(self) -> bool:
+        if self.epochs is None:
+            self.epochs = trained_epochs(self.experiment_dir)
         return self.budget is not None and sum(self.epochs.values()) >= self.budget
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"budget": self.budget, "experiment_dir": self.experiment_dir, "epochs": None}
+
+
+def trained_epochs(experiment_dir: str | None) -> dict[str, int]:
+    """trial_id -> the last epoch each trial of a local experiment folder reported."""
+    import json
+    from pathlib import Path
+
+    epochs: dict[str, int] = {}
+    if not experiment_dir or "://" in experiment_dir:
+        return epochs
+    for path in Path(experiment_dir).glob("*/result.json"):
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        for line in reversed(lines):
+            try:
+                last = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            epochs[str(last.get("trial_id"))] = int(last.get("epoch", 0))
+            break
+    return epochs
 
 
 def learning_rates(max_learning_rate: float, iterations: int) -> list[float]:

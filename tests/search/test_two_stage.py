@@ -97,3 +97,20 @@ def test_scheduler_stops_only_unneeded_trials():
     search.on_trial_complete("b", {"val_rmse": 2.0, "epoch": 3, "params": 5})
     assert scheduler.on_trial_result(None, FakeTrial("c", 2), {}) == TrialScheduler.STOP
     assert scheduler.on_trial_result(None, FakeTrial("d", 2), {}) == TrialScheduler.CONTINUE
+
+
+def test_the_epoch_budget_survives_a_resume(tmp_path):
+    import json
+    import pickle
+
+    from hindsight_ray.search.strategies import EpochBudget
+
+    budget = EpochBudget(20, str(tmp_path))
+    assert not budget("a", {"epoch": 8})
+    restored = pickle.loads(pickle.dumps(budget))  # as Tune unpickles it on resume
+    for trial, epochs in (("a", 8), ("b", 10)):  # what the trials had reported before the crash
+        folder = tmp_path / f"train_{trial}"
+        folder.mkdir()
+        lines = [json.dumps({"trial_id": trial, "epoch": e}) for e in range(1, epochs + 1)]
+        (folder / "result.json").write_text("\n".join(lines) + '\n{"trial_id": "' + trial + '", "ep')
+    assert not restored("c", {"epoch": 1}) and restored("c", {"epoch": 2})  # 8 + 10 + 2 = 20
