@@ -206,7 +206,7 @@ def write_sweep_report(experiment_dir: str) -> str:
                   f"{'failed' if p['score'] is None else format(p['score'], '.4g')} | {p['improved']} |" for p in path]
         lines.append("")
     lines += [f"![{name}]({name})" for name in plots if name]
-    store.write_bytes(REPORT_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
+    _write(store, lines)
     return store.path(REPORT_FILE)
 
 
@@ -227,7 +227,7 @@ def write_campaign_report(folder: str, table: pd.DataFrame, curves: dict[tuple[s
                     to_within_1pct_s=("to_within_1pct_s", "mean"))
                .reset_index().rename(columns={"budget_row": "budget"}))
     lines = [*header, "", summary_markdown(summary), ""] + [f"![{name}]({name})" for name in plots]
-    store.write_bytes(REPORT_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
+    _write(store, lines)
     return store.path(REPORT_FILE)
 
 
@@ -264,6 +264,15 @@ def _step_at(grid: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndar
     index = np.searchsorted(times, grid, side="right") - 1
     out = np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
     return out.astype(float)
+
+
+def _write(store: ExperimentStore, lines: list[str]) -> None:
+    """report.md, and the same as one self-contained report.html."""
+    from hindsight_ray.report_html import write_html
+
+    markdown = "\n".join(lines) + "\n"
+    store.write_bytes(REPORT_FILE, markdown.encode("utf-8"))
+    write_html(store, markdown)
 
 
 def summary_markdown(frame: pd.DataFrame) -> str:

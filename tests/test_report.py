@@ -29,3 +29,32 @@ def test_seconds_to_within_one_percent():
 def test_markdown_table():
     text = summary_markdown(pd.DataFrame({"a": ["x"], "b": [1.23456]}))
     assert text.splitlines() == ["| a | b |", "|---|---|", "| x | 1.235 |"]
+
+
+def test_report_html_is_one_self_contained_page(tmp_path):
+    import base64
+    from html.parser import HTMLParser
+
+    from hindsight_ray.report_html import markdown_to_html
+    from hindsight_ray.storage import ExperimentStore
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    (tmp_path / "plot.png").write_bytes(png)
+    markdown = "# Sweep x\n\nStrategy `two_stage` <on> data.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![plot](plot.png)\n"
+    page = markdown_to_html(markdown, ExperimentStore(str(tmp_path)))
+
+    class Seen(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict]] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+    seen = Seen()
+    seen.feed(page)
+    tags = [t for t, _ in seen.tags]
+    assert tags.count("table") == 1 and tags.count("td") == 2 and "h1" in tags and "code" in tags
+    images = [a for t, a in seen.tags if t == "img"]
+    assert images == [{"alt": "plot", "src": "data:image/png;base64," + base64.b64encode(png).decode()}]
+    assert "http" not in page and "&lt;on&gt;" in page  # no network, text escaped

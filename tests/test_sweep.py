@@ -141,6 +141,8 @@ def test_summary_and_console(airline_sweep):
     assert any(line.startswith("stage 2: iteration 3/3 lr=") for line in lines)
     assert any(str(experiment) in line for line in lines if line.startswith("results in"))
     report = (experiment / "report.md").read_text()
+    page = (experiment / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 6 and "<table>" in page
     for plot in ("stage1_heatmap.png", "stage2_path.png", "timeline.png", "learning_curves.png", "predictions.png",
                  "baselines.png"):
         assert plot in report and (experiment / plot).stat().st_size > 1000, plot

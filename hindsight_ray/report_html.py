@@ -1,0 +1,67 @@
+"""``report.html``: the report's Markdown as one self-contained page, pictures embedded as data URIs, so that
+it opens offline in any browser and can be mailed or archived as a single file."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+from hindsight_ray.storage import ExperimentStore
+
+HTML_FILE = "report.html"
+_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
+th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.6em 0;border:1px solid #eee}
+code{background:#f4f4f4;padding:0 0.25em;border-radius:3px}h1{font-size:1.6em}"""
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _table(rows: list[str]) -> str:
+    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+    head, body = cells[0], [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
+    out = ["<table><thead><tr>", *(f"<th>{_inline(c)}</th>" for c in head), "</tr></thead><tbody>"]
+    for row in body:
+        out += ["<tr>", *(f"<td>{_inline(c)}</td>" for c in row), "</tr>"]
+    return "".join([*out, "</tbody></table>"])
+
+
+def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
+    """The subset of Markdown our reports use (headings, paragraphs, tables, images) as a whole page;
+    an image is read from the experiment folder and embedded."""
+    blocks: list[str] = []
+    lines = markdown.splitlines()
+    title = "hindsight-ray report"
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("|"):
+            start = index
+            while index < len(lines) and lines[index].startswith("|"):
+                index += 1
+            blocks.append(_table(lines[start:index]))
+            continue
+        image = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip())
+        if image:
+            data = base64.b64encode(store.read_bytes(image.group(2))).decode("ascii")
+            blocks.append(f'<img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}">')
+        elif line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            text = line.lstrip("#").strip()
+            title = text if level == 1 else title
+            blocks.append(f"<h{level}>{_inline(text)}</h{level}>")
+        elif line.strip():
+            blocks.append(f"<p>{_inline(line)}</p>")
+        index += 1
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(blocks) + "\n</body></html>\n")
+
+
+def write_html(store: ExperimentStore, markdown: str) -> str:
+    store.write_bytes(HTML_FILE, markdown_to_html(markdown, store).encode("utf-8"))
+    return store.path(HTML_FILE)
