@@ -55,14 +55,17 @@ def seconds_to_within(curve: pd.DataFrame, final: float | None, mode: str, toler
 
 
 # -- one sweep ------------------------------------------------------------------------------
-def _heatmap(store, trials, metric):
+def _heatmap(store, trials, metric, winner_cell=None):
     stage1 = trials[(trials.stage == 1) & trials[metric].notna()]
     if stage1.empty:
         return None
     table = stage1.pivot_table(index="layers", columns="units", values=metric)
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(table.columns), 1.2 + 0.7 * len(table.index)))
-    image = axis.imshow(table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto")
+    # a robust colour scale: one diverged architecture must not wash out the others
+    low, high = np.nanpercentile(table.values, [5, 95]) if table.size > 3 else (None, None)
+    image = axis.imshow(table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto",
+                        vmin=low, vmax=high)
     axis.set_xticks(range(len(table.columns)), table.columns)
     axis.set_yticks(range(len(table.index)), table.index)
     axis.set_xlabel("units (LSTM width)")
@@ -75,8 +78,12 @@ def _heatmap(store, trials, metric):
                 dark = not dark
             axis.text(column, row, f"{value:.3g}", ha="center", va="center", fontsize=8,
                       color="white" if dark else "black")
-    figure.colorbar(image, label=metric)
-    axis.set_title("stage 1: architecture grid")
+    figure.colorbar(image, label=f"{metric} (colour clipped to the 5-95th percentile)", extend="both")
+    winner = winner_cell or {}
+    if winner.get("layers") in table.index and winner.get("units") in table.columns:
+        row, column = list(table.index).index(winner["layers"]), list(table.columns).index(winner["units"])
+        axis.add_patch(_pyplot().Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
+    axis.set_title("stage 1: architecture grid (red: the winner)")
     return _save(store, figure, "stage1_heatmap.png")
 
 
@@ -87,13 +94,30 @@ def _lr_path(store, summary, metric):
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.2))
     iterations = [step["iteration"] for step in path]
-    axis.plot(iterations, [step["learning_rate"] for step in path], "o-", color="tab:blue")
+    rates = [step["learning_rate"] for step in path]
+    axis.plot(iterations, rates, "-", color="tab:blue", lw=1)
+    improved = [step["improved"] for step in path]
+    axis.scatter([i for i, up in zip(iterations, improved, strict=True) if up],
+                 [r for r, up in zip(rates, improved, strict=True) if up], marker="o", color="tab:blue", zorder=3,
+                 label="improved: halve next")
+    axis.scatter([i for i, up in zip(iterations, improved, strict=True) if not up],
+                 [r for r, up in zip(rates, improved, strict=True) if not up], marker="x", color="tab:blue",
+                 zorder=3, label="no better: bisect back")
     axis.set_yscale("log")
+    axis.set_xticks(iterations)  # whole iterations only
     axis.set_xlabel("stage-2 iteration")
     axis.set_ylabel("learning rate", color="tab:blue")
     twin = axis.twinx()
-    twin.plot(iterations, [step["score"] for step in path], "s--", color="tab:red")
-    twin.set_ylabel(metric, color="tab:red")
+    scores = [step["score"] for step in path]
+    twin.plot(iterations, scores, "s--", color="tab:red", alpha=0.7)
+    best = (summary.get("best") or {}).get("trial_id")
+    for iteration, step in zip(iterations, path, strict=True):
+        if step["trial_id"] == best and step["score"] is not None:
+            twin.scatter([iteration], [step["score"]], s=160, marker="*", color="gold", edgecolor="black", zorder=4,
+                         label=f"best: lr {step['learning_rate']:.4g}")
+            twin.legend(fontsize=7, loc="upper right")
+    twin.set_ylabel(f"{metric} (trial score)", color="tab:red")
+    axis.legend(fontsize=7, loc="lower left")
     axis.set_title("stage 2: learning-rate path")
     return _save(store, figure, "stage2_path.png")
 
@@ -114,42 +138,67 @@ def _timeline(store, trials):
         stage = trial.get("stage")
         unused = trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
         color = "lightgray" if unused else colors.get(stage, "tab:green")
-        axis.barh(rows.index(trial.row), trial.finished_at - trial.started_at, left=trial.started_at - start,
+        width = trial.finished_at - trial.started_at
+        axis.barh(rows.index(trial.row), width, left=trial.started_at - start,
                   color=color, edgecolor="black", linewidth=0.4)
+        lr = trial.get("learning_rate")
+        label = f"{trial.get('layers')}x{trial.get('units')}" + ("" if stage == 1 or pd.isna(lr) else f" {lr:.3g}")
+        axis.text(trial.started_at - start + width / 2, rows.index(trial.row), label, ha="center", va="center",
+                  fontsize=6, clip_on=True)
     axis.set_yticks(range(len(rows)), rows)
     axis.set_xlabel("seconds since the first trial started")
-    axis.set_title("trial timeline (blue: stage 1, orange: stage 2, green: other, gray: stopped or unused)")
+    axis.set_title("trial timeline, layers x units [lr] (blue: stage 1, orange: stage 2, green: other, gray: "
+                   "stopped or unused)", fontsize=9)
     return _save(store, figure, "timeline.png")
 
 
-def _learning_curves(store, epochs, trials, metric):
+def _learning_curves(store, epochs, trials, metric, best=None):
     if epochs.empty or metric not in epochs:
         return None
     stages = trials.set_index("trial_id").stage.to_dict()
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    best = best or {}
     for trial_id, rows in epochs.groupby("trial_id"):
+        if trial_id == best.get("trial_id"):
+            continue
         stage = stages.get(trial_id)
-        axis.plot(rows.epoch, rows[metric], color="tab:orange" if stage == 2 else "tab:blue", alpha=0.6, lw=1)
+        axis.plot(rows.epoch, rows[metric], color="tab:orange" if stage == 2 else "tab:blue", alpha=0.25, lw=0.8)
+    chosen = epochs[epochs.trial_id == best.get("trial_id")]
+    if not chosen.empty:
+        axis.plot(chosen.epoch, chosen[metric], color="black", lw=1.8, label="the chosen trial")
+        at = chosen[chosen.epoch == best.get("epoch")]
+        if not at.empty:
+            axis.scatter(at.epoch, at[metric], s=120, marker="*", color="gold", edgecolor="black", zorder=4,
+                         label=f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model")
+        axis.legend(fontsize=7)
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
     axis.set_yscale("log" if metric != "val_accuracy" else "linear")
-    axis.set_title("learning curves (blue: stage 1, orange: stage 2)")
+    axis.set_title("learning curves (blue: stage 1, orange: stage 2, black: chosen)")
     return _save(store, figure, "learning_curves.png")
 
 
-def _predictions(store):
+def _predictions(store, summary=None):
     if not store.exists(PREDICTIONS_FILE):
         return None
     frame = pd.read_parquet(io.BytesIO(store.read_bytes(PREDICTIONS_FILE)))
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 3.2))
-    axis.plot(frame.index, frame["actual"], "k.-", label="actual")
-    axis.plot(frame.index, frame["predicted"], "r.-", label="best model")
+    x, xlabel = frame.index, "test window"
+    if "origin" in frame and not pd.api.types.is_numeric_dtype(frame.origin):
+        origin = pd.to_datetime(frame.origin)
+        step = origin.diff().median()
+        x, xlabel = origin + (step if pd.notna(step) else pd.Timedelta(0)), "date of the predicted value"
+    axis.plot(x, frame["actual"], "k.-", label="actual")
+    axis.plot(x, frame["predicted"], "r.-", label="best model")
     for column in ("persistence", "seasonal_naive"):
         if column in frame:
-            axis.plot(frame.index, frame[column], ":", label=column.replace("_", " "))
-    axis.set_xlabel("test window")
+            axis.plot(x, frame[column], ":", label=column.replace("_", " "))
+    target = ", ".join(summary.get("data", {}).get("targets") or ["value"]) if summary else "value"
+    axis.set_ylabel(f"{target} (data units)")
+    axis.set_xlabel(xlabel)
+    figure.autofmt_xdate()
     axis.legend(fontsize=8)
     axis.set_title("test split: predictions against actual values (first target, first step)")
     return _save(store, figure, "predictions.png")
@@ -165,7 +214,8 @@ def _baselines(store, summary):
     values = [best[test_key], *(b.get(baseline_key, np.nan) for b in summary["baselines"].values())]
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 3))
-    axis.bar(names, values, color=["tab:red"] + ["tab:gray"] * (len(names) - 1))
+    bars = axis.bar(names, values, color=["tab:red"] + ["tab:gray"] * (len(names) - 1))
+    axis.bar_label(bars, fmt="%.4g", fontsize=8)
     axis.set_ylabel(test_key)
     axis.set_title("test split: best model and baselines")
     return _save(store, figure, "baselines.png")
@@ -178,8 +228,10 @@ def write_sweep_report(experiment_dir: str) -> str:
     trials = pd.read_parquet(io.BytesIO(store.read_bytes(TRIALS_FILE)))
     epochs = pd.read_parquet(io.BytesIO(store.read_bytes(EPOCHS_FILE)))
     metric = summary["metric"]
-    plots = [_heatmap(store, trials, metric), _lr_path(store, summary, metric), _timeline(store, trials),
-             _learning_curves(store, epochs, trials, metric), _predictions(store), _baselines(store, summary)]
+    winner = (summary.get("stage1") or {}).get("winner")
+    plots = [_heatmap(store, trials, metric, winner), _lr_path(store, summary, metric), _timeline(store, trials),
+             _learning_curves(store, epochs, trials, metric, summary.get("best")), _predictions(store, summary),
+             _baselines(store, summary)]
     best = summary.get("best") or {}
     test_key = Objective(metric, summary["mode"]).test_key
     lines = [f"# Sweep {summary['experiment']}", "",
