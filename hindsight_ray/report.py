@@ -78,12 +78,13 @@ def _heatmap(store, trials, metric, winner_cell=None):
                 dark = not dark
             axis.text(column, row, f"{value:.3g}", ha="center", va="center", fontsize=8,
                       color="white" if dark else "black")
-    figure.colorbar(image, label=f"{metric} (colour clipped to the 5-95th percentile)", extend="both")
+    figure.colorbar(image, label=metric, extend="both" if low is not None else "neither")
     winner = winner_cell or {}
     if winner.get("layers") in table.index and winner.get("units") in table.columns:
         row, column = list(table.index).index(winner["layers"]), list(table.columns).index(winner["units"])
         axis.add_patch(_pyplot().Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
-    axis.set_title("stage 1: architecture grid (red: the winner)")
+    clipped = ", colours clipped to the 5-95th percentile" if low is not None else ""
+    axis.set_title(f"stage 1: architecture grid (red: the winner{clipped})", fontsize=9)
     return _save(store, figure, "stage1_heatmap.png")
 
 

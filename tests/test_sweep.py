@@ -150,6 +150,21 @@ def test_summary_and_console(airline_sweep):
     assert len(predictions) == summary["data"]["windows"][2] and predictions.actual.min() > 100  # passengers
 
 
+def test_report_html_renders_in_headless_chromium(airline_sweep, tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine (apt-get install chromium); parsed in test_report instead")
+    _, _, experiment, _ = airline_sweep
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000",
+                    f"--screenshot={shot}", (experiment / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # a page with pictures
+
+
 def test_same_seed_same_scores(airline_sweep, tmp_path):
     """Training is deterministic on CPU: a second sweep with the same seed decides the same way."""
     config, summary, experiment, _ = airline_sweep
