@@ -85,11 +85,11 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
     name = experiment.rsplit("/", 1)[-1]
     config, recorded, raw_builder = _recorded_config(store, name, overrides)
     plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
+    if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
+        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
+             f"{tables.TRIALS_FILE})")
+        return store.read_json(tables.SUMMARY_FILE)
     with _locked(plan, create=False):
-        if store.exists(tables.SUMMARY_FILE):
-            echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
-                 f"{tables.TRIALS_FILE})")
-            return store.read_json(tables.SUMMARY_FILE)
         _check_same_data(config, recorded, name, table)
         if raw_builder and model_builder is None:
             raise UserError(f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
