@@ -56,8 +56,12 @@ def main() -> None:
                                                                "checkpoint_s"]))
     best = summary["best"]
     print(f"best               layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
-          f"val_rmse={best['validation']:.2f} test_rmse={best['test_rmse']:.2f}; baselines "
+          f"epoch {best['epoch']}/{best['epochs']} (search.score {summary['score']}): val_rmse={best['validation']:.2f} "
+          f"(last epoch {best['last_validation']:.2f}) test_rmse={best['test_rmse']:.2f}; baselines "
           + ", ".join(f"{k} {v['rmse']:.2f}" for k, v in summary["baselines"].items()))
+    naive = summary["baselines"].get("seasonal_naive", {}).get("rmse")
+    if naive:
+        print(f"vs seasonal naive  test RMSE {best['test_rmse'] / naive:.2f}x ({1 - best['test_rmse'] / naive:.0%} better)")
 
 
 if __name__ == "__main__":
