@@ -49,7 +49,7 @@ def _listening(port: int) -> bool:
 
 def _stop_group(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL, to the head's own process group (the head and the processes it started)."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:

@@ -51,7 +51,7 @@ def test_resume_needs_the_same_dataframe(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_on_a_dataframe_with_a_tune_callback(local_ray, tmp_path):
+def test_a_sweep_on_a_dataframe_with_a_tune_callback_and_mlflow(local_ray, tmp_path, monkeypatch):
     from ray.tune import Callback
 
     class Seen(Callback):
@@ -63,7 +63,11 @@ def test_a_sweep_on_a_dataframe_with_a_tune_callback(local_ray, tmp_path):
 
     seen = Seen()
     lines: list[str] = []
-    result = hr.sweep(data=series(), overrides=TINY + ["data.date_column=day"], name="frame #1",
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store behind this switch
+    store = f"file://{tmp_path / 'mlruns'}"
+    tracked = ["run.callbacks=[mlflow]", f"run.mlflow.tracking_uri={store}", "run.mlflow.experiment=hr-test"]
+    result = hr.sweep(data=series(), overrides=[*TINY, "data.date_column=day", *tracked], name="frame #1",
                       storage=str(tmp_path), callbacks=[seen], echo=lines.append, report=False)
     assert result.experiment_dir == str(tmp_path / "frame #1")
     assert result.best is not None and result.best["validation"] == result.trials.val_rmse.min()
@@ -75,17 +79,9 @@ def test_a_sweep_on_a_dataframe_with_a_tune_callback(local_ray, tmp_path):
     assert loaded.summary == result.summary and loaded.trials.equals(result.trials)
     again = hr.resume(result.experiment_dir, data=series())  # finished: handed back as it is
     assert again.summary == result.summary
-
-
-@pytest.mark.slow
-def test_run_callbacks_mlflow_logs_every_trial_to_a_local_tracking_store(local_ray, tmp_path, monkeypatch):
-    mlflow = pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store behind this switch
-    store = f"file://{tmp_path / 'mlruns'}"
-    result = hr.sweep(data=series(), overrides=[*TINY, "run.callbacks=[mlflow]", f"run.mlflow.tracking_uri={store}",
-                                                "run.mlflow.experiment=hr-test"],
-                      storage=str(tmp_path), name="tracked", echo=lambda line: None, report=False)
-    client = mlflow.tracking.MlflowClient(store)
+    client = mlflow.tracking.MlflowClient(store)  # run.callbacks: [mlflow] logged every trial
     runs = client.search_runs([client.get_experiment_by_name("hr-test").experiment_id])
     assert len(runs) == len(result.trials) == 4
     assert all("val_rmse" in run.data.metrics and "layers" in run.data.params for run in runs)
+
+
