@@ -22,7 +22,8 @@ PORT = "6391"
 @pytest.fixture()
 def token_cluster():
     """A head started as a user would (``ray start --head``, token authentication on), under this test's own
-    temp dir and process group, stopped by pid: never ``ray stop``, which ends every Ray on the machine."""
+    temp dir and process group, stopped by pid: never the machine-wide stop command, which ends every
+    Ray on the machine."""
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     temp_dir = tempfile.mkdtemp(prefix="hr-head-", dir="/tmp")  # short: Ray's socket paths have a length limit

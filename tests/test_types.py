@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_CORE = ["hindsight_ray/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config.py"]
+PURE_CORE = ["hindsight_ray/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config.py",
+             "hindsight_ray/config_files.py"]
 
 
 def test_the_pure_core_passes_mypy_strict():
