@@ -52,16 +52,17 @@ class EpochBudget(Stopper):
         self.experiment_dir = experiment_dir
         self.epochs: dict[str, int] | None = {}
 
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if self.epochs is None:
+    def _counts(self) -> dict[str, int]:
+        if self.epochs is None:  # first use after Tune unpickled us on resume
             self.epochs = trained_epochs(self.experiment_dir)
-        self.epochs[trial_id] = int(result.get("epoch", 0))
+        return self.epochs
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self._counts()[trial_id] = int(result.get("epoch", 0))
         return self.stop_all()
 
     def stop_all(self) -> bool:
-        if self.epochs is None:
-            self.epochs = trained_epochs(self.experiment_dir)
-        return self.budget is not None and sum(self.epochs.values()) >= self.budget
+        return self.budget is not None and sum(self._counts().values()) >= self.budget
 
     def __getstate__(self) -> dict[str, Any]:
         return {"budget": self.budget, "experiment_dir": self.experiment_dir, "epochs": None}
