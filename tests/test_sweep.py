@@ -247,7 +247,8 @@ def test_speculative_sweep_follows_the_sequential_path(airline_sweep, tmp_path):
     stage2 = trials[trials.stage == 2]
     assert stage2.speculative.any()
     assert set(stage2[stage2.used].learning_rate) == {s["learning_rate"] for s in summary["stage2"]["learning_rate_path"]}
-    assert (stage2[~stage2.used].status == "STOPPED").all() or stage2[~stage2.used].empty
+    # a speculative trial off the path is stopped, or finished before the rule knew it was not needed
+    assert stage2[~stage2.used].status.isin(["STOPPED", "TERMINATED"]).all()
 
 
 def test_asha_early_stops_stage1_and_only_full_trials_win(local_ray, tmp_path):
