@@ -20,14 +20,14 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from hindsight_ray.config import SweepConfig, apply_overrides, build_config, read_config_file
 from hindsight_ray.errors import UserError
 from hindsight_ray.predict import Predictor
-from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE
+from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE, Best, Summary
 from hindsight_ray.storage import ExperimentStore
 
 ConfigLike = SweepConfig | dict[str, Any] | str | Path | None
@@ -38,11 +38,11 @@ class SweepResult:
     """A finished sweep: where it is, its summary, and its tables (read on first use)."""
 
     experiment_dir: str
-    summary: dict[str, Any]
+    summary: Summary
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Best | None:
         """The chosen trial: its config, the epoch its model comes from, validation and test scores."""
         return self.summary.get("best")
 
@@ -98,7 +98,7 @@ def sweep(config: ConfigLike = None, *, data: pd.DataFrame | None = None, overri
     resolved = resolve_config(config, overrides, {"name": name, "storage": storage})
     summary = run_sweep(resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []),
                         model_builder=model_builder)
-    return SweepResult(summary["experiment_dir"], summary)
+    return SweepResult(summary["experiment_dir"], cast(Summary, summary))
 
 
 def resume(experiment_dir: str | Path, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
@@ -118,4 +118,4 @@ def load(experiment_dir: str | Path) -> SweepResult:
     if not store.exists(SUMMARY_FILE):
         raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
     summary = store.read_json(SUMMARY_FILE)
-    return SweepResult(str(summary.get("experiment_dir") or store.location), summary)
+    return SweepResult(str(summary.get("experiment_dir") or store.location), cast(Summary, summary))

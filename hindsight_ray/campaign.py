@@ -13,12 +13,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hindsight_ray.config import apply_overrides, build_config, read_config_file
+from hindsight_ray.config import STRATEGIES, apply_overrides, build_config, read_config_file
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import Objective
 from hindsight_ray.report import anytime, seconds_to_within, write_campaign_report
 from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
-from hindsight_ray.search.strategies import STRATEGIES
 from hindsight_ray.storage import ExperimentStore
 
 CAMPAIGN_FILE = "campaign.parquet"

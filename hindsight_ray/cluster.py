@@ -58,8 +58,9 @@ def ray_session(config: SweepConfig) -> Iterator[None]:
 
 def check_resources(config: SweepConfig, storage: str) -> int:
     """Storage and resource checks against the live nodes; the number of trial slots."""
-    check_cluster(config, storage)
-    return trial_slots(config)
+    nodes = live_nodes()
+    check_cluster(config, storage, nodes)
+    return trial_slots(config, nodes)
 
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p",
@@ -107,11 +108,17 @@ def check_memory(config: SweepConfig, available: float, where: str) -> None:
             "data.max_length, data.num_words or model.batch_size")
 
 
-def check_cluster(config: SweepConfig, storage: str) -> None:
-    """Refuse a local-only storage path when trials may run on other machines."""
+def live_nodes() -> list[dict[str, Any]]:
+    """The alive nodes of the connected Ray cluster, as ``ray.nodes()`` describes them."""
     import ray
 
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def check_cluster(config: SweepConfig, storage: str, nodes: list[dict[str, Any]] | None = None) -> None:
+    """Refuse a search space no node has the memory for, and a local-only storage path when trials may run
+    on other machines. ``nodes``: as :func:`live_nodes` gives them (the default)."""
+    nodes = live_nodes() if nodes is None else nodes
     memory = max((n["Resources"].get("memory", 0) for n in nodes), default=0)
     if memory:
         check_memory(config, memory, "the largest node")
@@ -122,16 +129,15 @@ def check_cluster(config: SweepConfig, storage: str) -> None:
             "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix")
 
 
-def trial_slots(config: SweepConfig) -> int:
-    """How many trials fit at once on the live nodes; impossible requests are errors.
+def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) -> int:
+    """How many trials fit at once on the live nodes (``nodes``: as :func:`live_nodes` gives them, the
+    default); impossible requests are errors.
 
-    With ``resources.wait_for_autoscaler`` an request no live node can meet is allowed to wait for
+    With ``resources.wait_for_autoscaler`` a request no live node can meet is allowed to wait for
     nodes an autoscaler may add (one slot is planned until they come).
     """
-    import ray
-
     res = config.resources
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["Resources"] for n in (live_nodes() if nodes is None else nodes)]
     most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
     problem = None

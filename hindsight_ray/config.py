@@ -6,7 +6,7 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -150,8 +150,12 @@ class ManualPoint(_Section):
     learning_rate: Float = Field(gt=0, le=10)
 
 
+StrategyName = Literal["two_stage", "grid", "random", "manual", "bayes", "asha"]
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)  # two_stage, and what it is compared with
+
+
 class SearchConfig(_Section):
-    strategy: Literal["two_stage", "grid", "random", "manual", "bayes", "asha"] = "two_stage"
+    strategy: StrategyName = "two_stage"
     budget: Int | None = Field(None, ge=1)  # trial-epochs; default: two_stage's own end, the whole grid, or
     #                                         for random/bayes/asha what two_stage would spend at most
     manual: list[ManualPoint] | None = None  # the configs of the manual strategy

@@ -37,7 +37,7 @@ def reconcile_searcher_state(store: ExperimentStore) -> None:
         return
     state = store.read_json(files[-1])
     policy = TwoStagePolicy.from_state(state["policy"])
-    known = {trial.trial_id for trial in ExperimentAnalysis(store.path("").rstrip("/")).trials}
+    known = {trial.trial_id for trial in ExperimentAnalysis(store.uri).trials}
     lost = [trial_id for trial_id in policy.trials if trial_id not in known]
     if not lost:
         return
@@ -94,60 +94,45 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
     return scores
 
 
-def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
-             policy: TwoStagePolicy | None) -> dict[str, Any]:
-    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
+def score_trials(config: SweepConfig, outcomes: list[tables.TrialOutcome], policy: TwoStagePolicy | None,
+                 queued_at: dict[str, float]) -> tuple[pd.DataFrame, str | None]:
+    """Every trial scored (``trials.parquet`` before the test scores) and the id of the best one.
 
-    ``policy`` is the two-stage search's decisions; other strategies pass None and their best is
-    the best trial that ran all its epochs.
+    Trials stopped before their last epoch (early stopping, a budget, unused speculation) are recorded
+    as STOPPED with no score. ``policy`` is the two-stage search's decisions; other strategies pass None
+    and their best is the best trial that ran all its epochs.
     """
-    import ray
-
-    from hindsight_ray.console import read_queue_times
-
-    experiment = store.path("").rstrip("/")
-    outcomes = load_outcomes(experiment)
     objective = config.objective
-    trials = tables.trials_table(outcomes, objective=objective, strategy=config.search.strategy,
-                                 queued_at=read_queue_times(experiment))
+    trials = tables.trials_table(outcomes, objective=objective, strategy=config.search.strategy, queued_at=queued_at)
     records = policy.trials if policy is not None else {}
     used = policy.used_trial_ids() if policy is not None else set(trials.trial_id)
     trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
     trials["used"] = [t in used for t in trials.trial_id]
-    # stopped before their last epoch (early stopping, a budget, unused speculation): recorded, no score
     stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
     stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)]
     trials.loc[stopped, "status"] = "STOPPED"
     trials.loc[stopped, config.metric] = None
     if policy is not None:
-        best_id = getattr(policy.best(), "trial_id", None)
-    else:
-        index = objective.best_index(trials[config.metric].astype(float).tolist())
-        best_id = None if index is None else trials.trial_id.iloc[index]
+        return trials, getattr(policy.best(), "trial_id", None)
+    index = objective.best_index(trials[config.metric].astype(float).tolist())
+    return trials, None if index is None else str(trials.trial_id.iloc[index])
+
+
+def summarize(config: SweepConfig, experiment: str, trials: pd.DataFrame, policy: TwoStagePolicy | None,
+              prepared_info: dict[str, Any], baselines: dict[str, Any]) -> tables.Summary:
+    """``summary.json`` without its best trial: what ran, how long, how busy, and the two stages' decisions."""
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     wall_s = float(trials["finished_at"].max() - began)
-    summary: dict[str, Any] = {
-        "experiment": experiment.rsplit("/", 1)[-1],
-        "experiment_dir": experiment,
-        "strategy": config.search.strategy,
-        "metric": config.metric,
-        "mode": config.mode,
-        "score": objective.rule,
-        "seed": config.seed,
-        "budget": config.search.budget,
-        "data": {"source": config.data.source, **prepared.info},
-        "stage1": None,
-        "stage2": None,
-        "best": None,
-        "baselines": prepared.baselines,
-        "wall_s": wall_s,
-        "trial_s": float(trials["total_s"].fillna(0).sum()),
-        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()),
-        "trials_run": len(outcomes),
-        "stopped_trials": int(sum(stopped)),
-        "retries": int(trials["retries"].sum()),
-        "utilization": tables.utilization(trials, wall_s),
-        "finished_at": time.time(),
+    summary: tables.Summary = {
+        "experiment": experiment.rsplit("/", 1)[-1], "experiment_dir": experiment,
+        "strategy": config.search.strategy, "metric": config.metric, "mode": config.mode,
+        "score": config.objective.rule, "seed": config.seed, "budget": config.search.budget,
+        "data": {"source": config.data.source, **prepared_info},
+        "stage1": None, "stage2": None, "best": None, "baselines": baselines,
+        "wall_s": wall_s, "trial_s": float(trials["total_s"].fillna(0).sum()),
+        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()), "trials_run": len(trials),
+        "stopped_trials": int((trials["status"] == "STOPPED").sum()), "retries": int(trials["retries"].sum()),
+        "utilization": tables.utilization(trials, wall_s), "finished_at": time.time(),
     }
     if policy is not None:
         winner = policy.winner
@@ -161,6 +146,33 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
         summary["stage2"] = {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
                              "speculative": bool(policy.settings["speculative"]),
                              "speculative_trials": int(trials["speculative"].sum())}
+    return summary
+
+
+def best_entry(config: SweepConfig, trials: pd.DataFrame, best_id: str, test: dict[str, float],
+               model: str) -> tables.Best:
+    """``summary.json``'s best: the chosen trial's settings, scored epoch, validation and test scores."""
+    row = trials.loc[trials["trial_id"] == best_id].iloc[0]
+    return {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
+            "layers": int(row.layers), "units": int(row.units), "learning_rate": float(row.learning_rate),
+            "epochs": int(row.epochs), "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
+            "last_validation": float(row[config.objective.last_key]), **test, "model": model}  # type: ignore[typeddict-item]
+
+
+def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
+             policy: TwoStagePolicy | None) -> tables.Summary:
+    """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
+
+    ``policy`` is the two-stage search's decisions; other strategies pass None.
+    """
+    import ray
+
+    from hindsight_ray.console import read_queue_times
+
+    experiment = store.uri
+    outcomes = load_outcomes(experiment)
+    trials, best_id = score_trials(config, outcomes, policy, read_queue_times(experiment))
+    summary = summarize(config, experiment, trials, policy, prepared.info, prepared.baselines)
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
@@ -169,21 +181,16 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
             raise UserError(test["error"])
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best_id, key] = value
-        summary["best"] = {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
-                           "layers": int(row.layers), "units": int(row.units),
-                           "learning_rate": float(row.learning_rate), "epochs": int(row.epochs),
-                           "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
-                           "last_validation": float(row[objective.last_key]), **test,
-                           "model": store.path(tables.BEST_MODEL_FILE)}
+        summary["best"] = best_entry(config, trials, best_id, test, store.path(tables.BEST_MODEL_FILE))
     recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
     store.write_json(tables.PREPROCESSING_FILE, {**prepared.preprocessing, "fingerprint": recorded})
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
-    store.write_json(tables.SUMMARY_FILE, summary)  # last: its presence means "finished"
+    store.write_json(tables.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"
     return summary
 
 
-def describe_best(summary: dict[str, Any], objective: Objective) -> str:
+def describe_best(summary: tables.Summary, objective: Objective) -> str:
     best = summary.get("best") or {}
     if not best:
         return "none (every trial failed)"

@@ -37,8 +37,6 @@ def resolve_builder(path: str) -> Builder:
     import os
     import sys
 
-    from ray import cloudpickle
-
     from hindsight_ray.errors import UserError
 
     module_name, _, name = path.partition(":")
@@ -52,6 +50,8 @@ def resolve_builder(path: str) -> Builder:
     if not callable(builder):
         raise UserError(f"model.builder {path}: {module_name} has no function {name}")
     if module_name.split(".")[0] not in ("hindsight_ray", "keras", "tensorflow"):
+        from ray import cloudpickle
+
         cloudpickle.register_pickle_by_value(module)
     return builder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -28,6 +28,70 @@ TRIAL_COLUMNS = [
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
 EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
+
+
+class Winner(TypedDict):
+    """Stage 1's winning architecture."""
+
+    trial_id: str
+    layers: int
+    units: int
+    validation: float | None
+    params: int | None
+
+
+class Stage1(TypedDict):
+    trials: int
+    failed: int
+    winner: Winner | None
+
+
+class Stage2(TypedDict):
+    iterations: int
+    learning_rate_path: list[dict[str, Any]]  # {iteration, trial_id, learning_rate, score, improved} per decision
+    speculative: bool
+    speculative_trials: int
+
+
+class Best(TypedDict, total=False):
+    """The chosen trial; ``test_<metric>`` keys (one per metric) are added beside these."""
+
+    trial_id: str
+    stage: int | None
+    layers: int
+    units: int
+    learning_rate: float
+    epochs: int
+    epoch: int  # the scored epoch, whose weights best_model.keras holds
+    validation: float
+    last_validation: float
+    model: str
+
+
+class Summary(TypedDict):
+    """``summary.json``: written last, so its presence means the sweep finished."""
+
+    experiment: str
+    experiment_dir: str
+    strategy: str
+    metric: str
+    mode: str
+    score: str  # search.score: best_epoch | last_epoch | mean_last
+    seed: int
+    budget: int | None
+    data: dict[str, Any]
+    stage1: Stage1 | None
+    stage2: Stage2 | None
+    best: Best | None
+    baselines: dict[str, Any]
+    wall_s: float
+    trial_s: float
+    trial_epochs: int
+    trials_run: int
+    stopped_trials: int
+    retries: int
+    utilization: dict[str, Any]
+    finished_at: float
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -22,18 +22,16 @@ from hindsight_ray.errors import UserError
 from hindsight_ray.finalize import describe_best, finalize, load_policy, reconcile_searcher_state
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
-from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY
+from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.safety import experiment_lock, interruptions
 from hindsight_ray.storage import ExperimentStore, is_uri
 
 Printer = Callable[[str], None]
 
-# Environment for every Ray worker: quiet TensorFlow, no oneDNN reordering (bitwise-repeatable CPU math).
-
 
 def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print, report: bool = True,
               table: pd.DataFrame | None = None, callbacks: list[Any] | None = None,
-              model_builder: Any = None) -> dict[str, Any]:
+              model_builder: Any = None) -> Summary | dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
     DataFrame (from Python) instead of ``data.source``."""
     began = time.time()
@@ -73,13 +71,11 @@ def _locked(plan: Plan, create: bool) -> Any:
 
 def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
                  echo: Printer = print, table: pd.DataFrame | None = None,
-                 model_builder: Any = None) -> dict[str, Any]:
+                 model_builder: Any = None) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
-    from ray import tune
-
     store = ExperimentStore(str(experiment_dir))
-    experiment = store.path("").rstrip("/")
+    experiment = store.uri
     if not store.exists(CONFIG_FILE):
         raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
     name = experiment.rsplit("/", 1)[-1]
@@ -88,7 +84,7 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
     if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
         echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
              f"{tables.TRIALS_FILE})")
-        return store.read_json(tables.SUMMARY_FILE)
+        return cast(Summary, store.read_json(tables.SUMMARY_FILE))
     with _locked(plan, create=False):
         _check_same_data(config, recorded, name, table)
         if raw_builder and model_builder is None:
@@ -96,6 +92,8 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
                             "from Python with hindsight_ray.resume(..., model_builder=that function)")
         builder = _builder(config, model_builder)
         prepared = prepare(config.data, seed=config.seed, table=table)
+        from ray import tune
+
         restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
         with ray_session(config):
             slots = check_resources(config, plan.storage)
@@ -178,20 +176,13 @@ def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name:
                         f"(sha256 {was}..., now {str(now.get('sha256', '?'))[:12]}...); start a new sweep instead")
 
 
-def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None,
-         began: float | None = None) -> dict[str, Any]:
-    began = time.time() if began is None else began  # "done in" is the command's wall time
+def _trainable(config: SweepConfig, prepared: Prepared, builder: Any) -> tuple[Any, Any]:
+    """The trial function with its data (put once in Ray's object store) and resources; and its setup."""
     import ray
     from ray import tune
 
-    from hindsight_ray.console import Progress, StageConsole, TrialClock
-    from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
     from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
 
-    # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
         optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
@@ -203,43 +194,66 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         tune.with_parameters(train_lstm, setup=setup),
         {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial},
     )
+    return trainable, setup
+
+
+def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer,
+               callbacks: list[Any]) -> Any:
+    """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
+    from ray import tune
+
+    from hindsight_ray.console import Progress, StageConsole, TrialClock
+    from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
+
+    stage1, stage2 = config.search.stage1, config.search.stage2
+    strategy = build_strategy(
+        config.search.strategy, layers=stage1.layers, units=stage1.units,
+        stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
+        max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
+        stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
+        speculative=stage2.speculative,
+        early_stop=asha(stage1.epochs) if stage1.early_stop == "asha" else None,
+        manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
+    )
+    console = StageConsole(config.objective, plan.stage1_trials, plan.stage2_trials, stage2.max_learning_rate,
+                           echo=echo)
+    budget = search_budget(config, plan)
+    progress = Progress(config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo)
+    return tune.Tuner(
+        trainable,
+        param_space=strategy.param_space,
+        tune_config=tune.TuneConfig(
+            metric=SCORE_KEY, mode=config.mode, num_samples=strategy.num_samples,
+            search_alg=strategy.search_alg, scheduler=strategy.scheduler,
+            reuse_actors=True,  # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
+        ),
+        run_config=tune.RunConfig(
+            name=plan.name,
+            storage_path=plan.storage,
+            stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
+            failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
+            callbacks=[TrialClock(plan.experiment_dir), console, progress, *callbacks],
+            verbose=0,
+        ),
+    )
+
+
+def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
+         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None,
+         began: float | None = None) -> Summary:
+    began = time.time() if began is None else began  # "done in" is the command's wall time
+    from ray import tune
+
+    # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
+    trainable, setup = _trainable(config, prepared, builder)
     if resume:
         tuner = tune.Tuner.restore(plan.experiment_dir, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False)
     else:
-        stage1, stage2 = config.search.stage1, config.search.stage2
-        strategy = build_strategy(
-            config.search.strategy, layers=stage1.layers, units=stage1.units,
-            stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
-            max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
-            stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
-            speculative=stage2.speculative,
-            early_stop=asha(stage1.epochs) if stage1.early_stop == "asha" else None,
-            manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
-        )
-        console = StageConsole(config.objective, plan.stage1_trials, plan.stage2_trials,
-                               stage2.max_learning_rate, echo=echo)
-        budget = search_budget(config, plan)
-        progress = Progress(config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=strategy.param_space,
-            tune_config=tune.TuneConfig(
-                metric=SCORE_KEY, mode=config.mode, num_samples=strategy.num_samples,
-                search_alg=strategy.search_alg, scheduler=strategy.scheduler,
-                # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=plan.name,
-                storage_path=plan.storage,
-                stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
-                failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-                callbacks=[TrialClock(plan.experiment_dir), console, progress, *(callbacks or [])],
-                verbose=0,
-            ),
-        )
+        tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
     with interruptions(plan.experiment_dir) as watch:
         tuner.fit()
         watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized

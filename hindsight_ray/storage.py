@@ -33,6 +33,11 @@ class ExperimentStore:
     def local(self) -> bool:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
+    @property
+    def uri(self) -> str:
+        """The experiment folder itself, as Ray and pyarrow take it (a URI for remote storage)."""
+        return self.location if is_uri(self.location) else self.root
+
     def path(self, name: str) -> str:
         """Where ``name`` lives, as Ray and pyarrow take it (a URI for remote storage)."""
         return f"{self.location}/{name}" if is_uri(self.location) else f"{self.root}/{name}"

@@ -218,16 +218,12 @@ def _validate(model: Any, prepared: Prepared, setup: TrialSetup) -> dict[str, fl
     return scores
 
 
-def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
-    """Train one LSTM; report validation scores, the trial's score so far and timings every epoch;
-    checkpoint as configured (the latest weights, and the scored epoch's when that is an earlier one)."""
+def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
+                 state: dict[str, Any]) -> tuple[Prepared, Any, list[np.ndarray] | None, dict[str, Any]]:
+    """The data, the model (from the checkpoint when there is one, else built), the scored epoch's weights
+    and what stays the same every epoch (parameters, node, GPUs); timed into ``state``."""
     import ray
-    from ray import tune
 
-    wall = time.time()
-    restored = tune.get_checkpoint()
-    state: dict[str, Any] = {"epoch": 0, "retries": 0, "started_at": wall, "curve": [],
-                             **{name: 0.0 for name in TIMERS}}
     tick = time.perf_counter()
     prepared: Prepared = ray.get(setup.data.ref)
     state["data_s"] += time.perf_counter() - tick
@@ -249,7 +245,6 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     if restored is not None:
         state["retries"] += 1
     state["build_s"] += time.perf_counter() - tick
-
     static = {
         "params": int(model.count_params()),
         "node_ip": ray.util.get_node_ip_address(),
@@ -257,6 +252,18 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         "node_id": context.get_node_id(),
         "pid": os.getpid(),
     }
+    return prepared, model, best_weights, static
+
+
+def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Train one LSTM; report validation scores, the trial's score so far and timings every epoch;
+    checkpoint as configured (the latest weights, and the scored epoch's when that is an earlier one)."""
+    from ray import tune
+
+    restored = tune.get_checkpoint()
+    state: dict[str, Any] = {"epoch": 0, "retries": 0, "started_at": time.time(), "curve": [],
+                             **{name: 0.0 for name in TIMERS}}
+    prepared, model, best_weights, static = _start_trial(config, setup, restored, state)
     epochs = int(config["epochs"])
     if state["epoch"] >= epochs and state.get("last_metrics"):
         # finished before a crash lost the news: say it again, train nothing
@@ -283,26 +290,30 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         if scored.epoch == state["epoch"] and state["epoch"] < epochs and objective.rule == "best_epoch":
             best_weights = model.get_weights()  # the next epochs change the model: keep this epoch's
         metrics = {
-            "epoch": state["epoch"],
-            "loss": loss,
-            **scores,
+            "epoch": state["epoch"], "loss": loss, **scores,
             SCORE_KEY: float("nan") if scored.value is None else scored.value,
-            SCORE_EPOCH_KEY: scored.epoch,
-            "best_epoch": scored.best_epoch,
-            "epoch_s": time.perf_counter() - started,
-            "retries": state["retries"],
-            "started_at": state["started_at"],
-            **{name: state[name] for name in TIMERS},
-            **static,
+            SCORE_EPOCH_KEY: scored.epoch, "best_epoch": scored.best_epoch,
+            "epoch_s": time.perf_counter() - started, "retries": state["retries"],
+            "started_at": state["started_at"], **{name: state[name] for name in TIMERS}, **static,
         }
-        if state["epoch"] % setup.checkpoint_every == 0 or state["epoch"] == epochs:
-            tick = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="hindsight-ckpt-") as folder:
-                metrics["finished_at"] = time.time()
-                state["last_metrics"] = metrics
-                _save_checkpoint(model, state, folder, None if scored.epoch == state["epoch"] else best_weights)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            state["checkpoint_s"] += time.perf_counter() - tick
-        else:
-            metrics["finished_at"] = time.time()
-            tune.report(metrics)
+        checkpoint = state["epoch"] % setup.checkpoint_every == 0 or state["epoch"] == epochs
+        _report(model, state, metrics, None if scored.epoch == state["epoch"] else best_weights, checkpoint)
+
+
+def _report(model: Any, state: dict[str, Any], metrics: dict[str, Any], best_weights: list[np.ndarray] | None,
+            checkpoint: bool) -> None:
+    """One epoch's metrics to Tune, with a checkpoint (the latest model, and the scored epoch's weights when
+    those are an earlier epoch's) when ``checkpoint``."""
+    from ray import tune
+
+    if not checkpoint:
+        metrics["finished_at"] = time.time()
+        tune.report(metrics)
+        return
+    tick = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hindsight-ckpt-") as folder:
+        metrics["finished_at"] = time.time()
+        state["last_metrics"] = metrics
+        _save_checkpoint(model, state, folder, best_weights)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    state["checkpoint_s"] += time.perf_counter() - tick

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
+
+HEAVY = ("ray", "tensorflow", "keras")
+
+
+def pytest_configure(config):
+    """``pytest -m "not slow"`` (the unit tests) runs without Ray and TensorFlow: importing either fails
+    there, so a unit test that starts needing them is caught at once."""
+    if config.option.markexpr.replace(" ", "") == "notslow":
+        for name in HEAVY:
+            sys.modules.setdefault(name, None)  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="module")

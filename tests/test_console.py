@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import io
 
-from hindsight_ray.console import Progress
 from hindsight_ray.objective import Objective
-
-
-@dataclass
-class FakeTrial:
-    """What the console reads of a Tune trial."""
-
-    status: str
-    config: dict[str, Any]
-    last_result: dict[str, Any] = field(default_factory=dict)
+from hindsight_ray.progress import Heartbeat, LiveLine, StageLines
+from tests.fakes import FakeTrial
 
 
 def test_the_heartbeat_counts_stages_names_running_epochs_and_estimates_time_left():
-    progress = Progress(Objective("val_rmse", "min"), stage_epochs={1: (4, 10), 2: (3, 20)}, slots=2)
+    progress = Heartbeat(Objective("val_rmse", "min"), stage_epochs={1: (4, 10), 2: (3, 20)}, slots=2)
     trials = [
         FakeTrial("TERMINATED", {"stage": 1, "layers": 1, "units": 8, "epochs": 10},
                   {"epoch": 10, "score": 30.0, "started_at": 100.0, "finished_at": 105.0}),
@@ -37,13 +28,50 @@ def test_the_heartbeat_counts_stages_names_running_epochs_and_estimates_time_lef
     assert line.endswith(f"left ~0:{round((16 / 2 + 60) * 0.5):02d}")
 
 
-def test_the_heartbeat_speaks_at_most_every_interval():
+def test_plain_lines_come_at_most_every_interval():
     lines: list[str] = []
-    progress = Progress(Objective("val_accuracy", "max"), stage_epochs={0: (5, 3)}, slots=1, echo=lines.append,
-                        every=3600)
-    progress.on_step_end(0, [])
-    progress.on_step_end(1, [])
-    assert lines == []
-    progress.every = 0
-    progress.on_step_end(2, [FakeTrial("RUNNING", {"layers": 1, "units": 4, "epochs": 3}, {"epoch": 1})])
-    assert len(lines) == 1 and "0/5 done, 1 running (1x4 1/3), 0 queued" in lines[0] and "left ~?" in lines[0]
+    output = LiveLine(lines.append, live=False, every=10)
+    assert not output.due(100.0)  # the first call starts the clock
+    assert not output.due(109.0)
+    assert output.due(110.0)
+    output.show("[0:10] stage 1: 0/4 done", 110.0)
+    assert lines == ["[0:10] stage 1: 0/4 done"] and not output.due(115.0) and output.due(120.5)
+
+
+def test_on_a_terminal_the_heartbeat_is_one_line_redrawn_in_place():
+    from rich.console import Console
+
+    screen = io.StringIO()
+    output = LiveLine(print, live=True, redraw=1.0, console=Console(file=screen, force_terminal=True, width=100))
+    output.due(0.0)
+    assert output.due(1.0)
+    output.show("[0:01] stage 1: 0/4 done, 2 running", 1.0)
+    output.show("[0:02] stage 1: 1/4 done, 2 running", 2.0)
+    output.close()
+    drawn = screen.getvalue()
+    assert "[0:01] stage 1: 0/4 done" in drawn and "[0:02] stage 1: 1/4 done" in drawn
+    assert "\x1b[" in drawn  # cursor control from rich, not text lines appended one after another
+    assert drawn.count("\n") < 4
+
+
+def test_live_output_is_dropped_when_pickled_with_the_experiment():
+    import pickle
+
+    output = LiveLine(print, live=None)
+    output.last = 5.0
+    restored = pickle.loads(pickle.dumps(output))
+    assert restored.last is None and restored.mode is None and restored.echo is print
+
+
+def test_stage_lines_follow_the_sequential_rule_and_name_speculation():
+    lines = StageLines(Objective("val_rmse", "min"), stage1_trials=2, stage2_trials=3, max_learning_rate=0.02)
+    one = FakeTrial("TERMINATED", {"stage": 1, "layers": 1, "units": 8, "epochs": 4}, {"epoch": 4, "score": 30.0})
+    two = FakeTrial("ERROR", {"stage": 1, "layers": 2, "units": 8, "epochs": 4}, {"epoch": 2, "score": 20.0})
+    assert lines.ended([one], one) == ["stage 1: 1/2 done, best units=8 layers=1 val_rmse=30"]
+    assert lines.ended([one, two], two) == ["stage 1: 2/2 done (1 failed), best units=8 layers=1 val_rmse=30"]
+    first = FakeTrial("TERMINATED", {"stage": 2, "learning_rate": 0.02, "epochs": 4},
+                      {"epoch": 4, "score": 25.0, "started_at": 1.0})
+    assert lines.ended([one, first], first) == ["stage 2: iteration 1/3 lr=0.02 val_rmse=25 (improved)"]
+    off_path = FakeTrial("TERMINATED", {"stage": 2, "learning_rate": 0.005, "epochs": 4},
+                         {"epoch": 1, "score": 40.0, "started_at": 2.0})
+    assert lines.ended([one, first, off_path], off_path)[0].startswith("stage 2: speculative lr=0.005 ended")

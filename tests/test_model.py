@@ -8,6 +8,7 @@ import pytest
 from hindsight_ray.model import ModelSpec, build_model
 
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # builds Keras models: TensorFlow
 
 
 def lstm_layers(model):

@@ -240,12 +240,9 @@ def window_origins(frame: pd.DataFrame, date_column: str | None, rows: np.ndarra
     return dates.iloc[rows].dt.strftime("%Y-%m-%d %H:%M:%S").str.removesuffix(" 00:00:00").to_numpy(dtype=object)
 
 
-def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path | None,
-                       table: pd.DataFrame | None = None) -> Prepared:
-    """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
-    transformed and scaled on train rows only."""
-    where = f"data.source {data.source}"
-    frame = table.reset_index(drop=True) if table is not None else read_table(path, where)
+def _columns(data: DataConfig, builtin: BuiltinDataset | None, frame: pd.DataFrame,
+             where: str) -> tuple[str | None, list[str], list[str]]:
+    """The date column, the targets (the one numeric column when not set) and the input features."""
     date_column = data.date_column or (builtin.date_column if builtin else None)
     targets = data.target or ([builtin.target] if builtin else None)
     if targets is None:
@@ -258,6 +255,25 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
     missing_columns = [c for c in needed if c not in frame.columns]
     if missing_columns:
         raise UserError(f"{where}: no column {missing_columns[0]!r} (columns: {list(frame.columns)})")
+    return date_column, list(targets), list(features)
+
+
+def _split(data: DataConfig, values: int, rows_read: int, where: str) -> SplitRows:
+    """Rows of train, validation and test (chronological); too few for the windows is an error."""
+    rows = split_rows(values, data.split.validation, data.split.test)
+    if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
+        raise UserError(f"{where}: {rows_read} rows are too few for lags={data.lags}, horizon={data.horizon} "
+                        f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
+    return rows
+
+
+def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path | None,
+                       table: pd.DataFrame | None = None) -> Prepared:
+    """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
+    transformed and scaled on train rows only."""
+    where = f"data.source {data.source}"
+    frame = table.reset_index(drop=True) if table is not None else read_table(path, where)
+    date_column, targets, features = _columns(data, builtin, frame, where)
     frame, dates = sort_by_date(frame, date_column, where)
     season = data.season if data.season is not None or dates is None else infer_season(dates)
 
@@ -269,10 +285,7 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
     values, levels = model_space(values, target_index, data.log, data.difference, where, numeric_columns)
     shift = 1 if data.difference else 0
 
-    rows = split_rows(len(values), data.split.validation, data.split.test)
-    if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
-        raise UserError(f"{where}: {len(frame)} rows are too few for lags={data.lags}, horizon={data.horizon} "
-                        f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
+    rows = _split(data, len(values), len(frame), where)
     offset, scale = fit_scaler(values[: rows.train], data.scale)
     training = frame.iloc[shift : shift + rows.train]
     pre = SeriesPreprocessing(
@@ -293,11 +306,8 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
         offset=offset[target_index], scale=scale[target_index], log=data.log, difference=data.difference,
         base={name: levels[first_target[split == code] - 1][:, target_index] for code, name in enumerate(split_names)},
     )
-    baselines = {
-        name: regression_scores(actual["test"], forecast)
-        for name, forecast in naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon,
-                                              season).items()
-    }
+    forecasts = naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon, season)
+    baselines = {name: regression_scores(actual["test"], forecast) for name, forecast in forecasts.items()}
     return Prepared(
         kind="timeseries",
         task="regression",

@@ -22,10 +22,11 @@ from typing import Any
 from ray import tune
 from ray.tune import Stopper
 
+from hindsight_ray.config import STRATEGIES
 from hindsight_ray.search.policy import stage2_iterations
 from hindsight_ray.search.two_stage import TwoStageSearch
 
-STRATEGIES = ("two_stage", "grid", "random", "manual", "bayes", "asha")
+__all__ = ["STRATEGIES", "EpochBudget", "Strategy", "asha", "build_strategy"]
 
 
 @dataclass

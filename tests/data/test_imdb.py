@@ -24,6 +24,7 @@ def write_acl(root, per_class: int = 10) -> None:
     (root / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("ignored unsup review")
 
 
+@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_aclimdb_keeps_its_test_split_and_carves_validation(tmp_path):
     write_acl(tmp_path)
     prepared = prepare(DataConfig(kind="text", source=str(tmp_path / "aclImdb"), max_length=8,
@@ -47,6 +48,7 @@ def keras_npz(path, rng) -> None:
     np.savez(path, x_train=reviews(30), y_train=np.arange(30) % 2, x_test=reviews(10), y_test=np.arange(10) % 2)
 
 
+@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_imdb_npz_reads_like_keras(tmp_path):
     path = tmp_path / "imdb.npz"
     keras_npz(path, np.random.default_rng(0))
@@ -75,6 +77,7 @@ def test_imdb_npz_with_foreign_objects_is_refused(tmp_path):
     assert pickle  # the loader refuses before anything is constructed
 
 
+@pytest.mark.slow  # keras.utils.get_file: TensorFlow
 def test_builtin_imdb_offline_explains_how_to_provide_the_file(monkeypatch):
     keras = pytest.importorskip("keras")
 

@@ -50,6 +50,7 @@ def test_html_breaks_are_stripped():
     assert clean_text(pd.Series(["good<br />film<br/>yes"])) == ["good film yes"]
 
 
+@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
     vocabulary, train, (test,) = vectorize(["good good film", "bad film"], [["unseen good"]], num_words=100,
                                            max_length=4)
@@ -59,11 +60,13 @@ def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
     assert test[0].tolist()[:2] == [0, 0] and test[0, 2] == 1  # "unseen" is out of vocabulary
 
 
+@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_long_texts_keep_their_end():
     _, train, (tail,) = vectorize(["a b c d e f"], [["e f"]], num_words=100, max_length=2)
     assert train.shape == (1, 2) and train.tolist() == tail.tolist()  # truncated at the front, as the notebook
 
 
+@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_text_csv_prepares(tmp_path):
     rng = np.random.default_rng(0)
     words = ["great", "awful", "plot", "actor", "boring", "superb"]

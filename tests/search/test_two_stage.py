@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from hindsight_ray import TwoStageSearch
+search = pytest.importorskip("ray.tune.search")  # not under -m "not slow": see conftest.py
+ConcurrencyLimiter, Searcher = search.ConcurrencyLimiter, search.Searcher
+
+from hindsight_ray import TwoStageSearch  # noqa: E402
+
+pytestmark = pytest.mark.slow  # Ray Tune's Searcher is its base class: imports Ray (but starts none)
 
 
 def make_search(**kwargs) -> TwoStageSearch:

@@ -6,9 +6,10 @@ import itertools
 import time
 
 import pytest
-from ray import tune
 
-from hindsight_ray import TwoStageSearch
+tune = pytest.importorskip("ray.tune")  # not under -m "not slow": see conftest.py
+
+from hindsight_ray import TwoStageSearch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,183 @@
+"""What the console says while a sweep runs, without Ray: the line for each trial that ends
+(:class:`StageLines`), the heartbeat with elapsed time and time left (:class:`Heartbeat`), and where the
+heartbeat goes (:class:`LiveLine`: redrawn in place on a terminal, a plain line every ``every`` seconds
+elsewhere). The Tune callbacks in ``console.py`` pass them Tune's trials; tests pass fakes.
+
+A trial here is anything with ``status``, ``config`` and ``last_result``, as Tune's trials have.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hindsight_ray.objective import SCORE_KEY, Objective, finite
+from hindsight_ray.search.policy import decided_path, stopped_early
+
+Printer = Callable[[str], None]
+ENDED = ("TERMINATED", "ERROR")
+
+
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` past an hour."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class StageLines:
+    """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``."""
+
+    def __init__(self, objective: Objective, stage1_trials: int, stage2_trials: int, max_learning_rate: float) -> None:
+        self.objective = objective
+        self.totals = {1: stage1_trials, 2: stage2_trials}
+        self.max_learning_rate = max_learning_rate
+
+    def score(self, trial: Any) -> float | None:
+        result = trial.last_result or {}
+        if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
+            return None  # failed, or stopped early (ASHA, a budget, an unused speculative trial)
+        score = result.get(SCORE_KEY)  # the trial's score by search.score, not merely its last epoch
+        return None if score is None else finite(float(score))
+
+    def _leader(self, trials: list[Any]) -> Any:
+        leader = None
+        for other in trials:
+            if self.objective.better(self.score(other), None if leader is None else self.score(leader)):
+                leader = other
+        return leader
+
+    def ended(self, trials: list[Any], trial: Any) -> list[str]:
+        """The lines to print now that ``trial`` ended (``trials``: every trial Tune knows)."""
+        stage = trial.config.get("stage")
+        mine = [t for t in trials if (t.status in ENDED or t is trial) and t.config.get("stage") == stage]
+        if stage == 2:
+            return self._stage2(mine, trial)
+        leader, metric = self._leader(mine), self.objective.metric
+        unscored = sum(self.score(t) is None for t in mine)
+        if stage is None:  # another strategy: one line per trial
+            best = "none yet" if leader is None else (
+                f"layers={leader.config['layers']} units={leader.config['units']} "
+                f"lr={leader.config['learning_rate']:.4g} {metric}={self.score(leader):.4g}")
+            return [f"{len(mine)} trials done ({unscored} stopped or failed), best {best}"]
+        best = "none yet" if leader is None else (
+            f"units={leader.config['units']} layers={leader.config['layers']} {metric}={self.score(leader):.4g}")
+        note = f" ({unscored} failed)" if unscored else ""
+        return [f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}"]
+
+    def _stage2(self, mine: list[Any], trial: Any) -> list[str]:
+        results: dict[float, float | None] = {}
+        for other in sorted(mine, key=lambda t: (t.last_result or {}).get("started_at") or 0):
+            results.setdefault(other.config["learning_rate"], self.score(other))
+        path = decided_path(results, self.max_learning_rate, self.totals[2], self.objective.mode)
+        learning_rate = trial.config["learning_rate"]
+        if learning_rate not in [lr for lr, _, _ in path]:
+            return [f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far "
+                    f"{len(path)}/{self.totals[2]}"]
+        lines = []
+        for index, (lr, score, improved) in enumerate(path):
+            if lr == learning_rate:
+                shown = "failed" if score is None else f"{self.objective.metric}={score:.4g}"
+                lines.append(f"stage 2: iteration {index + 1}/{self.totals[2]} lr={lr:.6g} "
+                             f"{shown}{' (improved)' if improved else ''}")
+        return lines
+
+
+class Heartbeat:
+    """Elapsed time, trials done, running (with their epochs) and queued per stage, the best score so far,
+    and the time left from the observed seconds per trial-epoch."""
+
+    def __init__(self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int) -> None:
+        self.objective, self.slots = objective, max(1, slots)
+        self.stage_epochs = stage_epochs  # stage -> (trials, epochs each); stage 0: any other strategy
+
+    def line(self, trials: list[Any], elapsed: float) -> str:
+        parts, trained = [], {}
+        for stage in sorted({t.config.get("stage", 0) or 0 for t in trials}):
+            mine = [t for t in trials if (t.config.get("stage", 0) or 0) == stage]
+            done = sum(t.status in ENDED for t in mine)
+            running = [t for t in mine if t.status == "RUNNING"]
+            queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
+            shown = ", ".join(f"{t.config.get('layers')}x{t.config.get('units')} "
+                              f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}" for t in running[:4])
+            label = f"stage {stage}: " if stage else ""
+            total = self.stage_epochs.get(stage, (len(mine), 0))[0]
+            parts.append(f"{label}{done}/{max(total, len(mine))} done, {len(running)} running"
+                         f"{f' ({shown})' if shown else ''}, {queued} queued")
+            trained[stage] = sum(int((t.last_result or {}).get("epoch", 0)) for t in mine)
+        best = self._best(trials)
+        shown_best = "none yet" if best is None else f"{self.objective.metric} {best:.4g}"
+        return (f"[{clock(elapsed)}] {'; '.join(parts) or 'starting'} | best {shown_best} | "
+                f"left ~{self._left(trained, trials)}")
+
+    def _best(self, trials: list[Any]) -> float | None:
+        best = None
+        for trial in trials:
+            score = (trial.last_result or {}).get(SCORE_KEY) if trial.status != "ERROR" else None
+            if score is not None and self.objective.better(finite(float(score)), best):
+                best = finite(float(score))
+        return best
+
+    def _left(self, trained: dict[int, int], trials: list[Any]) -> str:
+        seconds = []
+        for trial in trials:
+            result = trial.last_result or {}
+            if result.get("epoch") and result.get("finished_at") and result.get("started_at"):
+                # gross seconds per epoch: training plus evaluation, checkpoints and reporting
+                seconds.append((float(result["finished_at"]) - float(result["started_at"])) / int(result["epoch"]))
+        if not seconds:
+            return "?"
+        per_epoch = sorted(seconds)[len(seconds) // 2]  # the median trial's seconds per epoch
+        left = 0.0
+        for stage, (count, epochs) in self.stage_epochs.items():
+            remaining = max(0, count * epochs - trained.get(stage, 0))
+            left += remaining * per_epoch / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
+        return clock(left)
+
+
+class LiveLine:
+    """Where the heartbeat goes. On a terminal: one status line that rich redraws in place (at most
+    every ``redraw`` seconds), under the lines printed meanwhile. Elsewhere (CI, a log file, a notebook's
+    captured output): a plain line through ``echo`` at most every ``every`` seconds."""
+
+    def __init__(self, echo: Printer = print, *, live: bool | None = None, every: float = 10.0,
+                 redraw: float = 1.0, console: Any = None) -> None:
+        self.echo, self.every, self.redraw = echo, every, redraw
+        self.mode = live  # None: live exactly when printing to a terminal (decided again after a resume)
+        self.console = console
+        self.last: float | None = None
+        self._display: Any = None
+
+    def due(self, now: float) -> bool:
+        """Whether a new line is due at ``now`` (monotonic seconds); the first call only starts the clock."""
+        if self.last is None:
+            self.last = now
+            return False
+        return now - self.last >= (self.redraw if self.live else self.every)
+
+    @property
+    def live(self) -> bool:
+        return (self.echo is print and sys.stdout.isatty()) if self.mode is None else self.mode
+
+    def show(self, line: str, now: float) -> None:
+        self.last = now
+        if not self.live:
+            self.echo(line)
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        if self._display is None:  # transient: the finished sweep leaves only its permanent lines
+            self._display = Live(Text(line), console=self.console, transient=True, auto_refresh=False,
+                                 redirect_stdout=True, redirect_stderr=False)
+            self._display.start()
+        self._display.update(Text(line), refresh=True)
+
+    def close(self) -> None:
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment
+        return {**self.__dict__, "_display": None, "console": None, "last": None}
