@@ -1,0 +1,70 @@
+"""Finalizing a search, on trials as Ray would have recorded them (fakes): which rows are scored or
+stopped, which trial is best, and what summary.json says. No Ray, no TensorFlow."""
+
+from __future__ import annotations
+
+import pytest
+
+from hindsight_ray.config import load_config
+from hindsight_ray.finalize import best_entry, score_trials, summarize
+from hindsight_ray.search.policy import TwoStagePolicy
+from tests.fakes import outcome
+
+
+def two_stage_run():
+    """A two-stage search of two architectures and one stage-2 trial, decided by the real policy."""
+    config = load_config(None, ["search.stage1.layers=[1,2]", "search.stage1.units=[4]", "search.stage1.epochs=3",
+                                "search.stage2.max_iterations=1", "search.stage2.epochs=4"])
+    policy = TwoStagePolicy(layers=[1, 2], units=[4], stage1_learning_rate=0.001, stage1_epochs=3,
+                            max_learning_rate=0.01, max_iterations=1, stage2_epochs=4, mode="min")
+    curves = {"a": [9.0, 5.0, 6.0], "b": [8.0, 7.0, 7.5], "c": [6.0, 4.0, 3.0, 3.5]}
+    outcomes = []
+    for index, trial_id in enumerate("abc"):
+        suggestion = policy.suggest(trial_id)
+        assert not isinstance(suggestion, str)
+        config_of = suggestion.as_config()
+        outcomes.append(outcome(trial_id, config_of, curves[trial_id], started_at=1000.0 + 10 * index))
+        policy.complete(trial_id, min(curves[trial_id]), params=100)
+    return config, policy, outcomes
+
+
+def test_the_two_stage_best_is_the_policys_and_scored_on_its_best_epoch():
+    config, policy, outcomes = two_stage_run()
+    trials, best_id = score_trials(config, outcomes, policy, queued_at={"a": 999.0, "b": 999.0, "c": 1019.0})
+    assert best_id == "c" and policy.winner.trial_id == "a"
+    assert trials.set_index("trial_id")["val_rmse"].to_dict() == {"a": 5.0, "b": 7.0, "c": 3.0}
+    assert trials.set_index("trial_id")["last_val_rmse"].to_dict() == {"a": 6.0, "b": 7.5, "c": 3.5}
+    assert trials.used.all() and not trials.speculative.any() and (trials.status == "TERMINATED").all()
+    best = best_entry(config, trials, best_id, {"test_rmse": 3.3}, "/x/best_model.keras")
+    assert (best["epoch"], best["validation"], best["last_validation"], best["test_rmse"]) == (3, 3.0, 3.5, 3.3)
+    assert (best["layers"], best["stage"], best["epochs"]) == (1, 2, 4)
+
+
+def test_the_summary_counts_time_epochs_and_the_decisions():
+    config, policy, outcomes = two_stage_run()
+    trials, _ = score_trials(config, outcomes, policy, queued_at={"a": 999.0, "b": 999.0, "c": 1019.0})
+    summary = summarize(config, "/runs/exp", trials, policy, {"rows": 144}, {"persistence": {"rmse": 1.0}})
+    assert summary["experiment"] == "exp" and summary["score"] == "best_epoch"
+    assert summary["wall_s"] == pytest.approx(1020.0 + 4 - 999.0)  # first queued to last finished
+    assert summary["trial_epochs"] == 3 + 3 + 4 and summary["trials_run"] == 3 and summary["stopped_trials"] == 0
+    assert summary["stage1"] is not None and summary["stage1"]["winner"] is not None
+    assert summary["stage1"]["winner"]["trial_id"] == "a" and summary["stage1"]["winner"]["validation"] == 5.0
+    assert summary["stage2"] is not None
+    assert [(s["learning_rate"], s["score"]) for s in summary["stage2"]["learning_rate_path"]] == [(0.01, 3.0)]
+    assert summary["data"] == {"source": "builtin:airline", "rows": 144} and summary["best"] is None
+
+
+def test_other_strategies_rank_only_trials_that_ran_all_their_epochs():
+    config = load_config(None, ["search.strategy=grid"])
+    outcomes = [
+        outcome("full", {"layers": 1, "units": 4, "learning_rate": 0.01, "epochs": 4}, [5.0, 4.0, 4.5, 4.2]),
+        # stopped by ASHA or the budget after 2 of 4 epochs: a better number, but no score
+        outcome("cut", {"layers": 2, "units": 4, "learning_rate": 0.01, "epochs": 4}, [3.0, 2.0]),
+        outcome("failed", {"layers": 2, "units": 8, "learning_rate": 0.01, "epochs": 4}, [1.0], status="ERROR"),
+    ]
+    trials, best_id = score_trials(config, outcomes, None, queued_at={})
+    rows = trials.set_index("trial_id")
+    assert best_id == "full"
+    assert rows.loc["cut", "status"] == "STOPPED" and rows["val_rmse"].isna().loc[["cut", "failed"]].all()
+    summary = summarize(config, "/runs/g", trials, None, {}, {})
+    assert summary["stopped_trials"] == 1 and summary["stage1"] is None and summary["stage2"] is None
