@@ -88,7 +88,15 @@ def _report(args: argparse.Namespace) -> int:
 
     if not ExperimentStore(args.experiment).exists(SUMMARY_FILE):
         raise UserError(f"{args.experiment}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
-    print(f"report: {write_sweep_report(args.experiment)}")
+    try:
+        written = write_sweep_report(args.experiment)
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # a corrupt summary, a foreign or damaged folder
+        if args.debug:
+            raise
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise UserError(f"{args.experiment}: not a finished hindsight-ray experiment, or a damaged one "
+                        f"({type(exc).__name__}: {detail})") from None
+    print(f"report: {written}")
     return 0
 
 

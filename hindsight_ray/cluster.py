@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,14 +33,56 @@ def start_ray(config: SweepConfig) -> bool:
         "logging_level": logging.WARNING,
         "runtime_env": {"env_vars": WORKER_ENV},
     }
-    if config.resources.address:
-        options["address"] = config.resources.address
+    address = config.resources.address
+    if address:
+        options["address"] = address
+        check_reachable(address)
+        found_token = use_found_token()
     else:
         options.update(include_dashboard=False, dashboard_host="127.0.0.1")
     try:
         ray.init(**options)
-    except ConnectionError as exc:
-        raise UserError(f"resources.address {config.resources.address}: cannot connect to Ray ({exc})") from None
+    except (ConnectionError, RuntimeError) as exc:
+        if address and found_token:  # a cluster without authentication: try once more without the token
+            os.environ.pop("RAY_AUTH_MODE", None)
+            try:
+                ray.init(**options)
+                return True
+            except (ConnectionError, RuntimeError):
+                pass
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"resources.address {address}: cannot connect to Ray ({detail})") from None
+    return True
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A head that does not answer is a one-line error within ``timeout`` seconds, not minutes of Ray's
+    retries. (``auto`` and ``local`` name no host.)"""
+    if address in ("auto", "local"):
+        return
+    client = address.startswith("ray://")
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":") if not target.endswith("]") and ":" in target else (target, "", "")
+    host = host.strip("[]")
+    port_number = int(port) if port else 10001  # ray:// without a port: the Ray Client's default
+    try:
+        socket.create_connection((host, port_number), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"resources.address {address}: nothing answers at {host}:{port_number} ({reason}); is the "
+                        f"{'Ray Client server' if client else 'Ray head'} running there, and the port open?") from None
+
+
+def use_found_token() -> bool:
+    """``ray start --head`` turns token authentication on, and a client needs ``RAY_AUTH_MODE=token`` to send
+    its token: set it when the user has a token (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``) and has not chosen a mode. True when this call set it."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return False
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    if not (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
+        return False
+    os.environ["RAY_AUTH_MODE"] = "token"
     return True
 
 

@@ -86,6 +86,13 @@ class DataConfig(_Section):
         defaults = DATASET_DEFAULTS.get(source, {}) if isinstance(source, str) else {}
         return {**defaults, **raw}
 
+    @field_validator("source")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("contains a NUL character")
+        return value
+
     @field_validator("target", "features", mode="before")
     @classmethod
     def _one_name_is_a_list(cls, value: Any) -> Any:
@@ -166,6 +173,9 @@ class SearchConfig(_Section):
     stage2: Stage2Config = Stage2Config()
 
 
+ADDRESS = r"auto|local|(ray://)?[A-Za-z0-9_.\-]+(:\d{1,5})|ray://[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]:\d{1,5}"
+
+
 class ResourcesConfig(_Section):
     cpus_per_trial: Float = Field(1, gt=0)
     gpus_per_trial: Float = Field(0, ge=0)
@@ -173,6 +183,13 @@ class ResourcesConfig(_Section):
     address: str | None = None
     mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPUs)
     wait_for_autoscaler: bool = False  # let trials wait for nodes an autoscaler may add, instead of failing
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(ADDRESS, value):
+            raise ValueError("must be auto, host:port (the head's port, e.g. 10.0.0.5:6379) or ray://host:10001")
+        return value
 
     @field_validator("gpus_per_trial")
     @classmethod
@@ -210,8 +227,17 @@ class SweepConfig(_Section):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or value in {".", ".."}):
-            raise ValueError(f"must be a plain folder name, got {value!r}")
+        if value is not None and (not value or "/" in value or "\x00" in value or value in {".", ".."}):
+            raise ValueError("must be a plain folder name (no '/', no NUL, not '.' or '..')")
+        if value is not None and len(value.encode()) > 255:
+            raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("contains a NUL character")
         return value
 
     @model_validator(mode="after")

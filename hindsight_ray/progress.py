@@ -120,19 +120,22 @@ class Heartbeat:
         return best
 
     def _left(self, trained: dict[int, int], trials: list[Any]) -> str:
-        seconds = []
+        """Epochs still to train at the median seconds an epoch takes (training, evaluation, its share of
+        checkpoints), plus each trial not yet started at the median start-up (data, TensorFlow, the build)."""
+        per_epoch, startup = [], []
         for trial in trials:
             result = trial.last_result or {}
-            if result.get("epoch") and result.get("finished_at") and result.get("started_at"):
-                # gross seconds per epoch: training plus evaluation, checkpoints and reporting
-                seconds.append((float(result["finished_at"]) - float(result["started_at"])) / int(result["epoch"]))
-        if not seconds:
+            if result.get("epoch") and result.get("epoch_s") is not None:
+                per_epoch.append(float(result["epoch_s"]) + float(result.get("checkpoint_s") or 0) / int(result["epoch"]))
+                startup.append(float(result.get("data_s") or 0) + float(result.get("build_s") or 0))
+        if not per_epoch:
             return "?"
-        per_epoch = sorted(seconds)[len(seconds) // 2]  # the median trial's seconds per epoch
+        epoch_s, start_s = sorted(per_epoch)[len(per_epoch) // 2], sorted(startup)[len(startup) // 2]
         left = 0.0
         for stage, (count, epochs) in self.stage_epochs.items():
-            remaining = max(0, count * epochs - trained.get(stage, 0))
-            left += remaining * per_epoch / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
+            started = sum(1 for t in trials if (t.config.get("stage", 0) or 0) == stage and t.last_result)
+            work = max(0, count * epochs - trained.get(stage, 0)) * epoch_s + max(0, count - started) * start_s
+            left += work / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
         return clock(left)
 
 
@@ -168,11 +171,12 @@ class LiveLine:
         from rich.live import Live
         from rich.text import Text
 
+        text = Text(line, no_wrap=True, overflow="ellipsis")  # one line, cut to the terminal's width
         if self._display is None:  # transient: the finished sweep leaves only its permanent lines
-            self._display = Live(Text(line), console=self.console, transient=True, auto_refresh=False,
+            self._display = Live(text, console=self.console, transient=True, auto_refresh=False,
                                  redirect_stdout=True, redirect_stderr=False)
             self._display.start()
-        self._display.update(Text(line), refresh=True)
+        self._display.update(text, refresh=True)
 
     def close(self) -> None:
         if self._display is not None:

@@ -116,7 +116,10 @@ def _recorded_config(store: ExperimentStore, name: str,
         raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a sweep config")
     recorded = raw.pop(FINGERPRINT_KEY, None)
     builder = raw.pop(BUILDER_KEY, None)
-    config = build_config(raw)
+    try:
+        config = build_config(raw)
+    except UserError as exc:
+        raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a hindsight-ray sweep config ({exc})") from None
     if overrides:
         wanted = build_config(apply_overrides(raw, overrides))
         if wanted != config:
@@ -260,10 +263,14 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, setup.data.ref, policy)
-    echo(f"done in {time.time() - began:.0f} s: best {describe_best(summary, config.objective)}")
-    echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+    written = None
     if report:
         from hindsight_ray.report import write_sweep_report
 
-        echo(f"report      {write_sweep_report(plan.experiment_dir)}")
+        written = write_sweep_report(plan.experiment_dir)
+    echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+    if written:
+        echo(f"report      {written} (and report.html)")
+    echo(f"tensorboard --logdir {plan.experiment_dir}  # every trial's curves")
+    echo(f"done in {time.time() - began:.0f} s: best {describe_best(summary, config.objective)}")
     return summary

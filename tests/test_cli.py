@@ -130,6 +130,7 @@ NUMBERS = [
     ("search.stage1.units=[8,true]", "search.stage1.units.1: expected a number"),
     ("search.score=median", "search.score"),
     ("search.score_last_k=0", "search.score_last_k"),
+    ("resources.address=foo", "resources.address: must be auto, host:port"),
 ]
 
 
@@ -203,6 +204,99 @@ def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
 ])
 def test_resources_no_node_has_are_refused_after_ray_starts_and_before_any_folder(tmp_path, setting, message):
     result = run_cli("sweep", "--set", setting, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "hindsight_results").exists()
+
+
+def _acl(root: Path, pos: int = 20, neg: int = 20) -> Path:
+    for split in ("train", "test"):
+        for label, count in (("pos", pos), ("neg", neg)):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"{i}_7.txt").write_text(f"review {label} {i} good bad")
+    return root
+
+
+def _npz(path: Path, y_train, y_test, rows: int = 50) -> Path:
+    import numpy as np
+
+    sequences = np.empty(rows, dtype=object)
+    sequences[:] = [[1, 2, 3, 4]] * rows
+    np.savez(path, x_train=sequences, y_train=np.array(y_train), x_test=sequences, y_test=np.array(y_test))
+    return path
+
+
+def _hostile_files(root: Path) -> dict[str, list[str]]:
+    """Files a hostile tester tried, and the arguments that point a dry run at each."""
+    import os
+
+    import pandas as pd
+
+    text = ["--set", "data.kind=text", "--set"]
+    pd.DataFrame({"date": ["2020-01-01T00:00+00:00", "2020-01-02T00:00+05:00"] * 60, "y": range(120)}).to_csv(
+        root / "mixed.csv", index=False)
+    pd.DataFrame({"text": [None] * 100, "label": [0, 1] * 50}).to_csv(root / "nantext.csv", index=False)
+    pd.DataFrame({"text": ["  "] * 100, "label": [0, 1] * 50}).to_csv(root / "emptytext.csv", index=False)
+    (_acl(root / "acl_dir") / "train" / "pos" / "x.txt").mkdir()
+    os.symlink("../pos", _acl(root / "acl_loop") / "train" / "pos" / "loop.txt")
+    _acl(root / "acl_one", neg=0)
+    _acl(root / "acl_few", pos=1, neg=1)
+    _npz(root / "mismatch.npz", [0, 1] * 20, [0, 1] * 25)
+    _npz(root / "strings.npz", ["a", "b"] * 25, ["a", "b"] * 25)
+    _npz(root / "five.npz", [0, 5] * 25, [0, 5] * 25)
+    (root / "garbage.npz").write_bytes(b"PK\x03\x04garbage" * 10)
+    return {
+        "mixed": ["--set", "data.source=mixed.csv", "--set", "data.date_column=date", "--set", "data.target=[y]"],
+        "nantext": [*text, "data.source=nantext.csv"], "emptytext": [*text, "data.source=emptytext.csv"],
+        **{name: [*text, f"data.source={name}"] for name in ("acl_dir", "acl_loop", "acl_one", "acl_few")},
+        **{name: [*text, f"data.source={name}.npz"] for name in ("mismatch", "strings", "five", "garbage")},
+    }
+
+
+HOSTILE = [
+    ("mixed", "column 'date' mixes UTC offsets or time zones"),
+    ("nantext", "the training texts are all empty or missing (column 'text')"),
+    ("emptytext", "the training texts are all empty or missing"),
+    ("acl_dir", "train/pos/x.txt is not a readable file (a folder, or a broken or looping link)"),
+    ("acl_loop", "train/pos/loop.txt is not a readable file"),
+    ("acl_one", "train/neg holds no .txt reviews; a classifier needs both classes"),
+    ("acl_few", "4 reviews are too few for a train/validation/test split"),
+    ("mismatch", "y_train has 40 labels for 50 reviews"),
+    ("strings", "y_train holds 'a'; Keras' imdb.npz labels are 0 (negative) and 1 (positive)"),
+    ("five", "y_train holds 5"),
+    ("garbage", "not an .npz archive"),
+]
+
+
+def test_hostile_files_are_one_line_errors_before_anything_starts(tmp_path, cli):
+    files = _hostile_files(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for name, message in HOSTILE:
+        result = cli("sweep", "--dry-run", *files[name])
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (name, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sweep", "--dry-run", "--name", "a" * 300], "config key name: is 300 bytes long; a folder name can have at most 255"),
+    (["sweep", "--dry-run", "--name", "a\x00b"], "config key name: must be a plain folder name"),
+    (["sweep", "--dry-run", "--storage", "/tmp/x\x00y"], "config key storage: contains a NUL character"),
+    (["sweep", "--dry-run", "--address", "foo"], "resources.address: must be auto, host:port"),
+    (["report", "summary_only"], "summary_only: not a finished hindsight-ray experiment, or a damaged one"),
+    (["report", "bad_summary"], "bad_summary: not a finished hindsight-ray experiment, or a damaged one (JSONDecodeError"),
+    (["resume", "foreign"], "foreign: config.json does not hold a hindsight-ray sweep config (unknown config key a)"),
+])
+def test_names_paths_and_foreign_folders_are_one_line_errors(tmp_path, cli, args, message):
+    (tmp_path / "summary_only").mkdir()
+    (tmp_path / "summary_only" / "summary.json").write_text('{"metric": "val_rmse"}')
+    (tmp_path / "bad_summary").mkdir()
+    (tmp_path / "bad_summary" / "summary.json").write_text("{not json")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "config.json").write_text('{"a": 1}')
+    result = cli(*args)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "hindsight_results").exists()

@@ -59,3 +59,37 @@ def test_check_resources_asks_ray_once_for_the_nodes(monkeypatch, tmp_path):
     monkeypatch.setattr(cluster, "live_nodes", lambda: calls.append(1) or [node(cpus=6)])
     config = load_config(None, [f"storage={tmp_path}", "resources.cpus_per_trial=2"])
     assert check_resources(config, make_plan(config).storage) == 3 and calls == [1]
+
+
+def test_an_address_nobody_answers_is_one_line_error_at_once():
+    import socket
+
+    from hindsight_ray.cluster import check_reachable
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")  # something answers
+    with pytest.raises(UserError, match=rf"nothing answers at 127.0.0.1:{port} \(Connection refused\); is the Ray head"):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(UserError, match="nothing answers at 127.0.0.1:10001 .*Ray Client server"):
+        check_reachable("ray://127.0.0.1")  # the Ray Client's default port (nothing listens there in tests)
+    check_reachable("auto")
+
+
+def test_a_token_the_user_has_turns_token_authentication_on(monkeypatch, tmp_path):
+    import os
+
+    from hindsight_ray.cluster import use_found_token
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not use_found_token() and "RAY_AUTH_MODE" not in os.environ  # no token: no authentication
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("secret")
+    assert use_found_token() and os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert not use_found_token() and os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice stands

@@ -5,27 +5,29 @@ from __future__ import annotations
 import io
 
 from hindsight_ray.objective import Objective
-from hindsight_ray.progress import Heartbeat, LiveLine, StageLines
+from hindsight_ray.progress import Heartbeat, LiveLine, StageLines, clock
 from tests.fakes import FakeTrial
 
 
 def test_the_heartbeat_counts_stages_names_running_epochs_and_estimates_time_left():
     progress = Heartbeat(Objective("val_rmse", "min"), stage_epochs={1: (4, 10), 2: (3, 20)}, slots=2)
+    timing = {"epoch_s": 0.4, "checkpoint_s": 1.0, "data_s": 0.5, "build_s": 2.5}  # 0.5 s an epoch, 3 s to start
     trials = [
         FakeTrial("TERMINATED", {"stage": 1, "layers": 1, "units": 8, "epochs": 10},
-                  {"epoch": 10, "score": 30.0, "started_at": 100.0, "finished_at": 105.0}),
+                  {"epoch": 10, "score": 30.0, **timing}),
         FakeTrial("TERMINATED", {"stage": 1, "layers": 1, "units": 16, "epochs": 10},
-                  {"epoch": 10, "score": 25.5, "started_at": 100.0, "finished_at": 105.0}),
-        FakeTrial("RUNNING", {"stage": 1, "layers": 2, "units": 8, "epochs": 10}, {"epoch": 4, "score": 40.0,
-                                                                                   "started_at": 103.0,
-                                                                                   "finished_at": 105.0}),
+                  {"epoch": 10, "score": 25.5, **timing}),
+        FakeTrial("RUNNING", {"stage": 1, "layers": 2, "units": 8, "epochs": 10},
+                  {"epoch": 4, "score": 40.0, **timing, "epoch_s": 0.3, "checkpoint_s": 0.8}),
         FakeTrial("PENDING", {"stage": 1, "layers": 2, "units": 16, "epochs": 10}),
     ]
     line = progress.line(trials, elapsed=12.4)
     assert line.startswith("[0:12] stage 1: 2/4 done, 1 running (2x8 4/10), 1 queued")
     assert "best val_rmse 25.5" in line
-    # stage 1: 40 - 24 epochs left over 2 slots, stage 2: 60 epochs one at a time, 0.5 s each
-    assert line.endswith(f"left ~0:{round((16 / 2 + 60) * 0.5):02d}")
+    # the median epoch takes 0.4 + 1.0/10 s, a start 3 s. Stage 1: 40 - 24 epochs and one trial to start over
+    # 2 slots; stage 2: 60 epochs and 3 starts one at a time
+    assert line.endswith(f"left ~{clock((16 * 0.5 + 3) / 2 + 60 * 0.5 + 3 * 3)}")
+    assert progress.line(trials[3:], elapsed=1).endswith("left ~?")  # nothing measured yet
 
 
 def test_plain_lines_come_at_most_every_interval():
@@ -52,6 +54,11 @@ def test_on_a_terminal_the_heartbeat_is_one_line_redrawn_in_place():
     assert "[0:01] stage 1: 0/4 done" in drawn and "[0:02] stage 1: 1/4 done" in drawn
     assert "\x1b[" in drawn  # cursor control from rich, not text lines appended one after another
     assert drawn.count("\n") < 4
+    narrow = io.StringIO()
+    output = LiveLine(print, live=True, console=Console(file=narrow, force_terminal=True, width=30))
+    output.show("[0:03] stage 1: 0/4 done, 2 running (1x4 1/10, 1x8 1/10)", 3.0)
+    output.close()
+    assert "done, 2 r…" in narrow.getvalue() and "1x8" not in narrow.getvalue()  # cut, never wrapped
 
 
 def test_live_output_is_dropped_when_pickled_with_the_experiment():

@@ -15,6 +15,7 @@ from hindsight_ray.errors import UserError
 IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 # Keras' conventions for imdb.npz: 0 padding, 1 start of review, 2 out of vocabulary, words from 3
 START, OOV, INDEX_FROM = 1, 2, 3
+MAX_MEMBER_BYTES = 2_000_000_000  # one array of imdb.npz unpacked; Keras' own file's largest is ~50 MB
 
 
 def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -26,13 +27,21 @@ def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             directory = folder / split / label_name
             if not directory.is_dir():
                 raise UserError(f"{where}: no folder {split}/{label_name} (expected the aclImdb layout)")
+            found = 0
             for path in sorted(directory.glob("*.txt")):
+                name = f"{split}/{label_name}/{path.name}"
+                if not path.is_file():  # a folder named x.txt, a broken or looping link
+                    raise UserError(f"{where}: {name} is not a readable file (a folder, or a broken or looping link)")
                 try:
                     rows.append((path.read_text(encoding="utf-8"), label))
                 except UnicodeDecodeError as exc:
-                    raise UserError(f"{where}: {path.name} is not UTF-8 text (byte {exc.start})") from None
-        if not rows:
-            raise UserError(f"{where}: {split}/ holds no .txt reviews")
+                    raise UserError(f"{where}: {name} is not UTF-8 text (byte {exc.start})") from None
+                except OSError as exc:
+                    raise UserError(f"{where}: {name} cannot be read ({exc.strerror})") from None
+                found += 1
+            if not found:
+                raise UserError(f"{where}: {split}/{label_name} holds no .txt reviews; a classifier needs both "
+                                "classes (neg and pos)")
         parts.append(pd.DataFrame(rows, columns=["text", "label"]))
     return parts[0], parts[1]
 
@@ -54,10 +63,19 @@ class _ArraysOnly(pickle.Unpickler):
 
 def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
     try:
-        raw = archive.read(f"{name}.npy")
+        size = archive.getinfo(f"{name}.npy").file_size
     except KeyError:
         raise UserError(f"{where}: no array {name!r} (expected Keras' imdb.npz with x_train, y_train, x_test, "
                         "y_test)") from None
+    if size > MAX_MEMBER_BYTES:  # a small archive may unpack to gigabytes
+        raise UserError(f"{where}: array {name!r} unpacks to {size / 1e9:,.1f} GB (Keras' imdb.npz: under 0.1 GB); "
+                        "refusing to read it")
+    try:
+        raw = archive.read(f"{name}.npy")
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise UserError(f"{where}: array {name!r} cannot be unpacked ({exc})") from None
+    if not raw.startswith(b"\x93NUMPY"):
+        raise UserError(f"{where}: {name}.npy is not a numpy array")
     buffer = io.BytesIO(raw)
     major, _ = np.lib.format.read_magic(buffer)
     reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
@@ -65,10 +83,13 @@ def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
     if dtype.hasobject:
         try:
             return _ArraysOnly(buffer).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError) as exc:
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as exc:
             raise UserError(f"{where}: array {name!r} cannot be read safely ({exc})") from None
     buffer.seek(0)
-    return np.load(buffer, allow_pickle=False)
+    try:
+        return np.load(buffer, allow_pickle=False)
+    except ValueError as exc:
+        raise UserError(f"{where}: array {name!r} cannot be read ({exc})") from None
 
 
 def read_imdb_npz(path: Path, num_words: int, where: str) -> tuple[list, np.ndarray, list, np.ndarray]:
@@ -86,15 +107,35 @@ def read_imdb_npz(path: Path, num_words: int, where: str) -> tuple[list, np.ndar
         x_train, y_train = _npz_array(archive, "x_train", where), _npz_array(archive, "y_train", where)
         x_test, y_test = _npz_array(archive, "x_test", where), _npz_array(archive, "y_test", where)
 
-    def shift(sequences: np.ndarray) -> list[np.ndarray]:
+    def shift(sequences: np.ndarray, name: str) -> list[np.ndarray]:
         out = []
-        for sequence in sequences:
-            ids = np.asarray(sequence, dtype=np.int64) + INDEX_FROM
+        for row, sequence in enumerate(sequences):
+            try:
+                ids = np.asarray(sequence, dtype=np.int64) + INDEX_FROM
+            except (ValueError, TypeError, OverflowError):
+                raise UserError(f"{where}: {name} row {row} is not a list of word ids") from None
+            if ids.ndim != 1 or (ids < INDEX_FROM).any():
+                raise UserError(f"{where}: {name} row {row} is not a list of non-negative word ids")
             ids[ids >= num_words] = OOV
             out.append(np.concatenate([[START], ids]).astype(np.int32))
         return out
 
-    return shift(x_train), np.asarray(y_train, np.int64), shift(x_test), np.asarray(y_test, np.int64)
+    return (shift(x_train, "x_train"), _binary(y_train, len(x_train), "y_train", where),
+            shift(x_test, "x_test"), _binary(y_test, len(x_test), "y_test", where))
+
+
+def _binary(labels: np.ndarray, rows: int, name: str, where: str) -> np.ndarray:
+    """imdb.npz's labels: one 0 or 1 per review."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != rows:
+        raise UserError(f"{where}: {name} has {labels.size} labels for {rows} reviews")
+    if labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+        shown = next((v for v in labels.tolist() if v not in (0, 1)), labels.dtype)
+        raise UserError(f"{where}: {name} holds {shown!r}; Keras' imdb.npz labels are 0 (negative) and 1 (positive)")
+    if len(np.unique(labels)) < 2:
+        raise UserError(f"{where}: every review in {name} has the label {int(labels[0])}; a classifier needs two "
+                        "classes")
+    return labels.astype(np.int64)
 
 
 def fetch_imdb_npz() -> Path:

@@ -105,6 +105,14 @@ def _token_prepared(x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabu
     )
 
 
+def _check_splits(y_parts: list[np.ndarray], where: str) -> None:
+    """Train, validation and test each hold reviews, and training sees both classes."""
+    sizes = [len(part) for part in y_parts]
+    if min(sizes) == 0 or len(np.unique(y_parts[0])) < 2:
+        raise UserError(f"{where}: {sum(sizes)} reviews are too few for a train/validation/test split with both "
+                        f"classes in training (train/validation/test: {sizes[0]}/{sizes[1]}/{sizes[2]})")
+
+
 def _carve_validation(labels: np.ndarray, validation: float, seed: int) -> np.ndarray:
     """Stratified train/validation split of a given training set (True: validation)."""
     return stratified_split(labels, validation, 0.0, seed) == 1
@@ -124,8 +132,9 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         pad = lambda rows: keras.utils.pad_sequences(rows, maxlen=data.max_length).astype(np.int32)  # noqa: E731
         train_rows = [row for row, out in zip(train_ids, held_out, strict=True) if not out]
         val_rows = [row for row, out in zip(train_ids, held_out, strict=True) if out]
-        return _token_prepared([pad(train_rows), pad(val_rows), pad(test_ids)],
-                               [train_labels[~held_out], train_labels[held_out], test_labels],
+        y_npz = [train_labels[~held_out], train_labels[held_out], test_labels]
+        _check_splits(y_npz, where)
+        return _token_prepared([pad(train_rows), pad(val_rows), pad(test_ids)], y_npz,
                                data.num_words, {"rows": len(train_ids) + len(test_ids), "source": "imdb.npz"})
     if table is None and path is not None and path.is_dir():
         train, test = read_aclimdb(path, where)
@@ -133,6 +142,7 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         held_out = _carve_validation(labels, data.split.validation, seed)
         texts = [clean_text(train["text"][~held_out]), clean_text(train["text"][held_out]), clean_text(test["text"])]
         y_parts = [labels[~held_out], labels[held_out], test["label"].to_numpy(np.int64)]
+        _check_splits(y_parts, where)
         info = {"rows": len(train) + len(test), "source": "aclImdb"}
         classes = ["negative", "positive"]
     else:
@@ -148,6 +158,9 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         texts = [list(all_texts[split == s]) for s in range(3)]
         y_parts = [labels[split == s] for s in range(3)]
         info = {"rows": len(frame)}
+    if not any(text.strip() for text in texts[0]):
+        raise UserError(f"{where}: the training texts are all empty or missing (column {data.text_column!r}); "
+                        "nothing to learn a vocabulary from")
     vocabulary, x_train, (x_val, x_test) = vectorize(texts[0], texts[1:], data.num_words, data.max_length)
     preprocessing = {"kind": "text", "vocabulary": vocabulary, "max_length": data.max_length,
                      "text_column": data.text_column, "classes": classes}

@@ -163,7 +163,13 @@ def sort_by_date(frame: pd.DataFrame, date_column: str | None, where: str) -> tu
     """Rows in date order (dates parsed; unparsable or repeated dates are errors), and the dates."""
     if not date_column:
         return frame.reset_index(drop=True), None
-    dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
+    try:
+        dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
+    except (ValueError, TypeError) as exc:  # e.g. offsets that differ from row to row (+00:00 and +05:00)
+        if "timezone" in str(exc).lower() or "offset" in str(exc).lower():
+            raise UserError(f"{where}: column {date_column!r} mixes UTC offsets or time zones; write every date "
+                            "with the same offset (or none)") from None
+        raise UserError(f"{where}: column {date_column!r} cannot be read as dates ({str(exc).splitlines()[0]})") from None
     if dates.isna().any():
         raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
                         f"{frame[date_column][dates.isna()].iloc[0]!r}")
