@@ -22,6 +22,9 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_
 
 def start_ray(config: SweepConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it and so must shut it down."""
+    address = config.resources.address
+    if address:
+        check_reachable(address)  # before Ray's import and its minutes of retries
     import ray
 
     if ray.is_initialized():
@@ -33,10 +36,8 @@ def start_ray(config: SweepConfig) -> bool:
         "logging_level": logging.WARNING,
         "runtime_env": {"env_vars": WORKER_ENV},
     }
-    address = config.resources.address
     if address:
         options["address"] = address
-        check_reachable(address)
         found_token = use_found_token()
     else:
         options.update(include_dashboard=False, dashboard_host="127.0.0.1")
@@ -89,13 +90,13 @@ def use_found_token() -> bool:
 @contextmanager
 def ray_session(config: SweepConfig) -> Iterator[None]:
     """Ray connected (or started) for the block; shut down after it only if this call started it."""
-    import ray
-
     owns_ray = start_ray(config)
     try:
         yield
     finally:
         if owns_ray:
+            import ray
+
             ray.shutdown()
 
 

@@ -28,6 +28,29 @@ def load_policy(store: ExperimentStore) -> TwoStagePolicy:
     return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
 
 
+STATE_PREFIXES = ("experiment_state-", "search_gen_state-", "searcher-state-")  # Ray's snapshots, and ours
+
+
+def set_aside_damaged_state(store: ExperimentStore) -> list[str]:
+    """The newest snapshot of each kind that is not readable JSON (a disk that filled up while it was
+    written) is renamed ``damaged-<name>``, so that a resume goes on from the previous one. Returns the
+    names set aside. (A local or NFS folder; object stores write whole objects or none.)"""
+    if not store.local:
+        return []
+    damaged = []
+    for prefix in STATE_PREFIXES:
+        files = store.names(prefix)
+        if not files:
+            continue
+        try:
+            store.read_json(files[-1])
+        except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+            damaged.append(files[-1])
+    for name in damaged:
+        os.replace(store.path(name), store.path(f"damaged-{name}"))
+    return damaged
+
+
 def reconcile_searcher_state(store: ExperimentStore) -> None:
     """Forget trials the searcher suggested but Ray never recorded, so they are suggested again."""
     from ray.tune import ExperimentAnalysis

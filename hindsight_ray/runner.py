@@ -19,7 +19,13 @@ from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
 from hindsight_ray.errors import UserError
-from hindsight_ray.finalize import describe_best, finalize, load_policy, reconcile_searcher_state
+from hindsight_ray.finalize import (
+    describe_best,
+    finalize,
+    load_policy,
+    reconcile_searcher_state,
+    set_aside_damaged_state,
+)
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
@@ -92,6 +98,8 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
                             "from Python with hindsight_ray.resume(..., model_builder=that function)")
         builder = _builder(config, model_builder)
         prepared = prepare(config.data, seed=config.seed, table=table)
+        for name in set_aside_damaged_state(store):
+            echo(f"damaged     {name} (not readable JSON) set aside as damaged-{name}; going on from the one before")
         from ray import tune
 
         restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
@@ -258,7 +266,11 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
     with interruptions(plan.experiment_dir) as watch:
-        tuner.fit()
+        try:
+            tuner.fit()
+        except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+            raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix the "
+                            f"cause, then hindsight-ray resume {plan.experiment_dir}") from None
         watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+
+from hindsight_ray.errors import UserError
 
 
 def is_uri(location: str) -> bool:
@@ -60,13 +63,21 @@ class ExperimentStore:
         if self.local:
             target = Path(self.root, name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             try:
+                handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            except OSError as exc:
+                raise _cannot_write(target, exc) from None
+            try:
+                os.fchmod(handle, 0o666 & ~_umask())  # as any file the user writes (Ray's own: 0644), not 0600
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())  # the rename below never exposes a file whose bytes are not on disk
                 os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+            except BaseException as exc:
+                Path(tmp).unlink(missing_ok=True)  # the old file, if any, is untouched
+                if isinstance(exc, OSError):
+                    raise _cannot_write(target, exc) from None
                 raise
             return
         self.fs.create_dir(self.root, recursive=True)
@@ -86,6 +97,21 @@ class ExperimentStore:
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
         return sorted(Path(info.path).name for info in infos if Path(info.path).name.startswith(prefix))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _cannot_write(target: Path, exc: OSError) -> UserError:
+    """A full disk, a quota, a read-only or forbidden folder: one line naming the file; what was already
+    written stays as it was, and ``hindsight-ray resume`` goes on once the cause is fixed."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += "; free some space, then resume"
+    return UserError(f"cannot write {target}: {reason}")
 
 
 def _plain(value: Any) -> Any:

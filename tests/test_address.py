@@ -65,13 +65,19 @@ def _stop_group(process: subprocess.Popen) -> None:
         pass
 
 
+def client_env(head_env: dict[str, str]) -> dict[str, str]:
+    """The user's shell: the token ``ray start`` left in ~/.ray/auth_token, and no RAY_AUTH_MODE (the client
+    finds the token itself)."""
+    return {key: value for key, value in head_env.items() if key != "RAY_AUTH_MODE"}
+
+
 def test_sweep_runs_on_a_token_protected_cluster(token_cluster, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "hindsight_ray", "sweep", "--address", f"127.0.0.1:{PORT}", "--storage", str(tmp_path),
          "--name", "remote", "--no-report", "--set", "search.stage1.layers=[1]", "--set", "search.stage1.units=[4]",
          "--set", "search.stage1.epochs=2", "--set", "search.stage2.max_iterations=1", "--set",
          "search.stage2.epochs=2"],
-        env={**token_cluster, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600)
+        env={**client_env(token_cluster), "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "remote" / "summary.json").read_text())
     assert summary["trials_run"] == 3 and summary["best"] is not None

@@ -68,3 +68,21 @@ def test_other_strategies_rank_only_trials_that_ran_all_their_epochs():
     assert rows.loc["cut", "status"] == "STOPPED" and rows["val_rmse"].isna().loc[["cut", "failed"]].all()
     summary = summarize(config, "/runs/g", trials, None, {}, {})
     assert summary["stopped_trials"] == 1 and summary["stage1"] is None and summary["stage2"] is None
+
+
+def test_a_damaged_newest_snapshot_is_set_aside_and_the_one_before_stays(tmp_path):
+    from hindsight_ray.finalize import set_aside_damaged_state
+    from hindsight_ray.storage import ExperimentStore
+
+    (tmp_path / "experiment_state-2026-01-01_10-00-00.json").write_text('{"trials": []}')
+    (tmp_path / "experiment_state-2026-01-01_11-00-00.json").write_text('{"trials": [{"id"')  # cut by a full disk
+    (tmp_path / "searcher-state-2026-01-01_11-00-00.pkl").write_text('{"policy": {}}')
+    (tmp_path / "search_gen_state-2026-01-01_11-00-00.json").write_bytes(b"\xff\xfe")
+    store = ExperimentStore(str(tmp_path))
+    assert set_aside_damaged_state(store) == ["experiment_state-2026-01-01_11-00-00.json",
+                                              "search_gen_state-2026-01-01_11-00-00.json"]
+    assert store.names("experiment_state-") == ["experiment_state-2026-01-01_10-00-00.json"]
+    assert store.names("damaged-") == ["damaged-experiment_state-2026-01-01_11-00-00.json",
+                                       "damaged-search_gen_state-2026-01-01_11-00-00.json"]
+    assert store.names("searcher-state-") == ["searcher-state-2026-01-01_11-00-00.pkl"]
+    assert set_aside_damaged_state(store) == []  # nothing more to set aside

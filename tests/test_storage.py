@@ -27,3 +27,39 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         store.write_json("summary.json", {"a": object()})
     assert store.read_json("summary.json") == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_survives(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from hindsight_ray.errors import UserError
+
+    store = ExperimentStore(str(tmp_path))
+    store.write_json("summary.json", {"kept": True})
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match=rf"cannot write {tmp_path}/summary.json: No space left on device; free some "
+                                        "space, then resume"):
+        store.write_json("summary.json", {"kept": False})
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert store.read_json("summary.json") == {"kept": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temporary file left behind
+
+
+def test_result_files_follow_the_umask_like_rays_own(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        ExperimentStore(str(tmp_path)).write_bytes("trials.parquet", b"x")
+        assert (tmp_path / "trials.parquet").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        ExperimentStore(str(tmp_path)).write_bytes("private.json", b"x")
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
