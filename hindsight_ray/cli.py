@@ -170,11 +170,26 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_native_stderr() -> None:
+    """Send what C++ libraries write straight to file descriptor 2 (TensorFlow's and absl's "All log
+    messages before absl::InitializeLog()" and "Could not find cuda drivers" lines, Ray's core) to
+    /dev/null, while Python's ``sys.stderr`` (our ``error:`` lines, warnings, tracebacks) keeps the
+    real stderr. For the command only, never for a Python session that calls :func:`main`."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(kept, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        if argv is None:  # the command itself (tests and notebooks pass argv and keep their stderr)
+            quiet_native_stderr()
     handlers = {"sweep": _sweep, "resume": _resume, "report": _report, "campaign": _campaign,
                 "datasets": _datasets, "predict": _predict}
     try:

@@ -4,6 +4,7 @@ budget, the plan a person reads, and the storage checks that refuse to overwrite
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,8 +68,10 @@ def check_storage(plan: Plan) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"storage {plan.storage}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"storage {plan.storage} is not writable")
+    try:  # try it, rather than trust os.access: root passes that check even on /proc or a read-only mount
+        os.rmdir(tempfile.mkdtemp(prefix=".hindsight-probe-", dir=existing))
+    except OSError as exc:
+        raise UserError(f"storage {plan.storage} is not writable ({existing}: {exc.strerror or exc})") from None
 
 
 def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) -> list[str]:

@@ -285,6 +285,7 @@ def test_hostile_files_are_one_line_errors_before_anything_starts(tmp_path, cli)
     (["sweep", "--dry-run", "--name", "a\x00b"], "config key name: must be a plain folder name"),
     (["sweep", "--dry-run", "--storage", "/tmp/x\x00y"], "config key storage: contains a NUL character"),
     (["sweep", "--dry-run", "--address", "foo"], "resources.address: must be auto, host:port"),
+    (["sweep", "--dry-run", "--storage", "/proc/hindsight"], "storage /proc/hindsight is not writable"),
     (["sweep", "--address", "127.0.0.1:9"], "resources.address 127.0.0.1:9: nothing answers at 127.0.0.1:9"),
     (["report", "summary_only"], "summary_only: not a finished hindsight-ray experiment, or a damaged one"),
     (["report", "bad_summary"], "bad_summary: not a finished hindsight-ray experiment, or a damaged one (JSONDecodeError"),
