@@ -79,6 +79,10 @@ def reference(tmp_path_factory):
     process = cli(*sweep_args(storage, "whole"), cwd=storage)
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output
+    # the command's own lines only: no Ray configuration box, no absl/TensorFlow lines, no warnings
+    noise = [line for line in output.splitlines() if any(word in line for word in (
+        "Configuration for experiment", "absl", "I0000", "W0000", "E0000", "cuda", "Warning", "WARNING"))]
+    assert not noise, noise
     return decisions(storage / "whole")
 
 

@@ -140,6 +140,8 @@ def test_summary_and_console(airline_sweep):
     assert any(line.startswith("stage 1: 4/4 done, best units=") for line in lines)
     assert any(line.startswith("stage 2: iteration 3/3 lr=") for line in lines)
     assert any(str(experiment) in line for line in lines if line.startswith("results in"))
+    assert any(line.startswith(f"tensorboard --logdir {experiment}  #") for line in lines)  # one hint, the experiment
+    assert lines[-1].startswith("done in ") and sum(line.startswith("tensorboard") for line in lines) == 1
     report = (experiment / "report.md").read_text()
     page = (experiment / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 6 and "<table>" in page

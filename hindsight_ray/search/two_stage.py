@@ -130,7 +130,7 @@ class TwoStageSearch(Searcher):
     def save(self, checkpoint_path: str) -> None:
         tmp = f"{checkpoint_path}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.get_state(), handle, indent=1)
+            handle.write(json.dumps(self.get_state(), separators=(",", ":")))  # compact: Tune saves this often
         os.replace(tmp, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:

@@ -190,6 +190,15 @@ def test_state_version_is_checked():
         TwoStagePolicy.from_state(state)
 
 
+def test_a_version_2_state_of_an_older_experiment_still_loads():
+    policy = make_policy()
+    run_stage1(policy, {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 4.0, (2, 16): 5.0})
+    state = policy.get_state()
+    columns = state["trials"]
+    old = {**state, "version": 2, "trials": [dict(zip(columns["fields"], row, strict=True)) for row in columns["rows"]]}
+    assert TwoStagePolicy.from_state(old).get_state() == state
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError):
         make_policy(mode="up")

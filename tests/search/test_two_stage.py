@@ -59,7 +59,8 @@ def test_save_and_restore_are_plain_json(tmp_path):
     path = tmp_path / "searcher.json"
     search.save(str(path))
     state = json.loads(path.read_text())
-    assert state["policy"]["trials"][0]["score"] == 2.0
+    trials = state["policy"]["trials"]
+    assert dict(zip(trials["fields"], trials["rows"][0], strict=True))["score"] == 2.0
     restored = make_search()
     restored.restore(str(path))
     assert restored.get_state() == search.get_state()
