@@ -211,7 +211,15 @@ class RunConfig(_Section):
     checkpoint_every: Int = Field(1, ge=1)
     keep_checkpoints: Int = Field(2, ge=1)
     callbacks: list[Literal["mlflow"]] = []  # mlflow: Ray Tune's MLflowLoggerCallback (pip install '.[mlflow]')
+    # TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials (where it
+    # costs speed and refuses ops without deterministic kernels); true / false force it
+    deterministic: bool | Literal["auto"] = "auto"
     mlflow: MlflowConfig = MlflowConfig()
+
+
+def deterministic_for(setting: bool | str, gpus: int) -> bool:
+    """Whether a trial with ``gpus`` GPUs runs TensorFlow's ops deterministically (``run.deterministic``)."""
+    return gpus == 0 if setting == "auto" else bool(setting)
 
 
 class SweepConfig(_Section):

@@ -24,7 +24,8 @@ FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what r
 TRIAL_COLUMNS = [
     "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
     "best_epoch", SCORE_EPOCH_KEY, "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
-    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "node_id", "gpu_ids", "retries", "checkpoint_path",
+    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "node_id", "gpu_ids", "deterministic", "retries",
+    "checkpoint_path",
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
 EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
@@ -154,6 +155,7 @@ def trials_table(
             "node_ip": last.get("node_ip"),
             "node_id": last.get("node_id"),
             "gpu_ids": last.get("gpu_ids"),
+            "deterministic": last.get("deterministic"),
             "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
             "checkpoint_path": outcome.checkpoint_path,
             **{name: last.get(name) for name in TIMERS},

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hindsight_ray.config import deterministic_for
 from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.model import ModelSpec, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
@@ -46,6 +47,7 @@ class TrialSetup:
     objective: Objective
     checkpoint_every: int
     mixed_precision: bool = False
+    deterministic: bool | str = "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
     builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
 
 
@@ -60,8 +62,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return zlib.crc32(f"{seed}/{epoch}".encode()) % (2**31 - 1)
 
 
-def configure_tensorflow(cpus: float, mixed_precision: bool = False) -> None:
-    """Thread pools sized to the trial's CPUs, GPU memory growth on, deterministic ops.
+def configure_tensorflow(cpus: float, mixed_precision: bool = False, deterministic: bool = True) -> None:
+    """Thread pools sized to the trial's CPUs, GPU memory growth on, deterministic ops (unless not asked for).
 
     Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPU(s), so TensorFlow sees only those;
     memory growth lets trials packed on one GPU (fractional ``gpus_per_trial``) share it.
@@ -79,7 +81,8 @@ def configure_tensorflow(cpus: float, mixed_precision: bool = False) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
             pass  # already initialised: growth was set by the first trial in this process
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
+        tf.config.experimental.enable_op_determinism()
     if mixed_precision and tf.config.list_physical_devices("GPU"):
         import keras
 
@@ -230,7 +233,9 @@ def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
 
     tick = time.perf_counter()
     context = ray.get_runtime_context()
-    configure_tensorflow(context.get_assigned_resources().get("CPU", 1), setup.mixed_precision)
+    gpu_ids = context.get_accelerator_ids().get("GPU", [])
+    deterministic = deterministic_for(setup.deterministic, len(gpu_ids))
+    configure_tensorflow(context.get_assigned_resources().get("CPU", 1), setup.mixed_precision, deterministic)
     import keras
 
     keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
@@ -248,7 +253,8 @@ def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
     static = {
         "params": int(model.count_params()),
         "node_ip": ray.util.get_node_ip_address(),
-        "gpu_ids": ",".join(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
+        "gpu_ids": ",".join(str(g) for g in gpu_ids),
+        "deterministic": deterministic,
         "node_id": context.get_node_id(),
         "pid": os.getpid(),
     }
