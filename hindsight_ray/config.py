@@ -35,6 +35,12 @@ def _not_bool(value: Any) -> Any:
 
 # Numbers in the config: never a boolean, never NaN or infinite.
 Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
+def _epochs_or_auto(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("must be auto or a whole number of epochs (1 or more)")
 Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 
 
@@ -208,7 +214,10 @@ class MlflowConfig(_Section):
 
 class RunConfig(_Section):
     max_failures: Int = Field(2, ge=0)
-    checkpoint_every: Int = Field(1, ge=1)
+    # auto: after the last epoch, and after any epoch that ends checkpoint_seconds or more after the last
+    # checkpoint (a restarted trial retrains at most that long); N: every N epochs and after the last
+    checkpoint_every: Annotated[int | Literal["auto"], BeforeValidator(_epochs_or_auto)] = "auto"
+    checkpoint_seconds: Float = Field(30.0, gt=0)
     keep_checkpoints: Int = Field(2, ge=1)
     callbacks: list[Literal["mlflow"]] = []  # mlflow: Ray Tune's MLflowLoggerCallback (pip install '.[mlflow]')
     # TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials (where it

@@ -199,7 +199,7 @@ def _trainable(config: SweepConfig, prepared: Prepared, builder: Any) -> tuple[A
         optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
         loss=config.model.loss, objective=config.objective,
         checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
-        deterministic=config.run.deterministic,
+        checkpoint_seconds=config.run.checkpoint_seconds, deterministic=config.run.deterministic,
         builder=builder,
     )
     trainable = tune.with_resources(

@@ -45,8 +45,9 @@ class TrialSetup:
     dropout: float
     loss: str
     objective: Objective
-    checkpoint_every: int
+    checkpoint_every: int | str  # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
     mixed_precision: bool = False
+    checkpoint_seconds: float = 30.0
     deterministic: bool | str = "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
     builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
 
@@ -261,6 +262,18 @@ def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
     return prepared, model, best_weights, static
 
 
+def checkpoint_due(epoch: int, epochs: int, every: int | str, seconds_since: float, seconds: float) -> bool:
+    """Whether ``epoch`` (1-based) ends with a checkpoint: always after the last; with ``every`` auto, once
+    ``seconds`` have passed since the last checkpoint (or the trial's start); else every ``every`` epochs.
+    (The scored epoch needs none of its own: its weights travel in the next checkpoint, and a restart
+    that loses them retrains the same epochs to the same weights: seeded order, deterministic ops.)"""
+    if epoch >= epochs:
+        return True
+    if every == "auto":
+        return seconds_since >= seconds
+    return epoch % int(every) == 0
+
+
 def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     """Train one LSTM; report validation scores, the trial's score so far and timings every epoch;
     checkpoint as configured (the latest weights, and the scored epoch's when that is an earlier one)."""
@@ -277,6 +290,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     seed = trial_seed(setup.seed, config)
     objective = setup.objective
+    since_checkpoint = time.monotonic()
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
@@ -302,8 +316,10 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             "epoch_s": time.perf_counter() - started, "retries": state["retries"],
             "started_at": state["started_at"], **{name: state[name] for name in TIMERS}, **static,
         }
-        checkpoint = state["epoch"] % setup.checkpoint_every == 0 or state["epoch"] == epochs
+        checkpoint = checkpoint_due(state["epoch"], epochs, setup.checkpoint_every,
+                                    time.monotonic() - since_checkpoint, setup.checkpoint_seconds)
         _report(model, state, metrics, None if scored.epoch == state["epoch"] else best_weights, checkpoint)
+        since_checkpoint = time.monotonic() if checkpoint else since_checkpoint
 
 
 def _report(model: Any, state: dict[str, Any], metrics: dict[str, Any], best_weights: list[np.ndarray] | None,

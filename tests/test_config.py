@@ -19,7 +19,7 @@ def test_defaults_match_the_design():
     assert config.search.stage1.layers == [1, 2] and config.search.stage1.units == [8, 16, 32, 64]
     assert config.search.stage2.max_iterations == 16 and config.search.stage2.max_learning_rate == 0.02
     assert (config.task, config.metric, config.mode) == ("regression", "val_rmse", "min")
-    assert config.run.max_failures == 2 and config.run.checkpoint_every == 1
+    assert config.run.max_failures == 2 and config.run.checkpoint_every == "auto"
 
 
 def test_text_resolves_to_classification_on_accuracy():

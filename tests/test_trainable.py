@@ -62,3 +62,4 @@ def test_the_scored_epochs_weights_travel_beside_the_latest_model(tmp_path):
         np.testing.assert_array_equal(mine, theirs)  # the exported model is the scored epoch's
     assert json.loads((tmp_path / "checkpoint_000004" / "state.json").read_text())["epoch"] == 4
     assert kept is not None
+
