@@ -2,7 +2,8 @@
 
     python launch/bench_default_sweep.py [--set KEY=VALUE ...]
 
-Prints: wall time, the sum of trial seconds, stage-1 overlap (mean trials running at once while
+Prints: wall time, the sum of trial seconds, the physical limit (training seconds alone, stage 1 over the
+slots and stage 2 in a row) and how far the sweep is from it, stage-1 overlap (mean trials running at once while
 stage 1 ran) and parallel efficiency (trial seconds / (slots x stage-1 wall)), and the median
 per-trial overhead (total_s - train_s) split into its parts.
 """
@@ -51,6 +52,10 @@ def main() -> None:
           f"parallel efficiency {stage1.total_s.sum() / (slots * wall1):.0%} of {slots} slots")
     print(f"stage 2            {trials[trials.stage == 2].total_s.sum():.1f} s over "
           f"{(trials.stage == 2).sum()} sequential trials")
+    stage2 = trials[trials.stage == 2]
+    limit = stage1.train_s.sum() / slots + stage2.train_s.sum()  # training alone: stage 1 spread, stage 2 in a row
+    print(f"physical limit     {limit:.1f} s (stage-1 training seconds / {slots} slots + stage-2 training seconds): "
+          f"Tuner.fit {summary['wall_s'] / limit:.2f}x, the whole run {command_s / limit:.2f}x")
     print(f"overhead / trial   median {overhead.median():.2f} s (total_s - train_s); medians: "
           + ", ".join(f"{c} {trials[c].median():.2f}" for c in ["queue_s", "data_s", "build_s", "eval_s",
                                                                "checkpoint_s"]))

@@ -45,13 +45,19 @@ def sleeper(config: dict) -> None:
                  "started_at": started, "finished_at": time.time()})
 
 
-def occupancy(results, stage1_only: bool) -> tuple[float, float, int]:
-    """(trial-seconds / (slots x span), span, trials) from the trials' own clocks."""
+def occupancy(results, stage1_only: bool) -> tuple[float, float, int, float]:
+    """From the trials' own clocks: (trial-seconds / (slots x span), span, trials, steady share). The steady
+    share counts only the window from the moment the 32nd trial started (every slot has had its worker
+    started once) to the moment the last trial started: the searcher keeping warm slots busy, without the
+    start of 32 worker processes on this machine's cores or the drain at the end."""
     rows = [r.metrics for r in results if r.metrics and (not stage1_only or r.config.get("stage") == 1)]
     began = min(r["started_at"] for r in rows)
     ended = max(r["finished_at"] for r in rows)
     busy = sum(r["finished_at"] - r["started_at"] for r in rows)
-    return busy / (SLOTS * (ended - began)), ended - began, len(rows)
+    starts = sorted(r["started_at"] for r in rows)
+    low, high = starts[min(SLOTS, len(starts)) - 1], starts[-1]
+    steady = sum(max(0.0, min(r["finished_at"], high) - max(r["started_at"], low)) for r in rows)
+    return busy / (SLOTS * (ended - began)), ended - began, len(rows), steady / (SLOTS * max(high - low, 1e-9))
 
 
 def cluster_occupancy(storage: str, layers: list[int], units: list[int], seconds: float) -> dict[str, tuple]:
@@ -157,6 +163,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="each stand-in trial's sleep")
     parser.add_argument("--widths", type=int, default=64, help="stage-1 widths (x 4 depths)")
     parser.add_argument("--finalize", type=int, default=1000, help="trials of the experiment to finalize")
+    parser.add_argument("--parts", default="policy,occupancy,finalize", help="which figures, comma-separated")
     args = parser.parse_args()
 
     import ray
@@ -166,30 +173,36 @@ def main() -> None:
     storage = tempfile.mkdtemp(prefix="hindsight-scale-")
     print(f"machine      {platform.node()} {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, ray {ray.__version__}, {time.strftime('%Y-%m-%d')}")
-    per_suggest, save_ms, size, load_ms = policy_at(100)
-    print(f"policy       10,000-point grid: {per_suggest:.3f} ms a suggestion (suggest + complete), searcher state "
-          f"save {save_ms:.1f} ms ({size / 1e6:.2f} MB JSON file), restore {load_ms:.1f} ms")
+    if "policy" in args.parts:
+        per_suggest, save_ms, size, load_ms = policy_at(100)
+        print(f"policy       10,000-point grid: {per_suggest:.3f} ms a suggestion (suggest + complete), searcher state "
+              f"save {save_ms:.1f} ms ({size / 1e6:.2f} MB JSON file), restore {load_ms:.1f} ms")
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0, "include_dashboard": False,
-                                                            "dashboard_host": "127.0.0.1"})
-    try:
-        for _ in range(NODES):
-            cluster.add_node(num_cpus=GPUS_PER_NODE, num_gpus=GPUS_PER_NODE)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
-        layers, units = [1, 2, 3, 4], list(range(1, args.widths + 1))
-        for name, (share, span, count, wall) in cluster_occupancy(storage, layers, units, args.seconds).items():
-            print(f"occupancy    {name:22s} {share:.2f} of {SLOTS} slots busy over {span:.1f} s "
-                  f"({count} trials of {args.seconds:g} s; ideal span {count * args.seconds / SLOTS:.1f} s; "
-                  f"Tuner.fit {wall:.1f} s)")
-        times = finalize_at(storage, args.finalize)
-        print(f"finalize     {int(times['trials'])} trials x 3 epochs: read Ray's records "
-              f"{times['read']:.1f} s, "
-              f"tables and summary {times['tables and summary']:.1f} s (running them took "
-              f"{times['run']:.0f} s)")
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    if "occupancy" in args.parts:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "num_gpus": 0, "include_dashboard": False, "dashboard_host": "127.0.0.1"})
+        try:
+            for _ in range(NODES):
+                cluster.add_node(num_cpus=GPUS_PER_NODE, num_gpus=GPUS_PER_NODE)
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
+            layers, units = [1, 2, 3, 4], list(range(1, args.widths + 1))
+            for name, (share, span, count, steady, wall) in cluster_occupancy(storage, layers, units,
+                                                                              args.seconds).items():
+                print(f"occupancy    {name:22s} {share:.2f} of {SLOTS} slots busy over {span:.1f} s, {steady:.2f} "
+                      f"once every slot's worker had started ({count} trials of {args.seconds:g} s; ideal span "
+                      f"{count * args.seconds / SLOTS:.1f} s; Tuner.fit {wall:.1f} s)")
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    if "finalize" in args.parts:  # a plain local Ray: the experiment is real, the cluster is not needed
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            times = finalize_at(storage, args.finalize)
+        finally:
+            ray.shutdown()
+        print(f"finalize     {int(times['trials'])} trials x 3 epochs: read Ray's records {times['read']:.1f} s, "
+              f"tables and summary {times['tables and summary']:.1f} s (running them took {times['run']:.0f} s)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"driver       peak memory {peak:,.0f} MB")
 
