@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,10 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_
 def start_ray(config: SweepConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it and so must shut it down."""
     address = config.resources.address
+    found_token = False
     if address:
         check_reachable(address)  # before Ray's import and its minutes of retries
+        found_token = use_found_token()
     import ray
 
     if ray.is_initialized():
@@ -38,14 +41,13 @@ def start_ray(config: SweepConfig) -> bool:
     }
     if address:
         options["address"] = address
-        found_token = use_found_token()
     else:
         options.update(include_dashboard=False, dashboard_host="127.0.0.1")
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError) as exc:
-        if address and found_token:  # a cluster without authentication: try once more without the token
-            os.environ.pop("RAY_AUTH_MODE", None)
+        if found_token:  # a cluster without authentication: try once more without the token
+            _auth_mode(None)
             try:
                 ray.init(**options)
                 return True
@@ -83,8 +85,25 @@ def use_found_token() -> bool:
     token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
     if not (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
         return False
-    os.environ["RAY_AUTH_MODE"] = "token"
+    _auth_mode("token")
     return True
+
+
+def _auth_mode(mode: str | None) -> None:
+    """Set (or unset) ``RAY_AUTH_MODE``. Ray caches its config when it is imported, so a process that
+    imported Ray already (a notebook) has that cache reloaded too, as Ray itself does when it turns
+    token authentication on."""
+    if mode is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = mode
+    if "ray" in sys.modules:
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):  # another Ray version: the variable alone must do
+            pass
 
 
 @contextmanager

@@ -86,6 +86,40 @@ def cluster_occupancy(storage: str, layers: list[int], units: list[int], seconds
     return out
 
 
+def stage2_span(storage: str, name: str, slots: int, speculative: bool, seconds: float) -> dict:
+    """Stage 2 of a two-stage search of 1-second stand-in trials on ``slots`` slots (0.25 CPU each):
+    its span, the decided path, and how many trials ran."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from hindsight_ray import TwoStageSearch
+
+    search = TwoStageSearch(layers=[1], units=[4, 8], stage1_epochs=1, max_learning_rate=0.02, max_iterations=24,
+                            stage2_epochs=1, metric="score", mode="min", speculative=speculative)
+
+    def trial(config: dict) -> None:
+        from ray import tune as ray_tune
+
+        started = time.time()
+        time.sleep(config["seconds"])
+        # a bowl in the learning rate with its bottom at 0.006: the rule must walk down and bisect
+        score = abs(config["learning_rate"] - 0.006) * 1000 + config["units"] / 100
+        ray_tune.report({"score": score, "epoch": 1, "params": config["units"], "started_at": started,
+                         "finished_at": time.time()})
+
+    grid = tune.Tuner(tune.with_resources(trial, {"cpu": 0.25}), param_space={"seconds": seconds},
+                      tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=slots),
+                                                  scheduler=search.scheduler(), num_samples=search.total_trials,
+                                                  reuse_actors=True, max_concurrent_trials=slots),
+                      run_config=tune.RunConfig(storage_path=storage, name=name, verbose=0)).fit()
+    rows = sorted((r.metrics for r in grid if r.metrics and r.config.get("stage") == 2),
+                  key=lambda m: m["started_at"])
+    path = [(step["learning_rate"], step["score"]) for step in search.policy.learning_rate_path()]
+    return {"span": max(m["finished_at"] for m in rows) - min(m["started_at"] for m in rows), "trials": len(rows),
+            "decisions": len(path), "path": path, "starts": [round(m["started_at"] - rows[0]["started_at"], 2)
+                                                              for m in rows]}
+
+
 def policy_at(points_side: int = 100) -> tuple[float, float, int, float]:
     """(ms per suggestion+completion, median ms of TwoStageSearch.save, its bytes, ms of a restore) at side^2
     points."""
@@ -195,6 +229,18 @@ def main() -> None:
         finally:
             ray.shutdown()
             cluster.shutdown()
+    if "speculation" in args.parts:  # stage 2 on 4 and 8 slots, speculative against sequential, 1-s trials
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            for slots in (4, 8):
+                sequential = stage2_span(storage, f"seq{slots}", slots, False, 1.0)
+                ahead = stage2_span(storage, f"spec{slots}", slots, True, 1.0)
+                print(f"speculation  {slots} slots: stage 2 {ahead['span']:.1f} s speculative ({ahead['trials']} trials) vs "
+                      f"{sequential['span']:.1f} s sequential ({sequential['trials']} trials) for "
+                      f"{sequential['decisions']} decisions: {ahead['span'] / sequential['span']:.2f}x; same path: "
+                      f"{ahead['path'] == sequential['path']}; speculative starts {ahead['starts'][:8]}")
+        finally:
+            ray.shutdown()
     if "finalize" in args.parts:  # a plain local Ray: the experiment is real, the cluster is not needed
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         try:
