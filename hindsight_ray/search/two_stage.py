@@ -163,21 +163,11 @@ class TwoStageScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         if self._stage1(trial):
             return self._asha.on_trial_result(tune_controller, trial, result)
-        if self._live_searcher(tune_controller).unneeded(trial.trial_id):
+        # after a resume this is still the searcher Tune asks: Tune pickles the Tuner's scheduler and searcher
+        # in one dump (tuner.pkl), so they come back as one object, and restores the searcher's state in place
+        if self._searcher.unneeded(trial.trial_id):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
-
-    def _live_searcher(self, tune_controller: Any) -> TwoStageSearch:
-        """The searcher Tune is asking now. After a resume Tune unpickles this scheduler with its own old
-        copy of the searcher and restores the real one from the searcher's state file: decisions must come
-        from the restored one, found through the controller (``SearchGenerator`` -> limiter -> searcher)."""
-        searcher = getattr(tune_controller, "_search_alg", None)
-        for _ in range(4):
-            if isinstance(searcher, TwoStageSearch):
-                self._searcher = searcher
-                return searcher
-            searcher = getattr(searcher, "searcher", None)
-        return self._searcher
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
         if self._stage1(trial):

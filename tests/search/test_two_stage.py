@@ -104,9 +104,10 @@ def test_scheduler_stops_only_unneeded_trials():
     assert scheduler.on_trial_result(None, FakeTrial("d", 2), {}) == TrialScheduler.CONTINUE
 
 
-def test_after_a_resume_the_scheduler_asks_the_searcher_tune_restored():
+def test_after_a_resume_the_scheduler_asks_the_searcher_tune_restored(tmp_path):
+    """Tune saves the Tuner's state in one pickle (tuner.pkl) and restores the searcher's state from its own
+    file into that searcher: the scheduler unpickled with it must see what the restored searcher learns."""
     import pickle
-    from types import SimpleNamespace
 
     from ray.tune.schedulers import TrialScheduler
 
@@ -118,15 +119,16 @@ def test_after_a_resume_the_scheduler_asks_the_searcher_tune_restored():
     search.on_trial_complete("s2", {"val_rmse": 3.0, "epoch": 2, "params": 5})
     for name in "abcd":
         search.suggest(name)
-    stale = pickle.loads(pickle.dumps(scheduler))  # as Tune unpickles it on resume, with its own old searcher
-    restored = make_search(max_iterations=9, speculative=True)
-    restored.set_state(search.get_state())  # as Tune restores the searcher from its state file
-    restored.on_trial_complete("a", {"val_rmse": 1.0, "epoch": 3, "params": 5})  # news after the resume
-    restored.on_trial_complete("b", {"val_rmse": 2.0, "epoch": 3, "params": 5})
-    controller = SimpleNamespace(_search_alg=SimpleNamespace(searcher=SimpleNamespace(searcher=restored)))
-    trial = SimpleNamespace(trial_id="c", config={"stage": 2})
-    assert stale._searcher.unneeded("c") is False  # the old copy knows nothing of a and b
-    assert stale.on_trial_result(controller, trial, {}) == TrialScheduler.STOP
+    search.save(str(tmp_path / "searcher-state.pkl"))
+    limiter, resumed_scheduler = pickle.loads(pickle.dumps((ConcurrencyLimiter(search, max_concurrent=4), scheduler)))
+    limiter.searcher.restore(str(tmp_path / "searcher-state.pkl"))  # as SearchGenerator.restore_from_dir does
+    limiter.searcher.on_trial_complete("a", {"val_rmse": 1.0, "epoch": 3, "params": 5})  # news after the resume
+    limiter.searcher.on_trial_complete("b", {"val_rmse": 2.0, "epoch": 3, "params": 5})
+
+    class Trial:
+        trial_id, config = "c", {"stage": 2}
+
+    assert resumed_scheduler.on_trial_result(None, Trial(), {}) == TrialScheduler.STOP
 
 
 def test_the_epoch_budget_survives_a_resume(tmp_path):
