@@ -202,7 +202,8 @@ def test_killed_trial_worker_retries_from_its_checkpoint(local_ray, tmp_path):
     result_file = next(experiment.glob(f"train_lstm_{killed['trial_id']}_*/result.json"))
     reported = [json.loads(line)["epoch"] for line in result_file.read_text().splitlines()]
     repeated = len(reported) - len(set(reported))
-    assert 0 <= repeated < 3  # at most checkpoint_every epochs are trained twice
+    assert 0 <= repeated <= 3  # at most checkpoint_every epochs are trained twice (3 if the kill lands as
+    # epoch 6 is reported but before Tune has registered its checkpoint)
     assert sorted(set(reported)) == list(range(1, 41))
     epochs = pd.read_parquet(experiment / "epochs.parquet")
     assert (epochs[epochs.trial_id == killed["trial_id"]].epoch.tolist()) == list(range(1, 41))
