@@ -28,7 +28,9 @@ def load_policy(store: ExperimentStore) -> TwoStagePolicy:
     return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
 
 
-STATE_PREFIXES = ("experiment_state-", "search_gen_state-", "searcher-state-")  # Ray's snapshots, and ours
+# the snapshots that are JSON: Ray's experiment state, and our searcher's state (under Ray's .pkl name);
+# Ray's search_gen_state-*.json is a pickle despite its name and is left to Ray
+STATE_PREFIXES = ("experiment_state-", "searcher-state-")
 
 
 def set_aside_damaged_state(store: ExperimentStore) -> list[str]:

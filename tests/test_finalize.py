@@ -77,12 +77,14 @@ def test_a_damaged_newest_snapshot_is_set_aside_and_the_one_before_stays(tmp_pat
     (tmp_path / "experiment_state-2026-01-01_10-00-00.json").write_text('{"trials": []}')
     (tmp_path / "experiment_state-2026-01-01_11-00-00.json").write_text('{"trials": [{"id"')  # cut by a full disk
     (tmp_path / "searcher-state-2026-01-01_11-00-00.pkl").write_text('{"policy": {}}')
-    (tmp_path / "search_gen_state-2026-01-01_11-00-00.json").write_bytes(b"\xff\xfe")
+    (tmp_path / "searcher-state-2026-01-01_12-00-00.pkl").write_text('{"policy": ')  # ours: JSON, cut short
+    (tmp_path / "search_gen_state-2026-01-01_11-00-00.json").write_bytes(b"\x80\x05")  # Ray's: a pickle, left alone
     store = ExperimentStore(str(tmp_path))
     assert set_aside_damaged_state(store) == ["experiment_state-2026-01-01_11-00-00.json",
-                                              "search_gen_state-2026-01-01_11-00-00.json"]
+                                              "searcher-state-2026-01-01_12-00-00.pkl"]
     assert store.names("experiment_state-") == ["experiment_state-2026-01-01_10-00-00.json"]
     assert store.names("damaged-") == ["damaged-experiment_state-2026-01-01_11-00-00.json",
-                                       "damaged-search_gen_state-2026-01-01_11-00-00.json"]
-    assert store.names("searcher-state-") == ["searcher-state-2026-01-01_11-00-00.pkl"]
+                                       "damaged-searcher-state-2026-01-01_12-00-00.pkl"]
+    assert store.names("search_gen_state-") == ["search_gen_state-2026-01-01_11-00-00.json"]
+    assert store.names("searcher-state-") == ["searcher-state-2026-01-01_11-00-00.pkl"]  # the one before
     assert set_aside_damaged_state(store) == []  # nothing more to set aside
