@@ -146,7 +146,9 @@ class Stage2Config(_Section):
     max_learning_rate: Float = Field(0.02, gt=0, le=10)
     max_iterations: Int = Field(16, ge=1)
     epochs: Int = Field(50, ge=1)
-    speculative: bool = False
+    # idle slots run the learning rates the next decisions could need (the path stays the sequential one);
+    # auto: on when 3 or more trials fit at once, where it pays (launch/bench_scale.py --parts speculation)
+    speculative: bool | Literal["auto"] = "auto"
 
     @field_validator("max_learning_rate")
     @classmethod
@@ -224,6 +226,11 @@ class RunConfig(_Section):
     # costs speed and refuses ops without deterministic kernels); true / false force it
     deterministic: bool | Literal["auto"] = "auto"
     mlflow: MlflowConfig = MlflowConfig()
+
+
+def speculative_for(setting: bool | str, slots: int) -> bool:
+    """Whether stage 2 speculates with ``slots`` trials at once (``search.stage2.speculative``)."""
+    return slots >= 3 if setting == "auto" else bool(setting)
 
 
 def deterministic_for(setting: bool | str, gpus: int) -> bool:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hindsight_ray import results as tables
 from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_session
-from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict
+from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
 from hindsight_ray.errors import UserError
@@ -223,7 +223,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
         stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
         max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
         stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
-        speculative=stage2.speculative,
+        speculative=speculative_for(stage2.speculative, slots),
         early_stop=asha(stage1.epochs) if stage1.early_stop == "asha" else None,
         manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
     )

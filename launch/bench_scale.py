@@ -87,14 +87,14 @@ def cluster_occupancy(storage: str, layers: list[int], units: list[int], seconds
 
 
 def stage2_span(storage: str, name: str, slots: int, speculative: bool, seconds: float) -> dict:
-    """Stage 2 of a two-stage search of 1-second stand-in trials on ``slots`` slots (0.25 CPU each):
+    """Stage 2 of a two-stage search (an 8-point stage-1 grid) of stand-in trials on ``slots`` slots (0.25 CPU each):
     its span, the decided path, and how many trials ran."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
     from hindsight_ray import TwoStageSearch
 
-    search = TwoStageSearch(layers=[1], units=[4, 8], stage1_epochs=1, max_learning_rate=0.02, max_iterations=24,
+    search = TwoStageSearch(layers=[1, 2], units=[4, 8, 16, 32], stage1_epochs=1, max_learning_rate=0.02, max_iterations=24,
                             stage2_epochs=1, metric="score", mode="min", speculative=speculative)
 
     def trial(config: dict) -> None:

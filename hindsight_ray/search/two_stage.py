@@ -147,6 +147,34 @@ class TwoStageScheduler(FIFOScheduler):
         super().__init__()
         self._searcher = searcher
         self._asha = stage1_early_stop
+        self._kept: list[tuple[Any, Any]] = []  # (Tune's actor cache, resources) raised to keep workers warm
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its scheduler with the Tuner
+        return {**self.__dict__, "_kept": []}
+
+    def _keep_worker(self, tune_controller: Any, trial: Any) -> None:
+        """With speculation, keep an ended stage-1 trial's worker for stage 2.
+
+        Tune caches only as many idle workers as it has trials waiting, and while stage 1 drains none
+        wait (the barrier), so stage 2 would start with one warm worker and the speculative trials would
+        queue behind worker start-ups (seconds each, a TensorFlow import). This raises the cache's limit
+        by one per ended stage-1 trial until stage 2 runs. It uses Tune's private actor cache; if that is
+        not there (another Ray), nothing changes but the speed.
+        """
+        if trial.config.get("stage") != 1 or not self._searcher.policy.settings.get("speculative"):
+            return
+        cache = getattr(tune_controller, "_actor_cache", None)
+        resources = getattr(trial, "placement_group_factory", None)
+        if cache is None or resources is None or not hasattr(cache, "increase_max"):
+            return
+        cache.increase_max(resources)
+        self._kept.append((cache, resources))
+
+    def _release_workers(self) -> None:
+        """Stage 2 has its workers: give the cache its own limits back."""
+        while self._kept:
+            cache, resources = self._kept.pop()
+            cache.decrease_max(resources)
 
     def _stage1(self, trial: Any) -> bool:
         return self._asha is not None and trial.config.get("stage") == 1
@@ -163,6 +191,8 @@ class TwoStageScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         if self._stage1(trial):
             return self._asha.on_trial_result(tune_controller, trial, result)
+        if trial.config.get("stage") == 2:
+            self._release_workers()
         # after a resume this is still the searcher Tune asks: Tune pickles the Tuner's scheduler and searcher
         # in one dump (tuner.pkl), so they come back as one object, and restores the searcher's state in place
         if self._searcher.unneeded(trial.trial_id):
@@ -172,6 +202,7 @@ class TwoStageScheduler(FIFOScheduler):
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
         if self._stage1(trial):
             self._asha.on_trial_complete(tune_controller, trial, result)
+        self._keep_worker(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         if self._stage1(trial):

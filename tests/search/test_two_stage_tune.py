@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 
 import pytest
@@ -45,3 +46,50 @@ def test_stage1_runs_in_parallel_with_or_without_a_concurrency_limit(local_ray, 
     assert all(a["ended"] <= b["started"] for a, b in zip(stage2, stage2[1:], strict=False))
     assert [r["learning_rate"] for r in stage2] == [0.02, 0.01, 0.005]
     assert (search.policy.winner.layers, search.policy.winner.units) == (1, 8)
+
+
+def bowl(config: dict) -> None:
+    """A stand-in trial whose score is a bowl in the learning rate (bottom at 0.006): the rule walks down
+    and bisects, so every stage-2 decision matters."""
+    started = time.time()
+    time.sleep(2)
+    score = abs(config["learning_rate"] - 0.006) * 1000 + config["units"] / 100 + config["layers"]
+    tune.report({"loss": score, "epoch": config["epochs"], "params": config["units"], "started": started,
+                 "ended": time.time()})
+
+
+def sequential_path() -> list[float]:
+    """The learning rates the sequential rule decides on the bowl, from the pure policy (no Ray)."""
+    from hindsight_ray.search.policy import TwoStagePolicy
+
+    policy = TwoStagePolicy(layers=[1, 2], units=[4, 8, 16, 32], stage1_learning_rate=0.001, stage1_epochs=1,
+                            max_learning_rate=0.02, max_iterations=24, stage2_epochs=1, mode="min")
+    index = 0
+    while not isinstance(suggestion := policy.suggest(f"t{index}"), str):
+        config = suggestion.as_config()
+        policy.complete(f"t{index}", abs(config["learning_rate"] - 0.006) * 1000 + config["units"] / 100
+                        + config["layers"], params=config["units"])
+        index += 1
+    return [step["learning_rate"] for step in policy.learning_rate_path()]
+
+
+@pytest.mark.parametrize("slots", [4, 8])
+def test_speculation_decides_several_iterations_a_round(local_ray, tmp_path, slots):
+    """With S slots (warm workers kept across the stage-1 barrier), stage 2 takes about
+    ceil(K / log2(S + 1)) rounds instead of K, on the sequential rule's exact path. A round ends when a
+    trial on the path could only start after the one before it on the path had ended."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    search = TwoStageSearch(layers=[1, 2], units=[4, 8, 16, 32], stage1_epochs=1, max_iterations=24,
+                            stage2_epochs=1, metric="loss", mode="min", speculative=True)
+    grid = tune.Tuner(tune.with_resources(bowl, {"cpu": 2 / slots}), tune_config=tune.TuneConfig(
+        search_alg=ConcurrencyLimiter(search, max_concurrent=slots), scheduler=search.scheduler(),
+        num_samples=search.total_trials, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=f"s{slots}", verbose=0)).fit()
+    path = search.policy.learning_rate_path()
+    assert [step["learning_rate"] for step in path] == sequential_path()
+    by_id = {r.metrics["trial_id"]: r.metrics for r in grid if r.metrics}
+    on_path = [by_id[step["trial_id"]] for step in path]
+    rounds = 1 + sum(b["started"] >= a["ended"] for a, b in zip(on_path, on_path[1:], strict=False))
+    k = len(path)
+    assert k == 5 and rounds <= math.ceil(k / math.floor(math.log2(slots + 1))), (slots, rounds)
