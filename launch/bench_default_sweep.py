@@ -11,6 +11,7 @@ per-trial overhead (total_s - train_s) split into its parts.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -40,7 +41,9 @@ def main() -> None:
     command_s = time.time() - began
     trials = pd.read_parquet(storage / "bench" / "trials.parquet")
     stage1 = trials[trials.stage == 1]
-    slots = 2 if config.resources.max_concurrent is None else config.resources.max_concurrent
+    slots = max(1, int((os.cpu_count() or 1) // config.resources.cpus_per_trial))  # as trial_slots counts them here
+    if config.resources.max_concurrent:
+        slots = config.resources.max_concurrent
     wall1, overlap1 = stage_overlap(stage1)
     overhead = trials.total_s - trials.train_s
     print(f"machine            {platform.node()} {platform.machine()} python {platform.python_version()}")
@@ -50,8 +53,10 @@ def main() -> None:
           f"{summary['trial_epochs']} trial-epochs")
     print(f"stage 1            {wall1:.1f} s wall, {overlap1:.2f} trials running at once on average, "
           f"parallel efficiency {stage1.total_s.sum() / (slots * wall1):.0%} of {slots} slots")
-    print(f"stage 2            {trials[trials.stage == 2].total_s.sum():.1f} s over "
-          f"{(trials.stage == 2).sum()} sequential trials")
+    stage2_rows = trials[trials.stage == 2]
+    print(f"stage 2            {stage2_rows.finished_at.max() - stage2_rows.started_at.min():.1f} s wall, "
+          f"{stage2_rows.total_s.sum():.1f} trial-seconds over {len(stage2_rows)} trials "
+          f"({int(stage2_rows.speculative.sum())} speculative, {int(stage2_rows.used.sum())} on the path)")
     stage2 = trials[trials.stage == 2]
     limit = stage1.train_s.sum() / slots + stage2.train_s.sum()  # training alone: stage 1 spread, stage 2 in a row
     print(f"physical limit     {limit:.1f} s (stage-1 training seconds / {slots} slots + stage-2 training seconds): "
