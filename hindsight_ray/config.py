@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from hindsight_ray.config_files import apply_overrides, changed_keys, parse_override, read_config_file
+from hindsight_ray.config_files import (
+    apply_overrides,
+    changed_keys,
+    parse_override,
+    read_config_file,
+    validation_message,
+)
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import Objective, ScoreRule
 
@@ -35,6 +49,15 @@ def _not_bool(value: Any) -> Any:
 
 # Numbers in the config: never a boolean, never NaN or infinite.
 Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(_no_nul)]  # a path or URI: no NUL, which no filesystem takes
 
 
 def _epochs_or_auto(value: Any) -> Any:
@@ -63,7 +86,7 @@ class SplitConfig(_Section):
 
 class DataConfig(_Section):
     kind: Literal["timeseries", "text"] = "timeseries"
-    source: str = "builtin:airline"
+    source: PathText = "builtin:airline"
     # time series
     target: list[str] | None = None  # default: the bundled dataset's target, or a file's only numeric column
     features: list[str] | None = None
@@ -91,13 +114,6 @@ class DataConfig(_Section):
         source = raw.get("source", cls.model_fields["source"].default)
         defaults = DATASET_DEFAULTS.get(source, {}) if isinstance(source, str) else {}
         return {**defaults, **raw}
-
-    @field_validator("source")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("contains a NUL character")
-        return value
 
     @field_validator("target", "features", mode="before")
     @classmethod
@@ -240,7 +256,7 @@ def deterministic_for(setting: bool | str, gpus: int) -> bool:
 
 class SweepConfig(_Section):
     name: str | None = None
-    storage: str = "./hindsight_results"
+    storage: PathText = "./hindsight_results"
     seed: Int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -255,13 +271,6 @@ class SweepConfig(_Section):
             raise ValueError("must be a plain folder name (no '/', no NUL, not '.' or '..')")
         if value is not None and len(value.encode()) > 255:
             raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
-        return value
-
-    @field_validator("storage")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("contains a NUL character")
         return value
 
     @model_validator(mode="after")
@@ -310,32 +319,12 @@ class SweepConfig(_Section):
         return self
 
 
-def _format_error(error: ValidationError, raw: dict[str, Any]) -> str:
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        *parents, leaf = [str(part) for part in first["loc"]]
-        section: Any = SweepConfig
-        for parent in parents:
-            section = section.model_fields[parent].annotation
-        close = difflib.get_close_matches(leaf, list(section.model_fields), n=1)
-        hint = f"; did you mean {'.'.join([*parents, close[0]])}?" if close else ""
-        return f"unknown config key {key}{hint}"
-    message = first["msg"].removeprefix("Value error, ")
-    if not key:
-        return f"config: {message}"
-    got = first.get("input")
-    text = repr(got)
-    shown = "" if isinstance(got, dict) else f" (got {text if len(text) <= 80 else text[:77] + '...'})"
-    return f"config key {key}: {message}{shown}"
-
-
 def build_config(raw: dict[str, Any]) -> SweepConfig:
     """Validate a raw mapping into a :class:`SweepConfig`; a mistake raises a one-line UserError."""
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(_format_error(exc, raw)) from None
+        raise UserError(validation_message(exc, SweepConfig)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,

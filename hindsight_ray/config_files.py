@@ -4,6 +4,7 @@ applied to a raw mapping, and which keys two configs disagree on. Validation is 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,25 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
         elif a != b:
             keys.append(f"{prefix}{key}")
     return keys
+
+
+def validation_message(error: Any, model: Any) -> str:
+    """A pydantic ``ValidationError`` on ``model`` as one line: the key, what is wrong, what was given, and
+    for an unknown key the closest known one."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        *parents, leaf = [str(part) for part in first["loc"]]
+        section: Any = model
+        for parent in parents:
+            section = section.model_fields[parent].annotation
+        close = difflib.get_close_matches(leaf, list(section.model_fields), n=1)
+        hint = f"; did you mean {'.'.join([*parents, close[0]])}?" if close else ""
+        return f"unknown config key {key}{hint}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not key:
+        return f"config: {message}"
+    got = first.get("input")
+    text = repr(got)
+    shown = "" if isinstance(got, dict) else f" (got {text if len(text) <= 80 else text[:77] + '...'})"
+    return f"config key {key}: {message}{shown}"

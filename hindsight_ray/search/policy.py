@@ -264,16 +264,11 @@ class TwoStagePolicy:
 
     # -- JSON state --------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "settings": dict(self.settings),
-            # one row per trial under the field names given once: a 10,000-trial state saves in a few ms
-            "trials": {"fields": list(TRIAL_FIELDS), "rows": [list(_record_row(t)) for t in self._ordered()]},
-            "next_grid_index": self.next_grid_index,
-            "requeued": list(self.requeued),
-            "winner_id": self.winner_id,
-            "finished": self.finished,
-        }
+        # one row per trial under the field names given once: a 10,000-trial state saves in a few ms
+        rows = [list(_record_row(t)) for t in self._ordered()]
+        return {"version": STATE_VERSION, "settings": dict(self.settings),
+                "trials": {"fields": list(TRIAL_FIELDS), "rows": rows}, "next_grid_index": self.next_grid_index,
+                "requeued": list(self.requeued), "winner_id": self.winner_id, "finished": self.finished}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TwoStagePolicy:

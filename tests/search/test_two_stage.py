@@ -83,13 +83,8 @@ def test_a_trial_ended_before_its_last_epoch_counts_as_stopped():
     assert search.suggest("c")["units"] == 8  # the winner ran to the end
 
 
-def test_scheduler_stops_only_unneeded_trials():
-    from ray.tune.schedulers import TrialScheduler
-
-    class FakeTrial:  # the scheduler only reads these two attributes
-        def __init__(self, trial_id, stage):
-            self.trial_id, self.config = trial_id, {"stage": stage}
-
+def speculating():
+    """A speculative search past stage 1 with four stage-2 trials running, and its scheduler."""
     search = make_search(max_iterations=9, speculative=True)  # K = 4
     scheduler = search.scheduler()
     for name in ("s1", "s2"):
@@ -98,6 +93,17 @@ def test_scheduler_stops_only_unneeded_trials():
     search.on_trial_complete("s2", {"val_rmse": 3.0, "epoch": 2, "params": 5})
     for name in "abcd":
         search.suggest(name)  # 0.02, then speculative 0.01, 0.005, 0.015
+    return search, scheduler
+
+
+def test_scheduler_stops_only_unneeded_trials():
+    from ray.tune.schedulers import TrialScheduler
+
+    class FakeTrial:  # the scheduler only reads these two attributes
+        def __init__(self, trial_id, stage):
+            self.trial_id, self.config = trial_id, {"stage": stage}
+
+    search, scheduler = speculating()
     search.on_trial_complete("a", {"val_rmse": 1.0, "epoch": 3, "params": 5})
     search.on_trial_complete("b", {"val_rmse": 2.0, "epoch": 3, "params": 5})
     assert scheduler.on_trial_result(None, FakeTrial("c", 2), {}) == TrialScheduler.STOP
@@ -111,14 +117,7 @@ def test_after_a_resume_the_scheduler_asks_the_searcher_tune_restored(tmp_path):
 
     from ray.tune.schedulers import TrialScheduler
 
-    search = make_search(max_iterations=9, speculative=True)  # K = 4
-    scheduler = search.scheduler()
-    for name in ("s1", "s2"):
-        search.suggest(name)
-    search.on_trial_complete("s1", {"val_rmse": 2.0, "epoch": 2, "params": 5})
-    search.on_trial_complete("s2", {"val_rmse": 3.0, "epoch": 2, "params": 5})
-    for name in "abcd":
-        search.suggest(name)
+    search, scheduler = speculating()
     search.save(str(tmp_path / "searcher-state.pkl"))
     limiter, resumed_scheduler = pickle.loads(pickle.dumps((ConcurrencyLimiter(search, max_concurrent=4), scheduler)))
     limiter.searcher.restore(str(tmp_path / "searcher-state.pkl"))  # as SearchGenerator.restore_from_dir does
