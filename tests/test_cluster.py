@@ -59,7 +59,8 @@ def gpu_ray():
 
 def test_half_gpus_pack_four_trials_on_two_gpus(gpu_ray, tmp_path):
     config = load_config(None, [
-        "resources.gpus_per_trial=0.5", "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]",
+        "resources.gpus_per_trial=0.5", "search.stage2.speculative=false",  # stage 2 one trial at a time
+        "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]",
         "search.stage1.epochs=15", "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6",
         f"storage={tmp_path}", "name=gpus",
     ])
