@@ -67,20 +67,23 @@ class StageLines:
         return [f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}"]
 
     def _stage2(self, mine: list[Any], trial: Any) -> list[str]:
-        results: dict[float, float | None] = {}
-        for other in sorted(mine, key=lambda t: (t.last_result or {}).get("started_at") or 0):
-            results.setdefault(other.config["learning_rate"], self.score(other))
-        path = decided_path(results, self.max_learning_rate, self.totals[2], self.objective.mode)
+        """The iterations this trial's end decided (with speculation a trial can end before the one the
+        rule needs first; its iteration is printed when that one ends), or a line for a trial off the path."""
+        def path(ended: list[Any]) -> list[tuple[float, float | None, bool]]:
+            results: dict[float, float | None] = {}
+            for other in sorted(ended, key=lambda t: (t.last_result or {}).get("started_at") or 0):
+                results.setdefault(other.config["learning_rate"], self.score(other))
+            return decided_path(results, self.max_learning_rate, self.totals[2], self.objective.mode)
+
+        before, now = path([t for t in mine if t is not trial]), path(mine)
         learning_rate = trial.config["learning_rate"]
-        if learning_rate not in [lr for lr, _, _ in path]:
-            return [f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far "
-                    f"{len(path)}/{self.totals[2]}"]
+        if len(now) == len(before):  # off the path, or ahead of the trial the rule needs first
+            return [f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far {len(now)}/{self.totals[2]}"]
         lines = []
-        for index, (lr, score, improved) in enumerate(path):
-            if lr == learning_rate:
-                shown = "failed" if score is None else f"{self.objective.metric}={score:.4g}"
-                lines.append(f"stage 2: iteration {index + 1}/{self.totals[2]} lr={lr:.6g} "
-                             f"{shown}{' (improved)' if improved else ''}")
+        for index, (lr, score, improved) in enumerate(now[len(before):], start=len(before) + 1):
+            shown = "failed" if score is None else f"{self.objective.metric}={score:.4g}"
+            lines.append(f"stage 2: iteration {index}/{self.totals[2]} lr={lr:.6g} {shown}"
+                         f"{' (improved)' if improved else ''}")
         return lines
 
 

@@ -65,7 +65,8 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
                 echo(line)
-            echo(f"slots       {slots} trials at once")
+            ahead = config.search.strategy == "two_stage" and speculative_for(config.search.stage2.speculative, slots)
+            echo(f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}")
             return _fit(config, plan, prepared, slots, echo, resume=False, report=report,
                         callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
 

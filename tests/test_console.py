@@ -82,3 +82,12 @@ def test_stage_lines_follow_the_sequential_rule_and_name_speculation():
     off_path = FakeTrial("TERMINATED", {"stage": 2, "learning_rate": 0.005, "epochs": 4},
                          {"epoch": 1, "score": 40.0, "started_at": 2.0})
     assert lines.ended([one, first, off_path], off_path)[0].startswith("stage 2: speculative lr=0.005 ended")
+    # 0.01 (the rule's next) ended before 0.02: nothing decided then; 0.02's end decides both
+    lines = StageLines(Objective("val_rmse", "min"), stage1_trials=2, stage2_trials=3, max_learning_rate=0.02)
+    second = FakeTrial("TERMINATED", {"stage": 2, "learning_rate": 0.01, "epochs": 4},
+                       {"epoch": 4, "score": 20.0, "started_at": 2.0})
+    first = FakeTrial("TERMINATED", {"stage": 2, "learning_rate": 0.02, "epochs": 4},
+                      {"epoch": 4, "score": 25.0, "started_at": 1.0})
+    assert lines.ended([one, second], second) == ["stage 2: speculative lr=0.01 ended; path decided so far 0/3"]
+    assert lines.ended([one, second, first], first) == ["stage 2: iteration 1/3 lr=0.02 val_rmse=25 (improved)",
+                                                        "stage 2: iteration 2/3 lr=0.01 val_rmse=20 (improved)"]
