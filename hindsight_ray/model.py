@@ -147,3 +147,74 @@ def largest_trial_bytes(config: SweepConfig) -> int:
         num_words=data.num_words if text else None, layers=max(stage1.layers), units=max(stage1.units),
         batch_size=config.model.batch_size, bidirectional=config.model.bidirectional,
         optimizer=config.model.optimizer)
+
+
+class TracedModels:
+    """Compiled models a worker keeps between trials, by architecture (a Ray worker runs many trials).
+
+    Tracing a Keras LSTM's train and predict functions costs a second or more, ten to a hundred of its small
+    epochs, and stage 2 trains one architecture again and again. A trial whose architecture this worker
+    has traced gets that model back with a fresh model's whole state copied in (weights, seed-generator
+    states, optimizer slots, step count, learning rate), so it trains exactly as the fresh model would.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        from collections import OrderedDict
+
+        self.size = size
+        self._models: OrderedDict[Any, Any] = OrderedDict()
+        self.reused = 0
+
+    def build(self, key: Any, seed: int, make: Callable[[], Any]) -> Any:
+        """``make()``'s model, seeded by ``seed``: the traced model of ``key`` in its state when there is one.
+
+        A new architecture starts from a clean Keras session and every seed set (``set_random_seed``); a
+        traced one keeps TensorFlow's seed and kernel caches, since changing either costs the trace's time
+        again on the next step, and seeds only what a build draws from (Python's and NumPy's generators;
+        every initializer has its own seed)."""
+        import random
+
+        import keras
+        import numpy as np
+
+        cached = self._models.get(key)
+        if cached is None:
+            keras.backend.clear_session()  # a reused worker starts a new architecture from a clean Keras state
+            keras.utils.set_random_seed(seed)
+            fresh = make()
+            self._models[key] = fresh
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+            return fresh
+        random.seed(seed)
+        np.random.seed(seed)
+        fresh = make()
+        if not _copy_state(fresh, cached):
+            self._models[key] = fresh  # a builder that changed its mind: keep the new one
+            return fresh
+        self._models.move_to_end(key)
+        self.reused += 1
+        return cached
+
+
+def _state_variables(model: Any) -> list[Any]:
+    """Everything that makes a compiled model train the way it does: its variables (weights and seed
+    generators) and its optimizer's (step, learning rate, slots), built if they are not yet."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    return [*model.variables, *optimizer.variables]
+
+
+def _copy_state(source: Any, target: Any) -> bool:
+    """Copy ``source``'s whole state into ``target``; False (nothing copied) when their structures differ."""
+    if type(source.optimizer) is not type(target.optimizer):
+        return False
+    pairs = list(zip(_state_variables(source), _state_variables(target), strict=False))
+    if len(pairs) != len(_state_variables(source)) or len(pairs) != len(_state_variables(target)) or any(
+            tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in pairs):
+        return False
+    for a, b in pairs:
+        b.assign(a.value)
+    target.reset_metrics()
+    return True

@@ -17,13 +17,14 @@ import numpy as np
 
 from hindsight_ray.config import deterministic_for
 from hindsight_ray.data.prepared import Prepared
-from hindsight_ray.model import ModelSpec, build_model, training_loss
+from hindsight_ray.model import ModelSpec, TracedModels, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 BEST_WEIGHTS_FILE = "best.weights.npz"
 TIMERS = ("data_s", "build_s", "train_s", "eval_s", "checkpoint_s")
+TRACED = TracedModels()  # this worker's traced models, by architecture
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,9 @@ def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[
     """The newest readable checkpoint of a restarted trial: its model and scored weights, its state merged
     into ``state``; a corrupt one (truncated ``model.keras``, say) is named on stderr and the older one is
     tried. None when none can be read (the trial then starts again from its first epoch)."""
+    import keras
+
+    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
     for candidate in checkpoint_history(checkpoint):
         try:
             with candidate.as_directory() as folder:
@@ -194,13 +198,20 @@ def load_scored_model(folder: str) -> Any:
 
 
 def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any:
+    """The trial's compiled model: our LSTM (this worker's traced one of the same architecture, when it has
+    one, in the new model's state), or what the user's model builder returns."""
     import keras
 
     seed = trial_seed(setup.seed, config)
+    spec, layers, units, rate = _spec(prepared, setup), int(config["layers"]), int(config["units"]), float(
+        config["learning_rate"])
+    if setup.builder is None:
+        key = (spec, layers, units, keras.config.dtype_policy().name)
+        return TRACED.build(key, seed, lambda: build_model(spec, layers, units, rate, seed))
+    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
     keras.utils.set_random_seed(seed)
-    build = setup.builder or build_model  # a user's model_builder replaces our LSTM
-    model = build(_spec(prepared, setup), int(config["layers"]), int(config["units"]),
-                  float(config["learning_rate"]), seed)
+    build = setup.builder  # a user's model_builder replaces our LSTM
+    model = build(spec, layers, units, rate, seed)
     if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
         raise TypeError(f"model builder {getattr(build, '__name__', build)!r} returned an uncompiled model; "
                         "compile it with an optimizer and a loss")
@@ -237,9 +248,6 @@ def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
     gpu_ids = context.get_accelerator_ids().get("GPU", [])
     deterministic = deterministic_for(setup.deterministic, len(gpu_ids))
     configure_tensorflow(context.get_assigned_resources().get("CPU", 1), setup.mixed_precision, deterministic)
-    import keras
-
-    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
     best_weights: list[np.ndarray] | None = None  # the scored epoch's weights when it is not the latest
     loaded = None if restored is None else restore_readable(restored, state)
     if loaded is not None:

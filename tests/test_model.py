@@ -58,3 +58,49 @@ def test_same_seed_same_weights():
 def test_bad_hyperparameters_are_rejected():
     with pytest.raises(ValueError):
         build_model(ModelSpec("regression", (6, 1), 1), 0, 4, 0.01)
+
+
+def _curve(model, x, y, epochs=4):
+    from hindsight_ray.trainable import predict, train_epoch
+
+    curve = []
+    for epoch in range(epochs):
+        losses = train_epoch(model, x, y, 16, np.random.default_rng(epoch).permutation(len(x)))
+        curve.append((losses, float(np.mean((predict(model, x) - y) ** 2))))
+    return curve
+
+
+@pytest.mark.parametrize("spec", [
+    ModelSpec("regression", (6, 2), 1, optimizer="adam", dropout=0.2),
+    ModelSpec("classification", (8,), 1, num_words=30, optimizer="adagrad"),  # Adagrad's slots start at 0.1
+])
+def test_a_traced_model_trains_exactly_as_a_fresh_one(spec):
+    """A worker's traced model, given a new trial's seed and learning rate, trains to the same numbers as a
+    model built fresh for that trial, and it is the same object (no second trace)."""
+    from hindsight_ray.model import TracedModels
+
+    rng = np.random.default_rng(0)
+    if spec.num_words:
+        x, y = rng.integers(0, 30, size=(40, 8)).astype("int32"), rng.integers(0, 2, size=(40, 1)).astype("float32")
+    else:
+        x, y = rng.normal(size=(40, 6, 2)).astype("float32"), rng.normal(size=(40, 1)).astype("float32")
+    worker = TracedModels()
+    first = worker.build("arch", 11, lambda: build_model(spec, 2, 8, 0.02, seed=11))
+    _curve(first, x, y)  # trained: weights, slots, step count and learning rate all differ from a new trial's
+    again = worker.build("arch", 12, lambda: build_model(spec, 2, 8, 0.005, seed=12))
+    assert again is first and worker.reused == 1
+    assert float(again.optimizer.learning_rate) == pytest.approx(0.005) and int(again.optimizer.iterations) == 0
+    reused = _curve(again, x, y)
+    fresh = TracedModels().build("arch", 12, lambda: build_model(spec, 2, 8, 0.005, seed=12))
+    assert reused == _curve(fresh, x, y)
+
+
+def test_a_new_architecture_is_a_new_model_and_the_oldest_is_let_go():
+    from hindsight_ray.model import TracedModels
+
+    worker = TracedModels(size=2)
+    spec = ModelSpec("regression", (6, 1), 1)
+    models = [worker.build(units, 1, lambda units=units: build_model(spec, 1, units, 0.01, seed=1)) for units in (2, 3, 4)]
+    assert len({id(m) for m in models}) == 3 and worker.reused == 0
+    assert worker.build(4, 2, lambda: build_model(spec, 1, 4, 0.01, seed=2)) is models[2]
+    assert worker.build(2, 2, lambda: build_model(spec, 1, 2, 0.01, seed=2)) is not models[0]  # evicted
