@@ -25,6 +25,7 @@ from hindsight_ray.finalize import (
     load_policy,
     reconcile_searcher_state,
     set_aside_damaged_state,
+    warm_tensorflow,
 )
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
@@ -267,16 +268,22 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                                    resume_errored=False)
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
-    with interruptions(plan.experiment_dir) as watch:
-        try:
-            tuner.fit()
-        except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
-            raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix the "
-                            f"cause, then hindsight-ray resume {plan.experiment_dir}") from None
-        watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
+    local = not config.resources.address  # the best model's test evaluation then runs in this process
+    warming = warm_tensorflow() if local else None
+    try:
+        with interruptions(plan.experiment_dir) as watch:
+            try:
+                tuner.fit()
+            except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+                raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
+                                f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
+            watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
+    finally:
+        if warming is not None:
+            warming.join()  # never exit while the import runs
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
-    summary = finalize(config, store, prepared, setup.data.ref, policy)
+    summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
     written = None
     if report:
         from hindsight_ray.report import write_sweep_report
