@@ -237,6 +237,9 @@ class RunConfig(_Section):
     checkpoint_every: Annotated[int | Literal["auto"], BeforeValidator(_epochs_or_auto)] = "auto"
     checkpoint_seconds: Float = Field(30.0, gt=0)
     keep_checkpoints: Int = Field(2, ge=1)
+    # epochs shorter than this are told to Tune together (each report costs a round trip to the driver, ~8 ms);
+    # epochs.parquet keeps every epoch; 0: a report every epoch (always so with a budget or asha)
+    report_seconds: Float = Field(0.5, ge=0)
     callbacks: list[Literal["mlflow"]] = []  # mlflow: Ray Tune's MLflowLoggerCallback (pip install '.[mlflow]')
     # TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials (where it
     # costs speed and refuses ops without deterministic kernels); true / false force it

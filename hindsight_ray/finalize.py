@@ -126,7 +126,8 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
     Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU)."""
     from ray.tune import Checkpoint
 
-    from hindsight_ray.trainable import configure_tensorflow, load_scored_model, predict
+    from hindsight_ray.checkpoints import load_scored_model
+    from hindsight_ray.trainable import configure_tensorflow, predict
 
     if worker:
         configure_tensorflow(1)

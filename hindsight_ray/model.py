@@ -179,7 +179,7 @@ class TracedModels:
 
         cached = self._models.get(key)
         if cached is None:
-            keras.backend.clear_session()  # a reused worker starts a new architecture from a clean Keras state
+            keras.backend.clear_session(free_memory=False)  # a clean Keras state; Python's gc runs on its own
             keras.utils.set_random_seed(seed)
             fresh = make()
             self._models[key] = fresh

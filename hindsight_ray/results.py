@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -29,6 +31,14 @@ TRIAL_COLUMNS = [
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
 EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
+FOLDED_KEY = "folded_epochs"  # a result's JSON list of the epochs since the previous report (run.report_seconds)
+
+
+def epoch_row(result: dict[str, Any]) -> dict[str, Any]:
+    """What ``epochs.parquet`` keeps of one epoch's result: the loss, validation metrics, seconds, time."""
+    row = {k: v for k, v in result.items() if k in EPOCH_COLUMNS or k.startswith("val_")}
+    row.setdefault("timestamp", int(result.get("finished_at") or time.time()))
+    return row
 
 
 class Winner(TypedDict):
@@ -106,6 +116,15 @@ class TrialOutcome:
     checkpoint_path: str | None
     num_failures: int = 0
 
+    def epochs(self) -> list[dict[str, Any]]:
+        """Every epoch's row in order: the epochs each report carried along (``FOLDED_KEY``), then its own."""
+        rows: list[dict[str, Any]] = []
+        for result in self.results:
+            folded = result.get(FOLDED_KEY)
+            rows.extend(json.loads(folded) if isinstance(folded, str) and folded else [])
+            rows.append(epoch_row(result))
+        return rows
+
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
     """A table as the bytes of a Parquet file."""
@@ -130,7 +149,7 @@ def trials_table(
         last = outcome.results[-1] if outcome.results else {}
         finished_ok = outcome.status == "TERMINATED"
         scored_epoch = last.get(SCORE_EPOCH_KEY)
-        at = next((r for r in reversed(outcome.results) if r.get("epoch") == scored_epoch), last)
+        at = next((r for r in reversed(outcome.epochs()) if r.get("epoch") == scored_epoch), last)
         started = last.get("started_at")
         finished = last.get("finished_at")
         row: dict[str, Any] = {
@@ -182,12 +201,10 @@ def _score(value: Any) -> float | None:
 
 def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
     """One row per trial and reported epoch: losses, validation metrics and epoch seconds."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for outcome in outcomes:
-        for result in outcome.results:
-            row = {"trial_id": outcome.trial_id, "stage": outcome.config.get("stage")}
-            row.update({k: v for k, v in result.items() if k in EPOCH_COLUMNS or k.startswith("val_")})
-            rows.append(row)
+        rows.extend({"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row}
+                    for row in outcome.epochs())
     frame = pd.DataFrame(rows, columns=None if rows else EPOCH_COLUMNS)
     if frame.empty:
         return frame

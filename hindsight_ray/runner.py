@@ -189,7 +189,7 @@ def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name:
                         f"(sha256 {was}..., now {str(now.get('sha256', '?'))[:12]}...); start a new sweep instead")
 
 
-def _trainable(config: SweepConfig, prepared: Prepared, builder: Any) -> tuple[Any, Any]:
+def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any) -> tuple[Any, Any]:
     """The trial function with its data (put once in Ray's object store) and resources; and its setup."""
     import ray
     from ray import tune
@@ -202,13 +202,21 @@ def _trainable(config: SweepConfig, prepared: Prepared, builder: Any) -> tuple[A
         loss=config.model.loss, objective=config.objective,
         checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
         checkpoint_seconds=config.run.checkpoint_seconds, deterministic=config.run.deterministic,
-        builder=builder,
+        builder=builder, report_seconds=report_seconds(config, plan),
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_lstm, setup=setup),
         {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial},
     )
     return trainable, setup
+
+
+def report_seconds(config: SweepConfig, plan: Plan) -> float:
+    """``run.report_seconds``, or 0 (every epoch reported) when an epoch budget or ASHA acts on each epoch's
+    result: their decisions then fall on the same epochs however fast the machine is."""
+    if search_budget(config, plan) is not None or "asha" in (config.search.strategy, config.search.stage1.early_stop):
+        return 0.0
+    return config.run.report_seconds
 
 
 def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer,
@@ -262,7 +270,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
-    trainable, setup = _trainable(config, prepared, builder)
+    trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
         tuner = tune.Tuner.restore(plan.experiment_dir, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False)

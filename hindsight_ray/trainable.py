@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
-import sys
 import tempfile
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hindsight_ray.checkpoints import restore_readable, save_checkpoint
 from hindsight_ray.config import deterministic_for
 from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.model import ModelSpec, TracedModels, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+from hindsight_ray.results import FOLDED_KEY, epoch_row
 
-MODEL_FILE = "model.keras"
-STATE_FILE = "state.json"
-BEST_WEIGHTS_FILE = "best.weights.npz"
 TIMERS = ("data_s", "build_s", "train_s", "eval_s", "checkpoint_s")
 TRACED = TracedModels()  # this worker's traced models, by architecture
 
@@ -49,6 +45,7 @@ class TrialSetup:
     checkpoint_every: int | str  # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
     mixed_precision: bool = False
     checkpoint_seconds: float = 30.0
+    report_seconds: float = 0.0  # run.report_seconds: epochs ending sooner after the last report go with the next
     deterministic: bool | str = "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
     builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
 
@@ -125,78 +122,6 @@ def predict(model: Any, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0,))
 
 
-def _save_checkpoint(model: Any, state: dict[str, Any], folder: str, best_weights: list[np.ndarray] | None) -> None:
-    """The latest model and the trial's state; the weights of the scored epoch beside them when that epoch
-    is an earlier one (so the best epoch survives ``keep_checkpoints`` and restarts)."""
-    model.save(os.path.join(folder, MODEL_FILE))
-    if best_weights is not None:
-        np.savez(os.path.join(folder, BEST_WEIGHTS_FILE), *best_weights)
-    with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
-        json.dump(state, handle)
-
-
-def _read_weights(path: str) -> list[np.ndarray]:
-    with np.load(path) as arrays:
-        return [arrays[f"arr_{index}"] for index in range(len(arrays.files))]
-
-
-def read_checkpoint(folder: str) -> tuple[Any, list[np.ndarray] | None]:
-    """A checkpoint folder's latest model and, when kept apart, the scored epoch's weights."""
-    import keras
-
-    model = keras.models.load_model(os.path.join(folder, MODEL_FILE), safe_mode=True)
-    best = os.path.join(folder, BEST_WEIGHTS_FILE)
-    return model, _read_weights(best) if os.path.exists(best) else None
-
-
-def checkpoint_history(checkpoint: Any) -> list[Any]:
-    """The checkpoint Tune hands a restarted trial, then the same trial's older ones still kept
-    (``run.keep_checkpoints``), newest first."""
-    import pyarrow.fs as pafs
-    from ray.tune import Checkpoint
-
-    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
-    parent, name = posixpath.split(path)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(parent))
-    except OSError:
-        return [checkpoint]
-    older = sorted((info.path for info in infos if info.type == pafs.FileType.Directory
-                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
-    return [checkpoint, *(Checkpoint(older_path, filesystem=fs) for older_path in older)]
-
-
-def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[np.ndarray] | None] | None:
-    """The newest readable checkpoint of a restarted trial: its model and scored weights, its state merged
-    into ``state``; a corrupt one (truncated ``model.keras``, say) is named on stderr and the older one is
-    tried. None when none can be read (the trial then starts again from its first epoch)."""
-    import keras
-
-    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
-    for candidate in checkpoint_history(checkpoint):
-        try:
-            with candidate.as_directory() as folder:
-                saved = json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8"))
-                model, best = read_checkpoint(folder)
-        except Exception as exc:  # any unreadable file: keras, zip, json and OS errors alike
-            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            print(f"hindsight-ray: checkpoint {candidate.path} cannot be read ({type(exc).__name__}: {detail}); "
-                  "trying the one before it", file=sys.stderr, flush=True)
-            continue
-        state.update(saved)
-        return model, best
-    return None
-
-
-def load_scored_model(folder: str) -> Any:
-    """The model a checkpoint holds for its trial's score: the scored (best) epoch's weights when they
-    were kept apart, else the latest model."""
-    model, best = read_checkpoint(folder)
-    if best is not None:
-        model.set_weights(best)
-    return model
-
-
 def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any:
     """The trial's compiled model: our LSTM (this worker's traced one of the same architecture, when it has
     one, in the new model's state), or what the user's model builder returns."""
@@ -208,7 +133,7 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
     if setup.builder is None:
         key = (spec, layers, units, keras.config.dtype_policy().name)
         return TRACED.build(key, seed, lambda: build_model(spec, layers, units, rate, seed))
-    keras.backend.clear_session()  # a reused worker starts each trial from a clean Keras state
+    keras.backend.clear_session(free_memory=False)  # a reused worker starts each trial from a clean Keras state
     keras.utils.set_random_seed(seed)
     build = setup.builder  # a user's model_builder replaces our LSTM
     model = build(spec, layers, units, rate, seed)
@@ -298,7 +223,8 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     seed = trial_seed(setup.seed, config)
     objective = setup.objective
-    since_checkpoint = time.monotonic()
+    since_checkpoint = since_report = time.monotonic()
+    folded: list[dict[str, Any]] = []  # epochs not yet told to Tune: they travel with the next report
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
@@ -318,7 +244,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         if scored.epoch == state["epoch"] and state["epoch"] < epochs and objective.rule == "best_epoch":
             best_weights = model.get_weights()  # the next epochs change the model: keep this epoch's
         metrics = {
-            "epoch": state["epoch"], "loss": loss, **scores,
+            "epoch": state["epoch"], "timesteps_total": state["epoch"], "loss": loss, **scores,  # TensorBoard's x: epochs
             SCORE_KEY: float("nan") if scored.value is None else scored.value,
             SCORE_EPOCH_KEY: scored.epoch, "best_epoch": scored.best_epoch,
             "epoch_s": time.perf_counter() - started, "retries": state["retries"],
@@ -326,7 +252,12 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         }
         checkpoint = checkpoint_due(state["epoch"], epochs, setup.checkpoint_every,
                                     time.monotonic() - since_checkpoint, setup.checkpoint_seconds)
+        if not checkpoint and time.monotonic() - since_report < setup.report_seconds:
+            folded.append(epoch_row(metrics))
+            continue
+        metrics[FOLDED_KEY] = json.dumps(folded) if folded else ""
         _report(model, state, metrics, None if scored.epoch == state["epoch"] else best_weights, checkpoint)
+        folded, since_report = [], time.monotonic()
         since_checkpoint = time.monotonic() if checkpoint else since_checkpoint
 
 
@@ -344,6 +275,6 @@ def _report(model: Any, state: dict[str, Any], metrics: dict[str, Any], best_wei
     with tempfile.TemporaryDirectory(prefix="hindsight-ckpt-") as folder:
         metrics["finished_at"] = time.time()
         state["last_metrics"] = metrics
-        _save_checkpoint(model, state, folder, best_weights)
+        save_checkpoint(model, state, folder, best_weights)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     state["checkpoint_s"] += time.perf_counter() - tick

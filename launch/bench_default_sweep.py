@@ -5,7 +5,9 @@
 Prints: wall time, the sum of trial seconds, the physical limit (training seconds alone, stage 1 over the
 slots and stage 2 in a row) and how far the sweep is from it, stage-1 overlap (mean trials running at once while
 stage 1 ran) and parallel efficiency (trial seconds / (slots x stage-1 wall)), and the median
-per-trial overhead (total_s - train_s) split into its parts.
+per-trial overhead (total_s - train_s) split into its parts, and the command's fixed costs (Ray start, the
+first trial's worker start with its TensorFlow import, finalize with the test evaluation, report drawing, Ray
+shutdown), timed by wrapping the runner's steps.
 """
 
 from __future__ import annotations
@@ -30,12 +32,63 @@ def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:
     return end - start, busy / (end - start)
 
 
+class Phases:
+    """Wall-clock marks around the runner's steps (wrapped in place: measurement only)."""
+
+    def __init__(self) -> None:
+        import contextlib
+
+        from ray import tune
+
+        import hindsight_ray.report as report
+        import hindsight_ray.runner as runner
+
+        self.marks: dict[str, float] = {}
+        for module, name in [(runner, "finalize"), (report, "write_sweep_report")]:
+            setattr(module, name, self._timed(name, getattr(module, name)))
+        session = runner.ray_session
+
+        @contextlib.contextmanager
+        def timed_session(config):
+            self.marks["ray_start>"] = time.time()
+            with session(config) as value:
+                self.marks["ray_start<"] = time.time()
+                yield value
+                self.marks["ray_shutdown>"] = time.time()
+            self.marks["ray_shutdown<"] = time.time()
+
+        runner.ray_session = timed_session
+        fit = tune.Tuner.fit
+
+        def timed_fit(tuner, *args, **kwargs):
+            self.marks["fit>"] = time.time()
+            try:
+                return fit(tuner, *args, **kwargs)
+            finally:
+                self.marks["fit<"] = time.time()
+
+        tune.Tuner.fit = timed_fit
+
+    def _timed(self, name, function):
+        def timed(*args, **kwargs):
+            self.marks[name + ">"] = time.time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.marks[name + "<"] = time.time()
+        return timed
+
+    def seconds(self, name: str) -> float:
+        return self.marks.get(name + "<", float("nan")) - self.marks.get(name + ">", float("nan"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="hindsight-bench-"))
     config = load_config(None, [*args.overrides, f"storage={storage}", "name=bench"])
+    phases = Phases()
     began = time.time()
     summary = run_sweep(config, echo=lambda line: None)
     command_s = time.time() - began
@@ -64,6 +117,12 @@ def main() -> None:
     print(f"overhead / trial   median {overhead.median():.2f} s (total_s - train_s); medians: "
           + ", ".join(f"{c} {trials[c].median():.2f}" for c in ["queue_s", "data_s", "build_s", "eval_s",
                                                                "checkpoint_s"]))
+    first_start = trials.started_at.min() - phases.marks["fit>"]  # Tune's start and the first worker's
+    print(f"fixed costs        Ray start {phases.seconds('ray_start'):.1f} s, fit to the first trial's start "
+          f"{first_start:.1f} s, first trials' build (TensorFlow import in a new worker) "
+          f"{stage1.sort_values('started_at').build_s.iloc[:slots].median():.1f} s, finalize (test evaluation, "
+          f"tables) {phases.seconds('finalize'):.1f} s, report {phases.seconds('write_sweep_report'):.1f} s, "
+          f"Ray shutdown {phases.seconds('ray_shutdown'):.1f} s")
     best = summary["best"]
     print(f"best               layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
           f"epoch {best['epoch']}/{best['epochs']} (search.score {summary['score']}): val_rmse={best['validation']:.2f} "

@@ -48,6 +48,11 @@ def test_every_trial_is_recorded_with_timings(airline_sweep):
     assert (trials.retries == 0).all() and (trials.strategy == "two_stage").all()
     epochs = pd.read_parquet(experiment / "epochs.parquet")
     assert len(epochs) == trials.epochs.sum()
+    for trial_id, rows in epochs.groupby("trial_id"):
+        assert rows.epoch.tolist() == list(range(1, 4)), trial_id
+    # epochs of milliseconds reach Tune together (run.report_seconds), the checkpointed ones each with its own
+    reports = sum(len(path.read_text().splitlines()) for path in experiment.glob("*/result.json"))
+    assert len(trials) * 2 <= reports < len(epochs)
     assert {"trial_id", "epoch", "loss", "val_loss", "val_rmse", "epoch_s"} <= set(epochs.columns)
     assert summary["trial_epochs"] == trials.epochs.sum()
 
@@ -105,8 +110,9 @@ def test_scores_are_best_epochs_and_the_exported_model_reproduces_the_best(airli
     epoch is kept beside the latest one, and best_model.keras is it (same validation score to 1e-5)."""
     import keras
 
+    from hindsight_ray.checkpoints import BEST_WEIGHTS_FILE, load_scored_model
     from hindsight_ray.data import prepare
-    from hindsight_ray.trainable import BEST_WEIGHTS_FILE, load_scored_model, predict
+    from hindsight_ray.trainable import predict
 
     config, summary, experiment, _ = airline_sweep
     trials = pd.read_parquet(experiment / "trials.parquet")
