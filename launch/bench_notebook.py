@@ -13,6 +13,9 @@ times and their ratio (the goal: the whole sweep command <= 0.6x the loop), the 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +57,12 @@ def notebook_loop(config, trials: pd.DataFrame) -> tuple[float, float, list[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--loop", help=argparse.SUPPRESS)  # internal: run only the loop over this trials.parquet
     args = parser.parse_args()
+    if args.loop:  # a fresh process, as a notebook kernel is: its own TensorFlow import and thread pools
+        config = load_config(None, [*NOTEBOOK_SWEEP, *args.overrides])
+        print(json.dumps(notebook_loop(config, pd.read_parquet(args.loop))))
+        return
     storage = Path(tempfile.mkdtemp(prefix="hindsight-bench-notebook-"))
     config = load_config(None, [*NOTEBOOK_SWEEP, *args.overrides, f"storage={storage}", "name=bench"])
     began = time.time()
@@ -62,7 +70,10 @@ def main() -> None:
     sweep_s = time.time() - began
     trials = pd.read_parquet(storage / "bench" / "trials.parquet").sort_values(["stage", "started_at"])
     trials = trials[trials.status == "TERMINATED"]  # what ran to its end (speculation the loop never needs aside)
-    imported, loop_s, each = notebook_loop(config, trials)
+    trials.to_parquet(storage / "loop.parquet")
+    loop = subprocess.run([sys.executable, __file__, *(f"--set={o}" for o in args.overrides),
+                           f"--loop={storage / 'loop.parquet'}"], check=True, capture_output=True, text=True)
+    imported, loop_s, each = json.loads(loop.stdout.strip().splitlines()[-1])
     print(f"trials             {len(trials)} ({int((trials.stage == 1).sum())} stage 1, "
           f"{int((trials.stage == 2).sum())} stage 2), {int(trials.epochs.sum())} trial-epochs, "
           f"batch {config.model.batch_size}")
