@@ -94,3 +94,13 @@ class Progress(Callback):
 
     def __getstate__(self) -> dict[str, Any]:  # a resumed sweep counts its elapsed time anew
         return {**self.__dict__, "started": None}
+
+
+class WarmTensorFlow(Callback):
+    """At the first trial's start, TensorFlow's import into the driver begins in the background
+    (:func:`~hindsight_ray.finalize.warm_tensorflow`), for the test evaluation a local sweep runs there."""
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        from hindsight_ray.finalize import warm_tensorflow
+
+        warm_tensorflow()

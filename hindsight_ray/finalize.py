@@ -92,11 +92,17 @@ def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
     return outcomes
 
 
-def warm_tensorflow() -> threading.Thread:
+_warming: list[threading.Thread] = []  # this process's one background import of TensorFlow, once started
+
+
+def warm_tensorflow() -> None:
     """Import TensorFlow into this process in the background, at the lowest CPU priority, while the trials
-    run: the best model's test evaluation then runs here at once, instead of in a new Ray worker that
-    starts and imports TensorFlow again (about 5 s of every local sweep). GPUs stay the trials': this
-    process's TensorFlow sees none. Join the thread before the process may exit."""
+    run (from the first trial's start: the import holds the GIL for seconds, which would delay Tune's start):
+    the best model's test evaluation then runs here at once, instead of in a new Ray worker that starts and
+    imports TensorFlow again (about 5 s of every local sweep). GPUs stay the trials': this process's
+    TensorFlow sees none. Started once; ``join_warming`` before the process may exit."""
+    if _warming:
+        return
     from hindsight_ray.cluster import WORKER_ENV
 
     for name, value in WORKER_ENV.items():  # the trials' numerics (oneDNN off) and quiet
@@ -117,7 +123,13 @@ def warm_tensorflow() -> threading.Thread:
 
     thread = threading.Thread(target=work, name="hindsight-import-tensorflow", daemon=True)
     thread.start()
-    return thread
+    _warming.append(thread)
+
+
+def join_warming() -> None:
+    """Wait for the background import of TensorFlow, if one started (never exit while it runs)."""
+    for thread in _warming:
+        thread.join()
 
 
 def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str,

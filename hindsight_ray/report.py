@@ -15,19 +15,18 @@ from hindsight_ray.storage import ExperimentStore
 REPORT_FILE = "report.md"
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axis, drawn off-screen by Agg without pyplot: no global backend switched in the
+    caller's process (a notebook keeps its own), and safe to draw from a background thread."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots()
 
 
 def _save(store: ExperimentStore, figure: Any, name: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
     store.write_bytes(name, buffer.getvalue())
     return name
 
@@ -60,8 +59,7 @@ def _heatmap(store, trials, metric, winner_cell=None):
     if stage1.empty:
         return None
     table = stage1.pivot_table(index="layers", columns="units", values=metric)
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(table.columns), 1.2 + 0.7 * len(table.index)))
+    figure, axis = _figure((1.2 + 0.9 * len(table.columns), 1.2 + 0.7 * len(table.index)))
     # a robust colour scale: one diverged architecture must not wash out the others
     low, high = np.nanpercentile(table.values, [5, 95]) if table.size > 3 else (None, None)
     image = axis.imshow(table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto",
@@ -82,7 +80,9 @@ def _heatmap(store, trials, metric, winner_cell=None):
     winner = winner_cell or {}
     if winner.get("layers") in table.index and winner.get("units") in table.columns:
         row, column = list(table.index).index(winner["layers"]), list(table.columns).index(winner["units"])
-        axis.add_patch(_pyplot().Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
+        from matplotlib.patches import Rectangle
+
+        axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
     clipped = ", colours clipped to the 5-95th percentile" if low is not None else ""
     axis.set_title(f"stage 1: architecture grid (red: the winner{clipped})", fontsize=9)
     return _save(store, figure, "stage1_heatmap.png")
@@ -92,8 +92,7 @@ def _lr_path(store, summary, metric):
     path = (summary.get("stage2") or {}).get("learning_rate_path") or []
     if not path:
         return None
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6, 3.2))
+    figure, axis = _figure((6, 3.2))
     iterations = [step["iteration"] for step in path]
     rates = [step["learning_rate"] for step in path]
     axis.plot(iterations, rates, "-", color="tab:blue", lw=1)
@@ -132,8 +131,7 @@ def _timeline(store, trials):
     ran["row"] = np.where(gpu != "", "gpu " + gpu, "worker " + worker)
     rows = sorted(ran.row.unique())
     start = ran.started_at.min()
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 0.5 + 0.45 * len(rows)))
+    figure, axis = _figure((8, 0.5 + 0.45 * len(rows)))
     colors = {1: "tab:blue", 2: "tab:orange"}
     for _, trial in ran.iterrows():
         stage = trial.get("stage")
@@ -157,8 +155,7 @@ def _learning_curves(store, epochs, trials, metric, best=None):
     if epochs.empty or metric not in epochs:
         return None
     stages = trials.set_index("trial_id").stage.to_dict()
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    figure, axis = _figure((6.5, 3.5))
     best = best or {}
     for trial_id, rows in epochs.groupby("trial_id"):
         if trial_id == best.get("trial_id"):
@@ -184,8 +181,7 @@ def _predictions(store, summary=None):
     if not store.exists(PREDICTIONS_FILE):
         return None
     frame = pd.read_parquet(io.BytesIO(store.read_bytes(PREDICTIONS_FILE)))
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 3.2))
+    figure, axis = _figure((7, 3.2))
     x, xlabel = frame.index, "test window"
     if "origin" in frame and not pd.api.types.is_numeric_dtype(frame.origin):
         origin = pd.to_datetime(frame.origin)
@@ -213,8 +209,7 @@ def _baselines(store, summary):
         return None
     names = ["best model", *summary["baselines"]]
     values = [best[test_key], *(b.get(baseline_key, np.nan) for b in summary["baselines"].values())]
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3))
+    figure, axis = _figure((5, 3))
     bars = axis.bar(names, values, color=["tab:red"] + ["tab:gray"] * (len(names) - 1))
     axis.bar_label(bars, fmt="%.4g", fontsize=8)
     axis.set_ylabel(test_key)
@@ -288,8 +283,7 @@ def _anytime_plot(store: ExperimentStore, curves: dict[tuple[str, str, str, int]
                   row: str, metric: str, rows: list[str]) -> str:
     """Best-so-far against trial-seconds for every strategy on one dataset and budget row: mean and
     min-max band over seeds, drawn as steps (the best-so-far only changes when a trial ends)."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = _figure((7, 4))
     strategies = sorted({key[2] for key in curves if key[0] == row and key[1] == dataset})
     for strategy in strategies:
         runs = [c for key, c in curves.items() if key[:3] == (row, dataset, strategy) and not c.empty]

@@ -7,11 +7,12 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: a trial worker needs none of it
+    import pandas as pd
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -142,6 +143,8 @@ def trials_table(
     ``val_<metric>`` is the trial's score by ``search.score`` (the best epoch's value by default), the
     other ``val_*`` columns are taken at the scored epoch, and ``last_val_<metric>`` is the last epoch's.
     """
+    import pandas as pd
+
     queued_at = queued_at or {}
     metric = objective.metric
     rows = []
@@ -201,6 +204,8 @@ def _score(value: Any) -> float | None:
 
 def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
     """One row per trial and reported epoch: losses, validation metrics and epoch seconds."""
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
     for outcome in outcomes:
         rows.extend({"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row}
@@ -225,6 +230,8 @@ def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
 
 def utilization(trials: pd.DataFrame, wall_s: float) -> dict[str, Any]:
     """Per node and per GPU: busy seconds (some trial running) and the share of the sweep's wall time."""
+    import pandas as pd
+
     ran = trials.dropna(subset=["started_at", "finished_at"])
 
     def entry(rows: pd.DataFrame) -> dict[str, float]:

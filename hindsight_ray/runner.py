@@ -22,10 +22,10 @@ from hindsight_ray.errors import UserError
 from hindsight_ray.finalize import (
     describe_best,
     finalize,
+    join_warming,
     load_policy,
     reconcile_searcher_state,
     set_aside_damaged_state,
-    warm_tensorflow,
 )
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
@@ -68,8 +68,9 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
                 echo(line)
             ahead = config.search.strategy == "two_stage" and speculative_for(config.search.stage2.speculative, slots)
             echo(f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}")
-            return _fit(config, plan, prepared, slots, echo, resume=False, report=report,
-                        callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
+            ending = _fit(config, plan, prepared, slots, echo, resume=False, report=report,
+                          callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
+    return ending.finish()  # Ray has shut down while the report was drawn
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -110,7 +111,8 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             echo(f"resuming    {experiment}")
             if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
                 reconcile_searcher_state(store)
-            return _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
+            ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
+    return ending.finish()  # Ray has shut down while the report was drawn
 
 
 def _recorded_config(store: ExperimentStore, name: str,
@@ -224,7 +226,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
-    from hindsight_ray.console import Progress, StageConsole, TrialClock
+    from hindsight_ray.console import Progress, StageConsole, TrialClock, WarmTensorFlow
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -255,7 +257,8 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
             stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-            callbacks=[TrialClock(plan.experiment_dir), console, progress, *callbacks],
+            callbacks=[TrialClock(plan.experiment_dir), console, progress, *callbacks,
+                       *([] if config.resources.address else [WarmTensorFlow()])],  # local: test evaluation here
             verbose=0,
         ),
     )
@@ -263,7 +266,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
          resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None,
-         began: float | None = None) -> Summary:
+         began: float | None = None) -> _Ending:
     began = time.time() if began is None else began  # "done in" is the command's wall time
     from ray import tune
 
@@ -277,7 +280,6 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
     local = not config.resources.address  # the best model's test evaluation then runs in this process
-    warming = warm_tensorflow() if local else None
     try:
         with interruptions(plan.experiment_dir) as watch:
             try:
@@ -287,19 +289,35 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                                 f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
             watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
     finally:
-        if warming is not None:
-            warming.join()  # never exit while the import runs
+        join_warming()  # WarmTensorFlow's import, begun at the first trial's start
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
-    written = None
-    if report:
-        from hindsight_ray.report import write_sweep_report
+    return _Ending(config, plan.experiment_dir, summary, echo, began, report)
 
-        written = write_sweep_report(plan.experiment_dir)
-    echo(f"results in {plan.experiment_dir} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
-    if written:
-        echo(f"report      {written} (and report.html)")
-    echo(f"tensorboard --logdir {plan.experiment_dir}  # every trial's curves")
-    echo(f"done in {time.time() - began:.0f} s: best {describe_best(summary, config.objective)}")
-    return summary
+
+class _Ending:
+    """A finalized sweep's report, drawn in the background from here on (while Ray shuts down), and its last
+    lines; ``finish()`` waits for the drawing, prints them and returns the summary."""
+
+    def __init__(self, config: SweepConfig, experiment: str, summary: Summary, echo: Printer, began: float,
+                 report: bool) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.config, self.experiment, self.summary, self.echo, self.began = config, experiment, summary, echo, began
+        self.drawing: Future[str | None] | None = None
+        if report:
+            from hindsight_ray.report import write_sweep_report
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix="hindsight-report")
+            self.drawing = pool.submit(write_sweep_report, experiment)
+            pool.shutdown(wait=False)  # the thread ends with the drawing
+
+    def finish(self) -> Summary:
+        written = self.drawing.result() if self.drawing is not None else None
+        self.echo(f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+        if written:
+            self.echo(f"report      {written} (and report.html)")
+        self.echo(f"tensorboard --logdir {self.experiment}  # every trial's curves")
+        self.echo(f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}")
+        return self.summary

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hindsight_ray.config import DataConfig
 from hindsight_ray.data.prepared import Prepared, SeriesTransform
-from hindsight_ray.data.sources import BUILTINS, DATAFRAME, builtin_path, dataset_name, frame_table, resolve_source
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_SOURCES = ("BUILTINS", "DATAFRAME", "builtin_path", "dataset_name", "frame_table", "resolve_source")
+
+
+def __getattr__(name: str) -> Any:
+    """The sources' names, imported when first asked for: a trial worker unpickling its data needs only
+    ``prepared`` (no pandas, no pyarrow)."""
+    if name in _SOURCES:
+        from hindsight_ray.data import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BUILTINS", "Prepared", "SeriesTransform", "builtin_path", "dataset_name", "prepare"]
 
@@ -17,6 +29,8 @@ __all__ = ["BUILTINS", "Prepared", "SeriesTransform", "builtin_path", "dataset_n
 def prepare(data: DataConfig, seed: int = 0, table: pd.DataFrame | None = None) -> Prepared:
     """Read and prepare the configured source once, on the driver; bad data raises a UserError.
     ``table``: a DataFrame given from Python (``data.source: dataframe``) instead of a file."""
+    from hindsight_ray.data.sources import DATAFRAME, frame_table, resolve_source
+
     if table is not None or data.source == DATAFRAME:
         table = frame_table(table, data.source)
         if data.kind == "text":
