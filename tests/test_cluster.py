@@ -98,6 +98,7 @@ def test_trials_spread_over_nodes_and_survive_a_node_removal(tmp_path):
         config = load_config(None, [
             "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=30",
             "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "run.checkpoint_every=2",
+            "run.report_seconds=0",  # every epoch its own report: the move between nodes is checked epoch by epoch
             f"storage={tmp_path}", "name=nodes",
         ])
         experiment = tmp_path / "nodes"

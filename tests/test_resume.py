@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from hindsight_ray.config import load_config
+from hindsight_ray.results import TrialOutcome
 from hindsight_ray.runner import run_sweep
 
 pytestmark = pytest.mark.slow
@@ -146,10 +147,13 @@ def test_sigkill_then_resume_decides_like_an_uninterrupted_run(tmp_path, referen
     if stage == 2:
         # stage-1 trials had finished before the kill: none of them trained again. One that finished
         # after Ray's last snapshot restarts from its final checkpoint and only reports its result again.
+        # (epochs of milliseconds reach Tune folded into a later report: run.report_seconds)
         for path in experiment.glob("train_lstm_*stage=1*/result.json"):
             results = [json.loads(line) for line in path.read_text().splitlines()]
-            assert [r["epoch"] for r in results[:6]] == list(range(1, 7))
-            assert all(r["epoch"] == 6 and r["val_rmse"] == results[5]["val_rmse"] for r in results[6:])
+            last = [r["epoch"] for r in results].index(6)
+            assert all(r["epoch"] == 6 and r["val_rmse"] == results[last]["val_rmse"] for r in results[last:])
+            rows = TrialOutcome("t", {}, "TERMINATED", results[:last + 1], None).epochs()
+            assert [row["epoch"] for row in rows] == list(range(1, 7))
 
 
 def test_resume_of_a_finished_sweep_rewrites_nothing_and_refuses_changes(tmp_path, reference):
@@ -174,6 +178,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(local_ray, tmp_path):
     config = load_config(None, [
         "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=40",
         "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "run.checkpoint_every=3",
+        "run.report_seconds=0",  # every epoch its own report: the retry is checked epoch by epoch
         f"storage={tmp_path}", "name=faulty",
     ])
     experiment = tmp_path / "faulty"
