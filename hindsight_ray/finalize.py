@@ -99,8 +99,8 @@ def warm_tensorflow() -> None:
     """Import TensorFlow into this process in the background, at the lowest CPU priority, while the trials
     run (from the first trial's start: the import holds the GIL for seconds, which would delay Tune's start):
     the best model's test evaluation then runs here at once, instead of in a new Ray worker that starts and
-    imports TensorFlow again (about 5 s of every local sweep). GPUs stay the trials': this process's
-    TensorFlow sees none. Started once; ``join_warming`` before the process may exit."""
+    imports TensorFlow again (about 5 s of every local sweep). This process's TensorFlow takes GPU memory
+    only as it needs it (the trials' stays theirs). Started once; ``join_warming`` before the process exits."""
     if _warming:
         return
     from hindsight_ray.cluster import WORKER_ENV
@@ -117,7 +117,8 @@ def warm_tensorflow() -> None:
         try:
             import tensorflow as tf
 
-            tf.config.set_visible_devices([], "GPU")
+            for gpu in tf.config.list_physical_devices("GPU"):  # take GPU memory as needed, never all of it:
+                tf.config.experimental.set_memory_growth(gpu, True)  # a next sweep's trials need it
         except Exception:  # noqa: BLE001 - TensorFlow initialised already, or absent: the evaluation says so
             pass
 
