@@ -247,9 +247,14 @@ class RunConfig(_Section):
     mlflow: MlflowConfig = MlflowConfig()
 
 
-def speculative_for(setting: bool | str, slots: int) -> bool:
-    """Whether stage 2 speculates with ``slots`` trials at once (``search.stage2.speculative``)."""
-    return slots >= 3 if setting == "auto" else bool(setting)
+def speculative_for(setting: bool | str, slots: int, resources: ResourcesConfig | None = None) -> bool:
+    """Whether stage 2 speculates with ``slots`` trials at once (``search.stage2.speculative``). ``auto``: with 3
+    or more slots, unless trials share a CPU or a GPU (fractions of one): a speculative trial would then slow
+    the one the next decision waits for."""
+    if setting != "auto":
+        return bool(setting)
+    shared = resources is not None and (resources.cpus_per_trial < 1 or 0 < resources.gpus_per_trial < 1)
+    return slots >= 3 and not shared
 
 
 def deterministic_for(setting: bool | str, gpus: int) -> bool:

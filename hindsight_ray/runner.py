@@ -66,7 +66,8 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
                 echo(line)
-            ahead = config.search.strategy == "two_stage" and speculative_for(config.search.stage2.speculative, slots)
+            ahead = config.search.strategy == "two_stage" and speculative_for(
+                config.search.stage2.speculative, slots, config.resources)
             echo(f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}")
             ending = _fit(config, plan, prepared, slots, echo, resume=False, report=report,
                           callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
@@ -235,7 +236,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
         stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
         max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
         stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
-        speculative=speculative_for(stage2.speculative, slots),
+        speculative=speculative_for(stage2.speculative, slots, config.resources),
         early_stop=asha(stage1.epochs) if stage1.early_stop == "asha" else None,
         manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
     )

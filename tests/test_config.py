@@ -86,3 +86,19 @@ def test_config_file_errors(tmp_path):
 @pytest.mark.parametrize("path", sorted(LAUNCH.glob("*.yaml")), ids=lambda p: p.name)
 def test_example_sweeps_are_valid(path):
     load_config(path)
+
+
+@pytest.mark.parametrize(("overrides", "slots", "expected"), [
+    ([], 2, False),  # one trial would run at a time anyway besides the one the rule waits for
+    ([], 3, True),
+    (["resources.cpus_per_trial=0.5"], 4, False),  # four trials on two cores: speculation slows the needed one
+    (["resources.gpus_per_trial=0.25"], 8, False),  # four trials on one GPU: the same
+    (["resources.gpus_per_trial=1"], 8, True),
+    (["resources.cpus_per_trial=0.5", "search.stage2.speculative=true"], 4, True),  # asked for: on
+    (["search.stage2.speculative=false"], 8, False),
+])
+def test_speculation_is_on_by_default_where_extra_trials_have_hardware_of_their_own(overrides, slots, expected):
+    from hindsight_ray.config import speculative_for
+
+    config = load_config(None, overrides)
+    assert speculative_for(config.search.stage2.speculative, slots, config.resources) is expected
