@@ -156,9 +156,11 @@ class TracedModels:
     epochs, and stage 2 trains one architecture again and again. A trial whose architecture this worker
     has traced gets that model back with a fresh model's whole state copied in (weights, seed-generator
     states, optimizer slots, step count, learning rate), so it trains exactly as the fresh model would.
+    ``size`` architectures are kept: a worker holds at most ``size - 1`` models besides its trial's (GPU
+    memory too).
     """
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 2) -> None:
         from collections import OrderedDict
 
         self.size = size
