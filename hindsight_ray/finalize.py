@@ -248,6 +248,8 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         if data_ref is None:  # a local Ray: here, where TensorFlow was imported while the trials ran
+            warm_tensorflow()  # (if no trial started in this process, a resume say: now, with the trials' settings)
+            join_warming()
             test = evaluate_on_test(prepared, row.checkpoint_path, experiment, worker=False)
         else:
             evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
