@@ -88,3 +88,23 @@ def test_a_damaged_newest_snapshot_is_set_aside_and_the_one_before_stays(tmp_pat
     assert store.names("search_gen_state-") == ["search_gen_state-2026-01-01_11-00-00.json"]
     assert store.names("searcher-state-") == ["searcher-state-2026-01-01_11-00-00.pkl"]  # the one before
     assert set_aside_damaged_state(store) == []  # nothing more to set aside
+
+
+def test_a_finished_trials_final_checkpoint_tune_did_not_register_is_found_on_storage(tmp_path):
+    """An epoch budget stops every trial at once; a trial whose final epoch spent it can be stopped while its
+    final checkpoint is being registered. Its newest checkpoint folder counts if it holds its last epoch."""
+    import json
+
+    import pyarrow.fs as pafs
+
+    from hindsight_ray.finalize import checkpoint_left_on_disk
+
+    fs = pafs.LocalFileSystem()
+    for name, epoch in [("checkpoint_000000", 2), ("checkpoint_000001", 3)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text(json.dumps({"epoch": epoch}))
+    assert checkpoint_left_on_disk(fs, str(tmp_path), 3) == str(tmp_path / "checkpoint_000001")
+    assert checkpoint_left_on_disk(fs, str(tmp_path), 4) is None  # it trained further than its checkpoint
+    assert checkpoint_left_on_disk(fs, str(tmp_path / "nothing"), 3) is None
+    (tmp_path / "checkpoint_000001" / "state.json").write_text("{broken")
+    assert checkpoint_left_on_disk(fs, str(tmp_path), 3) is None
