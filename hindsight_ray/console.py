@@ -97,10 +97,12 @@ class Progress(Callback):
 
 
 class WarmTensorFlow(Callback):
-    """At the first trial's start, TensorFlow's import into the driver begins in the background
-    (:func:`~hindsight_ray.finalize.warm_tensorflow`), for the test evaluation a local sweep runs there."""
+    """At the first trial result, TensorFlow's import into the driver begins in the background
+    (:func:`~hindsight_ray.finalize.warm_tensorflow`), for the test evaluation a local sweep runs there: after
+    the first workers' own imports, which every trial start waits for, not beside them."""
 
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
         from hindsight_ray.finalize import warm_tensorflow
 
         warm_tensorflow()

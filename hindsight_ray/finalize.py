@@ -124,7 +124,8 @@ _warming: list[threading.Thread] = []  # this process's one background import of
 
 def warm_tensorflow() -> None:
     """Import TensorFlow into this process in the background, at the lowest CPU priority, while the trials
-    run (from the first trial's start: the import holds the GIL for seconds, which would delay Tune's start):
+    run (from the first trial result: the import holds the GIL for seconds, and takes CPU the first workers'
+    own imports need):
     the best model's test evaluation then runs here at once, instead of in a new Ray worker that starts and
     imports TensorFlow again (about 5 s of every local sweep). This process's TensorFlow takes GPU memory
     only as it needs it (the trials' stays theirs). Started once; ``join_warming`` before the process exits."""

@@ -290,7 +290,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                                 f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
             watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
     finally:
-        join_warming()  # WarmTensorFlow's import, begun at the first trial's start
+        join_warming()  # WarmTensorFlow's import, begun at the first trial result
     store = ExperimentStore(plan.experiment_dir)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
