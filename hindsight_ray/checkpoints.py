@@ -41,21 +41,45 @@ def read_checkpoint(folder: str) -> tuple[Any, list[np.ndarray] | None]:
     return model, _read_weights(best) if os.path.exists(best) else None
 
 
+def checkpoint_folders(fs: Any, trial_dir: str) -> list[str]:
+    """A trial folder's ``checkpoint_*`` folders on ``fs`` (a pyarrow filesystem), newest first; OSError when
+    the folder cannot be listed."""
+    import pyarrow.fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(trial_dir))
+    return sorted((info.path for info in infos if info.type == pafs.FileType.Directory
+                   and info.base_name.startswith("checkpoint_")), reverse=True)
+
+
 def checkpoint_history(checkpoint: Any) -> list[Any]:
     """The checkpoint Tune hands a restarted trial, then the same trial's older ones still kept
     (``run.keep_checkpoints``), newest first."""
-    import pyarrow.fs as pafs
     from ray.tune import Checkpoint
 
     fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
     parent, name = posixpath.split(path)
     try:
-        infos = fs.get_file_info(pafs.FileSelector(parent))
+        folders = checkpoint_folders(fs, parent)
     except OSError:
         return [checkpoint]
-    older = sorted((info.path for info in infos if info.type == pafs.FileType.Directory
-                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
+    older = [folder for folder in folders if posixpath.basename(folder) < name]
     return [checkpoint, *(Checkpoint(older_path, filesystem=fs) for older_path in older)]
+
+
+def checkpoint_left_on_disk(fs: Any, trial_dir: str, epoch: Any) -> str | None:
+    """A finished trial's newest checkpoint folder when Tune did not register it, if it holds the trial's last
+    reported epoch. (When an epoch budget is spent Tune stops every trial at once, and a trial whose final
+    epoch spent it can be stopped while its final checkpoint is still being registered: the checkpoint is
+    on storage all the same.)"""
+    try:
+        folders = checkpoint_folders(fs, trial_dir)
+        if not folders or epoch is None:
+            return None
+        with fs.open_input_stream(posixpath.join(folders[0], STATE_FILE)) as handle:
+            state = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    return str(folders[0]) if state.get("epoch") == epoch else None
 
 
 def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[np.ndarray] | None] | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from hindsight_ray import results as tables
+from hindsight_ray.checkpoints import checkpoint_left_on_disk
 from hindsight_ray.config import SweepConfig
 from hindsight_ray.data import Prepared
 from hindsight_ray.errors import UserError
@@ -92,31 +93,6 @@ def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
             checkpoint_path=path, num_failures=int(trial.num_failures),
         ))
     return outcomes
-
-
-def checkpoint_left_on_disk(fs: Any, trial_dir: str, epoch: Any) -> str | None:
-    """A finished trial's newest checkpoint folder when Tune did not register it, if it holds the trial's last
-    reported epoch. (When an epoch budget is spent Tune stops every trial at once, and a trial whose final
-    epoch spent it can be stopped while its final checkpoint is still being registered: the checkpoint is
-    on storage all the same.)"""
-    import json
-    import posixpath
-
-    import pyarrow.fs as pafs
-
-    from hindsight_ray.checkpoints import STATE_FILE
-
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(trial_dir))
-        folders = [i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
-        if not folders or epoch is None:
-            return None
-        newest = max(folders)
-        with fs.open_input_stream(posixpath.join(newest, STATE_FILE)) as handle:
-            state = json.loads(handle.read())
-    except (OSError, ValueError):
-        return None
-    return str(newest) if state.get("epoch") == epoch else None
 
 
 _warming: list[threading.Thread] = []  # this process's one background import of TensorFlow, once started

@@ -212,11 +212,11 @@ def _copy_state(source: Any, target: Any) -> bool:
     """Copy ``source``'s whole state into ``target``; False (nothing copied) when their structures differ."""
     if type(source.optimizer) is not type(target.optimizer):
         return False
-    pairs = list(zip(_state_variables(source), _state_variables(target), strict=False))
-    if len(pairs) != len(_state_variables(source)) or len(pairs) != len(_state_variables(target)) or any(
-            tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in pairs):
+    sources, targets = _state_variables(source), _state_variables(target)
+    if len(sources) != len(targets) or any(tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype
+                                           for a, b in zip(sources, targets, strict=True)):
         return False
-    for a, b in pairs:
+    for a, b in zip(sources, targets, strict=True):
         b.assign(a.value)
     target.reset_metrics()
     return True
