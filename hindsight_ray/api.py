@@ -118,4 +118,5 @@ def load(experiment_dir: str | Path) -> SweepResult:
     if not store.exists(SUMMARY_FILE):
         raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
     summary = store.read_json(SUMMARY_FILE)
-    return SweepResult(str(summary.get("experiment_dir") or store.location), cast(Summary, summary))
+    # the folder given, never the one recorded: a moved or copied experiment reads its own files
+    return SweepResult(store.location, cast(Summary, summary))

@@ -18,7 +18,7 @@ from hindsight_ray.errors import UserError
 from hindsight_ray.objective import Objective
 from hindsight_ray.report import anytime, seconds_to_within, write_campaign_report
 from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
 CAMPAIGN_FILE = "campaign.parquet"
 CAMPAIGN_KEYS = {"name", "base", "strategies", "datasets", "seeds", "budget", "storage", "manual"}
@@ -96,7 +96,7 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+def cell_row(experiment_dir: str | ExperimentLocation, dataset: str, strategy: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
     """One row of campaign.parquet from a finished sweep, and its anytime curve."""
     store = ExperimentStore(experiment_dir)
     summary = store.read_json(SUMMARY_FILE)
@@ -111,26 +111,26 @@ def cell_row(experiment_dir: str, dataset: str, strategy: str, seed: int) -> tup
         "layers": best.get("layers"), "units": best.get("units"), "learning_rate": best.get("learning_rate"),
         "trial_epochs": summary["trial_epochs"], "budget": summary.get("budget"),
         "trial_s": summary["trial_s"], "wall_s": summary["wall_s"], "trials": summary["trials_run"],
-        "to_within_1pct_s": seconds_to_within(curve, final, mode), "experiment": experiment_dir,
+        "to_within_1pct_s": seconds_to_within(curve, final, mode), "experiment": str(experiment_dir),
     }, curve
 
 
-def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> str:
+def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> ExperimentLocation:
     """Run (or resume, or keep) one campaign cell; its experiment dir."""
     from hindsight_ray.plan import make_plan
     from hindsight_ray.runner import resume_sweep, run_sweep
 
     plan = make_plan(config)
-    cell = ExperimentStore(plan.experiment_dir)
+    cell = ExperimentStore(plan.location)
     if cell.exists(SUMMARY_FILE):
         echo(f"campaign: {label}: finished before, kept")
     elif cell.exists():
         echo(f"campaign: {label}: resuming")
-        resume_sweep(plan.experiment_dir, echo=lambda line: None)
+        resume_sweep(plan.location, echo=lambda line: None)
     else:
         echo(f"campaign: {label}: running")
         run_sweep(config, echo=lambda line: None)
-    return plan.experiment_dir
+    return plan.location
 
 
 def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) -> pd.DataFrame:
@@ -142,7 +142,7 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
 
     from hindsight_ray.cluster import start_ray
 
-    folder = f"{campaign['storage'].rstrip('/')}/{campaign['name']}"
+    folder = ExperimentLocation.parse(campaign["storage"]).join(campaign["name"])  # a URI's query stays last
     store = ExperimentStore(folder)
     base = build_config(campaign["base"])
     owns_ray = start_ray(base)

@@ -15,7 +15,7 @@ from ray.tune import Callback
 
 from hindsight_ray.objective import Objective
 from hindsight_ray.progress import Heartbeat, LiveLine, StageLines
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
 QUEUE_FILE = "queued_at.json"
 
@@ -23,7 +23,7 @@ QUEUE_FILE = "queued_at.json"
 class TrialClock(Callback):
     """Records the moment the driver first sees each trial (queued) in ``queued_at.json``."""
 
-    def __init__(self, experiment_dir: str) -> None:
+    def __init__(self, experiment_dir: str | ExperimentLocation) -> None:
         self.experiment_dir = experiment_dir
         self.stamps: dict[str, float] | None = None
 
@@ -47,7 +47,7 @@ class TrialClock(Callback):
         return {"experiment_dir": self.experiment_dir, "stamps": None}
 
 
-def read_queue_times(experiment_dir: str) -> dict[str, float]:
+def read_queue_times(experiment_dir: str | ExperimentLocation) -> dict[str, float]:
     """trial_id -> the first time the driver saw it, kept across resumes."""
     store = ExperimentStore(experiment_dir)
     return store.read_json(QUEUE_FILE) if store.exists(QUEUE_FILE) else {}

@@ -14,6 +14,7 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.checkpoints import checkpoint_left_on_disk
 from hindsight_ray.config import SweepConfig
+from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared
 from hindsight_ray.errors import UserError
 from hindsight_ray.objective import Objective
@@ -64,7 +65,8 @@ def reconcile_searcher_state(store: ExperimentStore) -> None:
         return
     state = store.read_json(files[-1])
     policy = TwoStagePolicy.from_state(state["policy"])
-    known = {trial.trial_id for trial in ExperimentAnalysis(store.uri).trials}
+    analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
+    known = {trial.trial_id for trial in analysis.trials}
     lost = [trial_id for trial_id in policy.trials if trial_id not in known]
     if not lost:
         return
@@ -74,11 +76,11 @@ def reconcile_searcher_state(store: ExperimentStore) -> None:
     store.write_json(files[-1], state)
 
 
-def load_outcomes(experiment_dir: str) -> list[tables.TrialOutcome]:
-    """Every trial of an experiment dir, as Ray recorded it."""
+def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
+    """Every trial of an experiment, as Ray recorded it (read through the experiment's own filesystem)."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(experiment_dir)
+    analysis = ExperimentAnalysis(location.path, storage_filesystem=location.fs)
     frames = analysis.trial_dataframes
     outcomes = []
     for trial in analysis.trials:
@@ -137,7 +139,7 @@ def join_warming() -> None:
         thread.join()
 
 
-def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: str,
+def evaluate_on_test(prepared: Prepared, checkpoint_path: str, location: ExperimentLocation,
                      worker: bool = True) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (in this process for a local
     Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU)."""
@@ -149,7 +151,7 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
     if worker:
         configure_tensorflow(1)
     try:
-        with Checkpoint(checkpoint_path).as_directory() as folder:
+        with Checkpoint(checkpoint_path, filesystem=location.fs).as_directory() as folder:
             model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
     except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -157,7 +159,7 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, experiment_dir: s
                          f"{detail}); its model cannot be exported"}
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
-    store = ExperimentStore(experiment_dir)
+    store = ExperimentStore(location)
     if prepared.task == "regression":  # first target, first step: enough to plot against the truth
         frame = pd.DataFrame({"origin": prepared.origins["test"], "actual": prepared.actual["test"][:, 0],
                               "predicted": prepared.in_data_units("test", predicted)[:, 0]})
@@ -246,18 +248,18 @@ def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, da
     from hindsight_ray.console import read_queue_times
 
     experiment = store.uri
-    outcomes = load_outcomes(experiment)
-    trials, best_id = score_trials(config, outcomes, policy, read_queue_times(experiment))
+    outcomes = load_outcomes(store.where)
+    trials, best_id = score_trials(config, outcomes, policy, read_queue_times(store.where))
     summary = summarize(config, experiment, trials, policy, prepared.info, prepared.baselines)
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         if data_ref is None:  # a local Ray: here, where TensorFlow was imported while the trials ran
             warm_tensorflow()  # (if no trial started in this process, a resume say: now, with the trials' settings)
             join_warming()
-            test = evaluate_on_test(prepared, row.checkpoint_path, experiment, worker=False)
+            test = evaluate_on_test(prepared, row.checkpoint_path, store.where, worker=False)
         else:
             evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, experiment))
+            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where))
         if "error" in test:
             raise UserError(test["error"])
         for key, value in test.items():

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from hindsight_ray.config import SweepConfig
+from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, dataset_name
 from hindsight_ray.errors import UserError
 from hindsight_ray.search.policy import stage2_iterations
-from hindsight_ray.storage import ExperimentStore, is_uri
+from hindsight_ray.storage import ExperimentStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Plan:
     stage2_trials: int
     stage1_epochs: int
     stage2_epochs: int
+    location: ExperimentLocation = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def trial_epochs(self) -> int:
@@ -37,12 +39,14 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
     """Experiment name and folder, and the trials of each stage."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     name = config.name or f"{dataset_name(config.data.source)}-{config.search.strategy}-{stamp}"
-    storage = config.storage if is_uri(config.storage) else str(Path(config.storage).expanduser().resolve())
+    storage = ExperimentLocation.parse(config.storage)
+    location = storage.join(name)  # into the path: a URI's query stays at its end
     stage1 = config.search.stage1
     return Plan(
         name=name,
-        storage=storage,
-        experiment_dir=f"{storage.rstrip('/')}/{name}",
+        storage=storage.uri,
+        experiment_dir=location.uri,
+        location=location,
         stage1_trials=len(stage1.layers) * len(stage1.units),
         stage2_trials=stage2_iterations(config.search.stage2.max_iterations),
         stage1_epochs=stage1.epochs,
@@ -52,9 +56,10 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
 
 def check_storage(plan: Plan) -> None:
     """Refuse to overwrite an experiment, and fail now if storage cannot be written; creates nothing."""
-    if is_uri(plan.storage):
+    if not plan.location.local:
+        plan.location.check_reachable()
         try:
-            taken = ExperimentStore(plan.experiment_dir).exists()
+            taken = ExperimentStore(plan.location).exists()
         except (OSError, ValueError) as exc:
             raise UserError(f"storage {plan.storage}: {str(exc).splitlines()[0]}") from None
         if taken:

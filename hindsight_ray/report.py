@@ -10,7 +10,7 @@ import pandas as pd
 
 from hindsight_ray.objective import Objective, is_better
 from hindsight_ray.results import EPOCHS_FILE, PREDICTIONS_FILE, SUMMARY_FILE, TRIALS_FILE
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
 REPORT_FILE = "report.md"
 
@@ -217,7 +217,7 @@ def _baselines(store, summary):
     return _save(store, figure, "baselines.png")
 
 
-def write_sweep_report(experiment_dir: str) -> str:
+def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
     """Write ``report.md`` and its plots beside a finished sweep's tables; returns the report's path."""
     store = ExperimentStore(experiment_dir)
     summary = store.read_json(SUMMARY_FILE)
@@ -259,7 +259,7 @@ def write_sweep_report(experiment_dir: str) -> str:
 
 
 # -- a campaign ----------------------------------------------------------------------------
-def write_campaign_report(folder: str, table: pd.DataFrame, curves: dict[tuple[str, str, int], pd.DataFrame],
+def write_campaign_report(folder: str | ExperimentLocation, table: pd.DataFrame, curves: dict[tuple[str, str, int], pd.DataFrame],
                           metric: str, mode: str, header: list[str]) -> str:
     """``report.md`` for a campaign: a table of final scores and costs, and anytime curves per dataset."""
     store = ExperimentStore(folder)

@@ -16,6 +16,7 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_session
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
+from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
 from hindsight_ray.errors import UserError
@@ -30,8 +31,9 @@ from hindsight_ray.finalize import (
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
-from hindsight_ray.safety import experiment_lock, interruptions
-from hindsight_ray.storage import ExperimentStore, is_uri
+from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
+from hindsight_ray.safety import Interrupted, experiment_lock, interruptions
+from hindsight_ray.storage import ExperimentStore
 
 Printer = Callable[[str], None]
 
@@ -63,7 +65,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
             if model_builder is not None:  # a Python function: resume needs it passed again
                 recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
-            ExperimentStore(plan.experiment_dir).write_json(CONFIG_FILE, recorded)
+            ExperimentStore(plan.location).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
                 echo(line)
             ahead = config.search.strategy == "two_stage" and speculative_for(
@@ -76,21 +78,25 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
 
 def _locked(plan: Plan, create: bool) -> Any:
     """One driver per experiment (a local or NFS folder; remote URIs have no lock)."""
-    return nullcontext() if is_uri(plan.experiment_dir) else experiment_lock(plan.experiment_dir, create=create)
+    return experiment_lock(plan.location.path, create=create) if plan.location.local else nullcontext()
 
 
-def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
+def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: list[str] | None = None,
                  echo: Printer = print, table: pd.DataFrame | None = None,
                  model_builder: Any = None) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
-    store = ExperimentStore(str(experiment_dir))
+    location = ExperimentLocation.parse(experiment_dir)  # where it is now: a moved folder reads its own files
+    if not location.local:
+        location.check_reachable()
+    store = ExperimentStore(location)
     experiment = store.uri
     if not store.exists(CONFIG_FILE):
         raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
-    name = experiment.rsplit("/", 1)[-1]
+    name = location.name
     config, recorded, raw_builder = _recorded_config(store, name, overrides)
-    plan = replace(make_plan(config), name=name, storage=experiment.rsplit("/", 1)[0], experiment_dir=experiment)
+    plan = replace(make_plan(config), name=name, storage=location.parent.uri, experiment_dir=experiment,
+                   location=location)
     if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
         echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
              f"{tables.TRIALS_FILE})")
@@ -106,10 +112,14 @@ def resume_sweep(experiment_dir: str | Path, overrides: list[str] | None = None,
             echo(f"damaged     {name} (not readable JSON) set aside as damaged-{name}; going on from the one before")
         from ray import tune
 
-        restorable = tune.Tuner.can_restore(experiment)  # else it stopped before Ray's first snapshot: start over
+        # else it stopped before Ray's first snapshot: start over
+        restorable = tune.Tuner.can_restore(location.path, storage_filesystem=location.fs)
         with ray_session(config):
             slots = check_resources(config, plan.storage)
             echo(f"resuming    {experiment}")
+            if restorable:
+                for line in repair_missing_checkpoints(location):
+                    echo(f"repaired    {line}")
             if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
                 reconcile_searcher_state(store)
             ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
@@ -254,15 +264,23 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
         ),
         run_config=tune.RunConfig(
             name=plan.name,
-            storage_path=plan.storage,
+            **storage_options(plan.location.parent),
             stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-            callbacks=[TrialClock(plan.experiment_dir), console, progress, *callbacks,
+            callbacks=[TrialClock(plan.location), console, progress, *callbacks,
                        *([] if config.resources.address else [WarmTensorFlow()])],  # local: test evaluation here
             verbose=0,
         ),
     )
+
+
+def storage_options(location: ExperimentLocation) -> dict[str, Any]:
+    """How Ray is told where a folder is: a local path as it is; remote storage as its pyarrow filesystem and
+    the path inside it (the filesystem keeps the URI's endpoint, scheme and credentials)."""
+    if location.local:
+        return {"storage_path": location.path}
+    return {"storage_path": location.path, "storage_filesystem": location.fs}
 
 
 def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
@@ -276,33 +294,55 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
     trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
-        tuner = tune.Tuner.restore(plan.experiment_dir, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
+        restore_options = storage_options(plan.location)
+        tuner = tune.Tuner.restore(restore_options.pop("storage_path"), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, **restore_options)
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
     local = not config.resources.address  # the best model's test evaluation then runs in this process
+    import ray
+
+    # over Ray Client, Tune runs in an actor on the head: this process's Ctrl-C is ours alone to catch
+    client = ray.util.client.ray.is_connected()
     try:
-        with interruptions(plan.experiment_dir) as watch:
+        with interruptions(plan.experiment_dir, tune_here=not client) as watch:
             try:
                 tuner.fit()
             except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
                 raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
                                 f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
             watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
+    except Interrupted:
+        if client:
+            _stop_remote_tuner(tuner)
+        raise
     finally:
         join_warming()  # WarmTensorFlow's import, begun at the first trial result
-    store = ExperimentStore(plan.experiment_dir)
+    store = ExperimentStore(plan.location)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
-    return _Ending(config, plan.experiment_dir, summary, echo, began, report)
+    return _Ending(config, plan.location, summary, echo, began, report)
+
+
+def _stop_remote_tuner(tuner: Any) -> None:
+    """Over Ray Client, end the head's Tune actor (and so its trials) at once: as after a driver crash, the
+    experiment's last snapshot is where ``resume`` goes on, and no second Tune writes beside the resumed one."""
+    import ray
+
+    remote = getattr(tuner, "_remote_tuner", None)
+    if remote is not None:
+        try:
+            ray.kill(remote)
+        except Exception:  # noqa: BLE001 - the connection itself may be gone; the server then ends the actor
+            pass
 
 
 class _Ending:
     """A finalized sweep's report, drawn in the background from here on (while Ray shuts down), and its last
     lines; ``finish()`` waits for the drawing, prints them and returns the summary."""
 
-    def __init__(self, config: SweepConfig, experiment: str, summary: Summary, echo: Printer, began: float,
-                 report: bool) -> None:
+    def __init__(self, config: SweepConfig, experiment: ExperimentLocation, summary: Summary, echo: Printer,
+                 began: float, report: bool) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
 
         self.config, self.experiment, self.summary, self.echo, self.began = config, experiment, summary, echo, began

@@ -34,15 +34,16 @@ class Interrupted(Exception):
 class Watch:
     """What :func:`interruptions` saw: the first signal that asked the sweep to stop, if any."""
 
-    def __init__(self, experiment_dir: str) -> None:
+    def __init__(self, experiment_dir: str, tune_here: bool = True) -> None:
         self.experiment_dir = experiment_dir
         self.signals: list[int] = []
         self.ours: Any = None  # our SIGINT handler, to recognise it once Tune hands it back
+        self.tune_here = tune_here  # False over Ray Client: Tune then runs on the head and never takes SIGINT here
 
     def stopped_by(self) -> int | None:
         if self.signals:
             return self.signals[0]
-        tune_handles_sigint = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") in ("", "0")
+        tune_handles_sigint = self.tune_here and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") in ("", "0")
         if self.ours is not None and tune_handles_sigint and signal.getsignal(signal.SIGINT) is self.ours:
             return int(signal.SIGINT)  # Tune's handler ran (it puts back the handler it found: ours)
         return None
@@ -54,7 +55,7 @@ class Watch:
 
 
 @contextmanager
-def interruptions(experiment_dir: str) -> Iterator[Watch]:
+def interruptions(experiment_dir: str, tune_here: bool = True) -> Iterator[Watch]:
     """Run ``Tuner.fit`` under this, then call ``raise_if_stopped()`` before finalizing anything.
 
     Tune catches the first Ctrl-C itself: it stops the trials, saves the experiment and returns from
@@ -62,7 +63,7 @@ def interruptions(experiment_dir: str) -> Iterator[Watch]:
     is turned into the same graceful stop. A second Ctrl-C, or one outside ``fit``, ends at once; all
     of these surface as :class:`Interrupted` (exit 130 or 143), and ``resume`` continues the sweep.
     """
-    watch = Watch(experiment_dir)
+    watch = Watch(experiment_dir, tune_here)
     if threading.current_thread() is not threading.main_thread():
         yield watch  # signals reach only the main thread; nothing to catch here
         return

@@ -1,4 +1,5 @@
-"""An experiment folder on a local/NFS path or behind a pyarrow URI (s3://, gs://, file://)."""
+"""Reading and writing the files of an experiment folder (an :class:`ExperimentLocation`: a local/NFS path or a
+pyarrow URI such as s3://, gs://, file://)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from hindsight_ray.core.location import ExperimentLocation, is_uri
 from hindsight_ray.errors import UserError
 
-
-def is_uri(location: str) -> bool:
-    return "://" in location
+__all__ = ["ExperimentLocation", "ExperimentStore", "is_uri"]
 
 
 class ExperimentStore:
@@ -25,25 +25,23 @@ class ExperimentStore:
     object stores (s3://, gs://) make an object visible only once its upload completes.
     """
 
-    def __init__(self, location: str) -> None:
-        self.location = location.rstrip("/")
-        if is_uri(location):
-            self.fs, self.root = pafs.FileSystem.from_uri(self.location)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+    def __init__(self, location: str | Path | ExperimentLocation) -> None:
+        self.where = ExperimentLocation.parse(location)
+        self.fs, self.root = self.where.fs, self.where.path
+        self.location = self.where.uri  # for messages: what the user types to name it again
 
     @property
     def local(self) -> bool:
-        return isinstance(self.fs, pafs.LocalFileSystem)
+        return self.where.local
 
     @property
     def uri(self) -> str:
-        """The experiment folder itself, as Ray and pyarrow take it (a URI for remote storage)."""
-        return self.location if is_uri(self.location) else self.root
+        """The experiment folder itself, as a person types it (a URI with its query for remote storage)."""
+        return self.where.uri
 
     def path(self, name: str) -> str:
-        """Where ``name`` lives, as Ray and pyarrow take it (a URI for remote storage)."""
-        return f"{self.location}/{name}" if is_uri(self.location) else f"{self.root}/{name}"
+        """Where ``name`` lives, as a person types it (a local path, or a URI with its query)."""
+        return self.where.join(name).uri
 
     def exists(self, name: str = "") -> bool:
         target = f"{self.root}/{name}" if name else self.root

@@ -1,0 +1,1 @@
+"""Pure building blocks every layer shares: where an experiment lives (``location``)."""

@@ -1,0 +1,145 @@
+"""Where an experiment lives: a local or NFS path, or a pyarrow URI (s3://, gs://, file://), made once from what
+the user gave and passed on as an object: its filesystem, the path inside it, and the URI a person types.
+
+A URI's query (``?endpoint_override=127.0.0.1:9000&scheme=http``) configures the filesystem; the experiment
+name is joined into the path, never after the query, and Ray is handed the filesystem and the path, so
+nothing is turned back into a string and parsed again.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from hindsight_ray.errors import UserError
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+@dataclass(frozen=True)
+class ExperimentLocation:
+    """A folder on a pyarrow filesystem: ``fs`` and ``path`` inside it (``bucket/prefix/name`` on s3, an absolute
+    path on the local disk); ``scheme`` and ``query`` rebuild the URI a person reads and types."""
+
+    fs: Any
+    path: str
+    scheme: str = ""
+    query: str = ""
+
+    @classmethod
+    def parse(cls, given: str | Path | ExperimentLocation) -> ExperimentLocation:
+        """A location from a path or URI as the user gave it (a location is returned as it is)."""
+        if isinstance(given, ExperimentLocation):
+            return given
+        text = str(given)
+        import pyarrow.fs as pafs
+
+        if not is_uri(text):
+            return cls(pafs.LocalFileSystem(), str(Path(text).expanduser().resolve()))
+        parts = urlsplit(text)
+        try:
+            fs, path = pafs.FileSystem.from_uri(text)
+        except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # type: ignore[attr-defined]
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
+        if parts.scheme == "file":
+            return cls(fs, path.rstrip("/") or "/")
+        return cls(fs, path.rstrip("/"), parts.scheme, parts.query)
+
+    @property
+    def local(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    @property
+    def uri(self) -> str:
+        """What a person types to name this folder again: a local path, or the URI with its query."""
+        if not self.scheme:
+            return self.path
+        return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def parent(self) -> ExperimentLocation:
+        return ExperimentLocation(self.fs, posixpath.dirname(self.path), self.scheme, self.query)
+
+    def join(self, *names: str) -> ExperimentLocation:
+        """A folder or file inside this one (the query kept)."""
+        return ExperimentLocation(self.fs, posixpath.join(self.path, *names), self.scheme, self.query)
+
+    def file(self, name: str) -> str:
+        """The path of ``name`` inside this folder, on ``fs``."""
+        return posixpath.join(self.path, name)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def check_reachable(self, timeout: float = 5.0) -> None:
+        """Refuse, in one line and within seconds, object storage that cannot work: an endpoint nothing answers
+        at, no credentials to sign with, a bucket that does not exist. Local folders are checked by the plan."""
+        if self.scheme != "s3":
+            return
+        options = {key: values[-1] for key, values in parse_qs(self.query).items()}
+        endpoint = options.get("endpoint_override") or _endpoint_from_env()
+        if endpoint:
+            _check_endpoint(self.uri, endpoint, options.get("scheme", "https"), timeout)
+        if not _has_credentials(options, endpoint):
+            raise UserError(
+                f"storage {self.uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE, or access_key/secret_key in the URI; on EC2 or EKS an instance or pod role is used)")
+        bucket = self.path.split("/", 1)[0]
+        import pyarrow.fs as pafs
+
+        try:
+            info = self.fs.get_file_info(bucket)
+        except OSError as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"storage {self.uri}: cannot reach bucket {bucket} ({detail})") from None
+        if info.type == pafs.FileType.NotFound:
+            raise UserError(f"storage {self.uri}: bucket {bucket} does not exist (create it first)")
+
+
+def _endpoint_from_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _check_endpoint(uri: str, endpoint: str, scheme: str, timeout: float) -> None:
+    parts = urlsplit(endpoint if "://" in endpoint else f"{scheme}://{endpoint}")
+    host = parts.hostname or ""
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"storage {uri}: nothing answers at the S3 endpoint {host}:{port} ({reason})") from None
+
+
+def _has_credentials(options: dict[str, str], endpoint: str | None) -> bool:
+    """Credentials the AWS SDK will find without asking the network: the URI, the environment, a profile, a
+    web identity (EKS IRSA) or a container role. Elsewhere only an EC2 instance role remains, which exists on
+    AWS itself (no custom endpoint) unless instance metadata is switched off."""
+    if options.get("access_key") or options.get("anonymous") == "true":
+        return True
+    env = os.environ
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return True
+    if any(env.get(name) for name in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")):
+        return True
+    shared = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials").expanduser()
+    if shared.is_file():
+        return True
+    metadata_off = env.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true"
+    return endpoint is None and not metadata_off

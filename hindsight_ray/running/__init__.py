@@ -1,0 +1,1 @@
+"""Driver code that talks to Ray while a sweep runs or resumes."""
