@@ -84,7 +84,7 @@ def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: in
     overrides = [f"{k}={_yaml(v)}" for k, v in campaign["datasets"][dataset].items()]
     literal: dict[str, Any] = {"search.strategy": strategy, "seed": seed,
                                "name": f"{dataset}-{strategy}-s{seed}{suffix}",
-                               "storage": f"{campaign['storage'].rstrip('/')}/{campaign['name']}"}
+                               "storage": campaign_location(campaign).uri}
     if budget is not None and strategy != "two_stage":
         literal["search.budget"] = budget
     if strategy == "manual":
@@ -115,6 +115,11 @@ def cell_row(experiment_dir: str | ExperimentLocation, dataset: str, strategy: s
     }, curve
 
 
+def campaign_location(campaign: dict[str, Any]) -> ExperimentLocation:
+    """The campaign's folder: its name joined into the storage path (a URI's query stays last)."""
+    return ExperimentLocation.parse(campaign["storage"]).join(campaign["name"])
+
+
 def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> ExperimentLocation:
     """Run (or resume, or keep) one campaign cell; its experiment dir."""
     from hindsight_ray.plan import make_plan
@@ -142,7 +147,7 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
 
     from hindsight_ray.cluster import start_ray
 
-    folder = ExperimentLocation.parse(campaign["storage"]).join(campaign["name"])  # a URI's query stays last
+    folder = campaign_location(campaign)
     store = ExperimentStore(folder)
     base = build_config(campaign["base"])
     owns_ray = start_ray(base)

@@ -46,7 +46,7 @@ class ExperimentLocation:
         parts = urlsplit(text)
         try:
             fs, path = pafs.FileSystem.from_uri(text)
-        except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # type: ignore[attr-defined]
+        except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
         if parts.scheme == "file":
