@@ -154,7 +154,7 @@ def _prune_one_recorded_checkpoint(s3: dict, experiment: str) -> str | None:
     from hindsight_ray.running.checkpoint_repair import _trials, checkpoint_index
 
     fs = filesystem(s3)
-    location = ExperimentLocation(fs, f"{BUCKET}/{experiment}", "s3", s3["query"])
+    location = ExperimentLocation(f"{BUCKET}/{experiment}", "s3", s3["query"], fs)
     for _trial_dir, recorded in _trials(location):
         if recorded is None or fs.get_file_info(recorded).type == pafs.FileType.NotFound:
             continue
@@ -174,7 +174,7 @@ def test_sigkill_in_stage1_then_resume_from_the_uri_decides_the_same(s3, finishe
     from hindsight_ray.running.checkpoint_repair import _trials
 
     fs, experiment = filesystem(s3), "team/runs/killed"
-    location = ExperimentLocation(fs, f"{BUCKET}/{experiment}", "s3", s3["query"])
+    location = ExperimentLocation(f"{BUCKET}/{experiment}", "s3", s3["query"], fs)
 
     def stage1_checkpointed() -> bool:
         """The uploaded snapshot names a stage-1 checkpoint that is there (so one can be pruned below)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,13 +25,14 @@ def is_uri(location: str) -> bool:
 
 @dataclass(frozen=True)
 class ExperimentLocation:
-    """A folder on a pyarrow filesystem: ``fs`` and ``path`` inside it (``bucket/prefix/name`` on s3, an absolute
-    path on the local disk); ``scheme`` and ``query`` rebuild the URI a person reads and types."""
+    """A folder on a pyarrow filesystem: ``path`` inside it (``bucket/prefix/name`` on s3, an absolute path on the
+    local disk); ``scheme`` and ``query`` rebuild the URI a person reads and types. The filesystem is made on
+    first use (for s3 without a region pyarrow asks the bucket's region over the network)."""
 
-    fs: Any
     path: str
     scheme: str = ""
     query: str = ""
+    filesystem: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, given: str | Path | ExperimentLocation) -> ExperimentLocation:
@@ -39,32 +40,37 @@ class ExperimentLocation:
         if isinstance(given, ExperimentLocation):
             return given
         text = str(given)
-        import pyarrow.fs as pafs
-
         if not is_uri(text):
-            return cls(pafs.LocalFileSystem(), str(Path(text).expanduser().resolve()))
+            return cls(str(Path(text).expanduser().resolve()))
         parts = urlsplit(text)
-        try:
-            fs, path = pafs.FileSystem.from_uri(text)
-        except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
         if parts.scheme == "file":
-            return cls(fs, path.rstrip("/") or "/")
-        return cls(fs, path.rstrip("/"), parts.scheme, parts.query)
+            return cls(str(Path(parts.path).resolve()))
+        if parts.scheme in ("s3", "gs", "gcs") and parts.netloc:
+            return cls(f"{parts.netloc}{parts.path}".rstrip("/"), parts.scheme, parts.query)
+        fs, path = _from_uri(text)
+        return cls(path.rstrip("/"), parts.scheme, parts.query, fs)
+
+    @property
+    def fs(self) -> Any:
+        """The pyarrow filesystem (made once, with the URI's query: endpoint, scheme, region, keys)."""
+        if self.filesystem is None:
+            import pyarrow.fs as pafs
+
+            made = pafs.LocalFileSystem() if not self.scheme else _from_uri(self._base_uri())[0]
+            object.__setattr__(self, "filesystem", made)
+        return self.filesystem
+
+    def _base_uri(self) -> str:
+        return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
 
     @property
     def local(self) -> bool:
-        import pyarrow.fs as pafs
-
-        return isinstance(self.fs, pafs.LocalFileSystem)
+        return not self.scheme
 
     @property
     def uri(self) -> str:
         """What a person types to name this folder again: a local path, or the URI with its query."""
-        if not self.scheme:
-            return self.path
-        return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
+        return self._base_uri() if self.scheme else self.path
 
     @property
     def name(self) -> str:
@@ -72,11 +78,11 @@ class ExperimentLocation:
 
     @property
     def parent(self) -> ExperimentLocation:
-        return ExperimentLocation(self.fs, posixpath.dirname(self.path), self.scheme, self.query)
+        return ExperimentLocation(posixpath.dirname(self.path), self.scheme, self.query, self.filesystem)
 
     def join(self, *names: str) -> ExperimentLocation:
         """A folder or file inside this one (the query kept)."""
-        return ExperimentLocation(self.fs, posixpath.join(self.path, *names), self.scheme, self.query)
+        return ExperimentLocation(posixpath.join(self.path, *names), self.scheme, self.query, self.filesystem)
 
     def file(self, name: str) -> str:
         """The path of ``name`` inside this folder, on ``fs``."""
@@ -108,6 +114,16 @@ class ExperimentLocation:
             raise UserError(f"storage {self.uri}: cannot reach bucket {bucket} ({detail})") from None
         if info.type == pafs.FileType.NotFound:
             raise UserError(f"storage {self.uri}: bucket {bucket} does not exist (create it first)")
+
+
+def _from_uri(text: str) -> tuple[Any, str]:
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(text)
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
 
 
 def _endpoint_from_env() -> str | None:
