@@ -21,9 +21,15 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_
               "PYTHONWARNINGS": "ignore"}
 
 
+def ray_address(config: SweepConfig) -> str | None:
+    """The cluster a sweep joins: ``resources.address``, else ``RAY_ADDRESS`` (set by ``ray job submit`` for the
+    job's driver, or by the user); None starts a local Ray."""
+    return config.resources.address or os.environ.get("RAY_ADDRESS") or None
+
+
 def start_ray(config: SweepConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it and so must shut it down."""
-    address = config.resources.address
+    address = ray_address(config)
     found_token = False
     if address:
         check_reachable(address)  # before Ray's import and its minutes of retries

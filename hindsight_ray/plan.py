@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from hindsight_ray.cluster import ray_address
 from hindsight_ray.config import SweepConfig
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, dataset_name
@@ -104,7 +105,7 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
                   f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
                   f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs"]
     lines.append(f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
-                 f"{res.max_concurrent or 'as resources allow'}, Ray at {res.address or 'a new local instance'}")
+                 f"{res.max_concurrent or 'as resources allow'}, Ray at {ray_address(config) or 'a new local instance'}")
     return lines
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pandas as pd
 
 from hindsight_ray import results as tables
-from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_session
+from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_address, ray_session
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, prepare
@@ -52,7 +52,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
     check_storage(plan)
     builder = _builder(config, model_builder)
     configured = config_callbacks(config, plan.name)  # a missing optional package: an error before Ray starts
-    if not config.resources.address:
+    if not ray_address(config):
         check_memory(config, machine_memory(), "this machine")
     prepared = prepare(config.data, seed=config.seed, table=table)
     if dry_run:
@@ -269,7 +269,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
             callbacks=[TrialClock(plan.location), console, progress, *callbacks,
-                       *([] if config.resources.address else [WarmTensorFlow()])],  # local: test evaluation here
+                       *([] if ray_address(config) else [WarmTensorFlow()])],  # local: test evaluation here
             verbose=0,
         ),
     )
@@ -299,7 +299,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
                                    resume_errored=False, **restore_options)
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
-    local = not config.resources.address  # the best model's test evaluation then runs in this process
+    local = not ray_address(config)  # the best model's test evaluation then runs in this process
     import ray
 
     # over Ray Client, Tune runs in an actor on the head: this process's Ctrl-C is ours alone to catch
