@@ -9,23 +9,27 @@
 #   launch/cluster.sh dashboard                   # SSH tunnel to the dashboard (bound to 127.0.0.1 on the head)
 #   launch/cluster.sh down                        # ray down cluster.yaml
 #
-# Needs: `pip install -e . boto3` on this machine and AWS credentials. Set STORAGE to shared storage
-# every node reaches (default below) and CLUSTER to another cluster file if you have one.
+# Needs: `pip install -e '.[cluster]'` on this machine (ray[default], boto3) and AWS credentials. Set STORAGE
+# to shared storage every node reaches (default below) and CLUSTER to another cluster file if you have one.
+# `up` writes the filled-in copy to .hindsight/cluster.yaml (the tracked file stays as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CLUSTER=${CLUSTER:-cluster.yaml}
+SOURCE=${CLUSTER:-cluster.yaml}
+CLUSTER=.hindsight/$(basename "$SOURCE")  # the filled-in copy every command below uses
 STORAGE=${STORAGE:-s3://CHANGE-ME/hindsight}
 RAY=${RAY:-ray}
 export RAY_AUTH_MODE=token  # the cluster requires the token in ~/.ray/auth_token (shipped by `up`)
 
-fill_ami() {
-  grep -q 'ami-FILL-IN' "$CLUSTER" || return 0
-  region=$(python3 -c "import yaml,sys; print(yaml.safe_load(open('$CLUSTER'))['provider']['region'])")
+fill_in() {
+  mkdir -p .hindsight
+  region=$(python3 -c "import yaml,sys; print(yaml.safe_load(open('$SOURCE'))['provider']['region'])")
   ami=$(aws ec2 describe-images --region "$region" --owners amazon \
         --filters 'Name=name,Values=Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)*' \
         --query 'sort_by(Images,&CreationDate)[-1].ImageId' --output text)
   [ -n "$ami" ] && [ "$ami" != "None" ] || { echo "error: no Deep Learning Base AMI found in $region" >&2; exit 2; }
-  sed -i.bak "s/ami-FILL-IN/$ami/" "$CLUSTER" && echo "using $ami in $region"
+  account=$(aws sts get-caller-identity --query Account --output text)
+  sed -e "s/ami-FILL-IN/$ami/" -e "s/ACCOUNT-FILL-IN/$account/" "$SOURCE" > "$CLUSTER"
+  echo "using $ami in $region, worker profile of account $account: $CLUSTER"
 }
 
 command=${1:-}
@@ -33,7 +37,7 @@ shift || true
 case "$command" in
   up)
     [ -f ~/.ray/auth_token ] || { mkdir -p ~/.ray; python3 -c "import secrets; print(secrets.token_hex(32))" > ~/.ray/auth_token; chmod 600 ~/.ray/auth_token; }
-    fill_ami
+    fill_in
     exec "$RAY" up -y "$CLUSTER" ;;
   submit)
     [ $# -ge 1 ] || { echo "usage: launch/cluster.sh submit CONFIG.yaml [--set KEY=VALUE ...]" >&2; exit 2; }

@@ -43,6 +43,19 @@ def test_cluster_yaml_passes_rays_own_validation():
     start = " ".join(prepared["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in start and "RAY_AUTH_MODE=token" in start
     assert any("auth_token" in target for target in prepared["file_mounts"])
+    # Ray's AWS node provider on the head imports boto3, and job submission needs the dashboard: both come
+    # with the project's cluster extra, which every node installs
+    install = " ".join(prepared["setup_commands"])
+    assert "hindsight-ray[cluster]" in install
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("boto3") for d in extras["cluster"]) and any(d.startswith("ray[default]")
+                                                                          for d in extras["cluster"])
+    assert "hindsight-ray[cluster]" in extras["test"]
+    # Ray gives the head an instance profile, never the workers: theirs is named here
+    profile = worker["node_config"]["IamInstanceProfile"]["Arn"]
+    assert profile.startswith("arn:aws:iam::") and profile.endswith(":instance-profile/hindsight-ray-worker")
 
 
 @pytest.fixture()
