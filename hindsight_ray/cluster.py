@@ -21,6 +21,14 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_
               "PYTHONWARNINGS": "ignore"}
 
 
+def use_trial_numerics() -> None:
+    """This process's TensorFlow computes as the trials' does (oneDNN off) and is quiet: set before TensorFlow
+    is imported, unless the user chose otherwise."""
+    for name, value in WORKER_ENV.items():
+        if name.startswith(("TF_", "KERAS_")):
+            os.environ.setdefault(name, value)
+
+
 def ray_address(config: SweepConfig) -> str | None:
     """The cluster a sweep joins: ``resources.address``, else ``RAY_ADDRESS`` (set by ``ray job submit`` for the
     job's driver, or by the user); None starts a local Ray."""

@@ -109,11 +109,9 @@ def warm_tensorflow() -> None:
     only as it needs it (the trials' stays theirs). Started once; ``join_warming`` before the process exits."""
     if _warming:
         return
-    from hindsight_ray.cluster import WORKER_ENV
+    from hindsight_ray.cluster import use_trial_numerics
 
-    for name, value in WORKER_ENV.items():  # the trials' numerics (oneDNN off) and quiet
-        if name.startswith(("TF_", "KERAS_")):
-            os.environ.setdefault(name, value)
+    use_trial_numerics()
 
     def work() -> None:
         try:

@@ -40,8 +40,10 @@ class Predictor:
             if not store.exists(name):
                 raise UserError(f"{experiment_dir}: no {name}; the sweep has not finished (resume it first)")
         preprocessing = json.loads(store.read_text(PREPROCESSING_FILE))
+        from hindsight_ray.cluster import use_trial_numerics
         from hindsight_ray.trainable import configure_tensorflow
 
+        use_trial_numerics()  # the same numbers as the sweep's own evaluation, in any process
         configure_tensorflow(1)
         import keras
 
