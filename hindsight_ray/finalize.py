@@ -56,26 +56,6 @@ def set_aside_damaged_state(store: ExperimentStore) -> list[str]:
     return damaged
 
 
-def reconcile_searcher_state(store: ExperimentStore) -> None:
-    """Forget trials the searcher suggested but Ray never recorded, so they are suggested again."""
-    from ray.tune import ExperimentAnalysis
-
-    files = store.names("searcher-state-")
-    if not files:
-        return
-    state = store.read_json(files[-1])
-    policy = TwoStagePolicy.from_state(state["policy"])
-    analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
-    known = {trial.trial_id for trial in analysis.trials}
-    lost = [trial_id for trial_id in policy.trials if trial_id not in known]
-    if not lost:
-        return
-    for trial_id in lost:
-        policy.forget(trial_id)
-    state["policy"] = policy.get_state()
-    store.write_json(files[-1], state)
-
-
 def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
     """Every trial of an experiment, as Ray recorded it (read through the experiment's own filesystem)."""
     from ray.tune import ExperimentAnalysis

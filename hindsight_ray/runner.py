@@ -25,13 +25,13 @@ from hindsight_ray.finalize import (
     finalize,
     join_warming,
     load_policy,
-    reconcile_searcher_state,
     set_aside_damaged_state,
 )
 from hindsight_ray.objective import SCORE_KEY
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
+from hindsight_ray.running.searcher_state import ensure_searcher_state
 from hindsight_ray.safety import Interrupted, experiment_lock, interruptions
 from hindsight_ray.storage import ExperimentStore
 
@@ -109,7 +109,7 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
         builder = _builder(config, model_builder)
         prepared = prepare(config.data, seed=config.seed, table=table)
         for name in set_aside_damaged_state(store):
-            echo(f"damaged     {name} (not readable JSON) set aside as damaged-{name}; going on from the one before")
+            echo(f"damaged     {name} (not readable JSON) set aside as damaged-{name}")
         from ray import tune
 
         # else it stopped before Ray's first snapshot: start over
@@ -121,7 +121,9 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
                 for line in repair_missing_checkpoints(location):
                     echo(f"repaired    {line}")
             if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
-                reconcile_searcher_state(store)
+                rebuilt = ensure_searcher_state(store, config, slots)
+                if rebuilt:
+                    echo(f"rebuilt     {rebuilt}")
             ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
     return ending.finish()  # Ray has shut down while the report was drawn
 

@@ -212,3 +212,35 @@ def test_killed_trial_worker_retries_from_its_checkpoint(local_ray, tmp_path):
     assert sorted(set(reported)) == list(range(1, 41))
     epochs = pd.read_parquet(experiment / "epochs.parquet")
     assert (epochs[epochs.trial_id == killed["trial_id"]].epoch.tolist()) == list(range(1, 41))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, reference, damage):
+    """Interrupted in stage 2, then the two-stage decisions file cut to 200 bytes (a full disk) or gone:
+    resume rebuilds the decisions from the trials Ray recorded and reaches the uninterrupted answer, with
+    every finished trial kept."""
+    experiment = tmp_path / "damaged"
+    process = cli(*sweep_args(tmp_path, "damaged"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: has_checkpoint(experiment, 2) or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    assert process.returncode == 130
+    state = sorted(experiment.glob("searcher-state-*.pkl"))[-1]
+    if damage == "truncated":
+        state.write_bytes(state.read_bytes()[:200])
+    else:
+        state.unlink()
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert "rebuilt from the" in output and "trials Ray recorded" in output, output
+    assert "going on from the one before" not in output
+    assert decisions(experiment) == reference
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert len(trials) == 4 + 3 and (trials.status == "TERMINATED").all()

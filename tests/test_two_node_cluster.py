@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 
 from tests.test_address import _listening, _stop_group
-from tests.test_s3 import free_port
 from tests.test_resume import session_processes, wait_for
+from tests.test_s3 import free_port
 
 pytestmark = pytest.mark.slow
 TINY = ["--set=search.stage1.layers=[1]", "--set=search.stage1.units=[4,8]", "--set=search.stage1.epochs=4",
@@ -58,9 +58,9 @@ def cluster(tmp_path_factory):
             [ray_cli(), "start", f"--address=127.0.0.1:{ports['gcs']}", "--block", "--num-cpus=1",
              "--disable-usage-stats"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        probe = ("import ray, time\nray.init(address='127.0.0.1:%d', log_to_driver=False)\n"
+        probe = ("import ray, time\nray.init(address='127.0.0.1:GCS', log_to_driver=False)\n"
                  "while sum(n['Alive'] for n in ray.nodes()) < 2: time.sleep(0.5)\n"
-                 "print(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))" % ports["gcs"])
+                 "print(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))").replace("GCS", str(ports["gcs"]))
         nodes = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=180)
         assert nodes.returncode == 0, nodes.stderr[-2000:]
         yield {"env": env, "ports": ports, "head": started[0], "worker": started[1], "temp_dir": temp_dir}
@@ -151,9 +151,10 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
     """Last in this module: the worker node does not come back."""
     import threading
 
-    probe = ("import ray; ray.init(address='127.0.0.1:%d', log_to_driver=False); print([n['NodeID'] for n in "
+    probe = ("import ray; ray.init(address='127.0.0.1:GCS', log_to_driver=False); print([n['NodeID'] for n in "
              "ray.nodes() if n['Alive'] and 'node:__internal_head__' not in n['Resources']][0])")
-    worker_node = subprocess.run([sys.executable, "-c", probe % cluster["ports"]["gcs"]], env=cluster["env"],
+    probe = probe.replace("GCS", str(cluster["ports"]["gcs"]))
+    worker_node = subprocess.run([sys.executable, "-c", probe], env=cluster["env"],
                                  capture_output=True, text=True, timeout=120).stdout.split()[-1]
     experiment, killed = tmp_path / "raylet", {}
 

@@ -215,6 +215,11 @@ class TwoStagePolicy:
             return True
         return False
 
+    def settle_winner(self) -> TrialRecord | None:
+        """Choose the stage-1 winner now, as the end of the barrier does (for a policy rebuilt from trials)."""
+        self.winner_id = self._choose_winner()
+        return self.winner
+
     def forget(self, trial_id: str) -> None:
         """Drop a suggested trial that never ran (lost in a crash before Tune recorded it): suggest it again."""
         record = self.trials.pop(trial_id, None)

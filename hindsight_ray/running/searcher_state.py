@@ -1,0 +1,89 @@
+"""Before a two-stage resume: a searcher state that knows every trial Ray recorded.
+
+The two-stage decisions live in ``searcher-state-*.pkl`` (our JSON under Ray's name). A damaged one (a disk
+that filled while it was written, a truncated copy) is set aside, and a missing or stale one (saved before
+Ray's last trials) would make Tune go on from a policy that lost trials: the search would start over, and
+the sweep finalize a wrong answer. Here the state is rebuilt from Ray's own record of the trials
+(:func:`hindsight_ray.search.rebuild.rebuild_policy`) and written where Tune restores it from; trials the
+state names but Ray never recorded are forgotten (suggested again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hindsight_ray.config import SweepConfig, speculative_for
+from hindsight_ray.errors import UserError
+from hindsight_ray.objective import SCORE_KEY
+from hindsight_ray.search.policy import TwoStagePolicy
+from hindsight_ray.search.rebuild import InconsistentTrials, RecordedTrial, rebuild_policy
+from hindsight_ray.storage import ExperimentStore
+
+SEARCHER_PREFIX = "searcher-state-"
+SNAPSHOT_PREFIX = "experiment_state-"
+
+
+def searcher_settings(config: SweepConfig, slots: int) -> dict[str, Any]:
+    """``TwoStageSearch``'s settings for this config, as the runner builds it."""
+    stage1, stage2 = config.search.stage1, config.search.stage2
+    return {"layers": list(stage1.layers), "units": list(stage1.units),
+            "stage1_learning_rate": stage1.learning_rate, "stage1_epochs": stage1.epochs,
+            "max_learning_rate": stage2.max_learning_rate, "max_iterations": stage2.max_iterations,
+            "stage2_epochs": stage2.epochs,
+            "speculative": speculative_for(stage2.speculative, slots, config.resources)}
+
+
+def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
+    """The trials of Ray's newest experiment snapshot, in the order Ray created them."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
+    return [RecordedTrial(t.trial_id, dict(t.config), str(t.status), dict(t.last_result or {}))
+            for t in analysis.trials]
+
+
+def _readable_policy(store: ExperimentStore, name: str) -> TwoStagePolicy | None:
+    try:
+        return TwoStagePolicy.from_state(store.read_json(name)["policy"])
+    except (ValueError, KeyError, TypeError):  # damaged JSON, or not our state
+        return None
+
+
+def _disagreement(policy: TwoStagePolicy, trials: list[RecordedTrial]) -> str | None:
+    """How a saved policy differs from Ray's trials, or None: Ray saves the two files in one step but a
+    kill can leave either one newer (on object storage they upload apart)."""
+    ray_ids = {t.trial_id for t in trials}
+    unseen = ray_ids - set(policy.trials)
+    if unseen:
+        return f"behind Ray's ({len(unseen)} trials it never saw)"
+    ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+    waiting = [t for t in ended if policy.trials[t].status in ("running", "stopping")]
+    if waiting:
+        return f"behind Ray's ({len(waiting)} ended trials it still waited for)"
+    return None
+
+
+def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: int) -> str | None:
+    """Write the two-stage decisions as Ray's trials make them, where Tune restores them from; a line saying
+    why when the saved ones were missing, unreadable or out of step (None when they agreed)."""
+    files = store.names(SEARCHER_PREFIX)
+    policy = _readable_policy(store, files[-1]) if files else None
+    trials = recorded_trials(store)
+    why = "missing" if not files else ("unreadable" if policy is None else _disagreement(policy, trials))
+    try:
+        rebuilt = rebuild_policy(searcher_settings(config, slots), config.mode, SCORE_KEY, trials)
+    except InconsistentTrials as exc:
+        raise UserError(f"resume {store.location}: the trials Ray recorded cannot be replayed as a two-stage "
+                        f"search ({exc}); this experiment cannot be resumed") from None
+    if files:
+        name = files[-1]
+    else:
+        snapshots = store.names(SNAPSHOT_PREFIX)
+        session = snapshots[-1].removeprefix(SNAPSHOT_PREFIX).removesuffix(".json") if snapshots else "rebuilt"
+        name = f"{SEARCHER_PREFIX}{session}.pkl"
+    # trials the saved state suggested but Ray never recorded are not in Ray's list: they are suggested again
+    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": searcher_settings(config, slots),
+             "policy": rebuilt.get_state()}
+    store.write_json(name, state)
+    return None if why is None else f"the two-stage searcher state was {why}: rebuilt from the {len(trials)} " \
+                                    "trials Ray recorded"
