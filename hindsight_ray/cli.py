@@ -190,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         if argv is None:  # the command itself (tests and notebooks pass argv and keep their stderr)
             quiet_native_stderr()
+    if argv is None:
+        from hindsight_ray.safety import stop_on_sigterm
+
+        stop_on_sigterm()
     handlers = {"sweep": _sweep, "resume": _resume, "report": _report, "campaign": _campaign,
                 "datasets": _datasets, "predict": _predict}
     try:
@@ -202,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from hindsight_ray.safety import stop_message
+
+        message, code = stop_message(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code

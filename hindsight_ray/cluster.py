@@ -57,8 +57,17 @@ def start_ray(config: SweepConfig) -> bool:
         options["address"] = address
     else:
         options.update(include_dashboard=False, dashboard_host="127.0.0.1")
+    import signal
+
+    from hindsight_ray.safety import Stopped, keep_our_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(**options)
+    except SystemExit as exc:  # SIGTERM while Ray started: Ray's handler exits with 15
+        if exc.code == signal.SIGTERM:
+            raise Stopped(int(signal.SIGTERM)) from None
+        raise
     except (ConnectionError, RuntimeError) as exc:
         if found_token:  # a cluster without authentication: try once more without the token
             _auth_mode(None)
@@ -69,6 +78,8 @@ def start_ray(config: SweepConfig) -> bool:
                 pass
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"resources.address {address}: cannot connect to Ray ({detail})") from None
+    finally:
+        keep_our_sigterm(previous)
     return True
 
 

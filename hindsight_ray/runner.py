@@ -3,6 +3,7 @@ in ``api.py`` and the CLI call it)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, se
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
 from hindsight_ray.running.searcher_state import ensure_searcher_state
-from hindsight_ray.safety import Interrupted, experiment_lock, interruptions
+from hindsight_ray.safety import Interrupted, experiment_lock, interruptions, running
 from hindsight_ray.storage import ExperimentStore
 
 Printer = Callable[[str], None]
@@ -61,7 +62,7 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
         return {"plan": plan.__dict__, "dry_run": True}
     with ray_session(config):
         slots = check_resources(config, plan.storage)  # before the folder exists: a refused sweep writes nothing
-        with _locked(plan, create=True):
+        with _locked(plan, create=True), running(plan.experiment_dir):
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
             if model_builder is not None:  # a Python function: resume needs it passed again
                 recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
@@ -73,7 +74,8 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             echo(f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}")
             ending = _fit(config, plan, prepared, slots, echo, resume=False, report=report,
                           callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
-    return ending.finish()  # Ray has shut down while the report was drawn
+    with running(plan.experiment_dir):
+        return ending.finish()  # Ray has shut down while the report was drawn
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -101,7 +103,7 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
         echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
              f"{tables.TRIALS_FILE})")
         return cast(Summary, store.read_json(tables.SUMMARY_FILE))
-    with _locked(plan, create=False):
+    with _locked(plan, create=False), running(experiment):
         _check_same_data(config, recorded, name, table)
         if raw_builder and model_builder is None:
             raise UserError(f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
@@ -125,7 +127,8 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
                 if rebuilt:
                     echo(f"rebuilt     {rebuilt}")
             ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
-    return ending.finish()  # Ray has shut down while the report was drawn
+    with running(experiment):
+        return ending.finish()  # Ray has shut down while the report was drawn
 
 
 def _recorded_config(store: ExperimentStore, name: str,
@@ -277,6 +280,19 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     )
 
 
+class _TuneResumeHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" after a stop: ours names the command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+def _quiet_tune_resume_hint() -> None:
+    tune_logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _TuneResumeHint) for f in tune_logger.filters):
+        tune_logger.addFilter(_TuneResumeHint())
+
+
 def storage_options(location: ExperimentLocation) -> dict[str, Any]:
     """How Ray is told where a folder is: a local path as it is; remote storage as its pyarrow filesystem and
     the path inside it (the filesystem keeps the URI's endpoint, scheme and credentials)."""
@@ -294,6 +310,7 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
+    _quiet_tune_resume_hint()
     trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
         restore_options = storage_options(plan.location)

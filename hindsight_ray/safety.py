@@ -93,6 +93,61 @@ def interruptions(experiment_dir: str, tune_here: bool = True) -> Iterator[Watch
             signal.signal(sig, handler)
 
 
+@contextmanager
+def running(experiment_dir: str) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) inside the block names ``experiment_dir``, whose folder exists, to resume."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if not hasattr(exc, "experiment_dir"):
+            exc.experiment_dir = experiment_dir  # type: ignore[attr-defined]
+        raise
+    except SystemExit as exc:  # Ray's own SIGTERM handler, while ray.init runs: sys.exit(15)
+        if exc.code == signal.SIGTERM:
+            stop = Stopped(int(signal.SIGTERM))
+            stop.experiment_dir = experiment_dir  # type: ignore[attr-defined]
+            raise stop from None
+        raise
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM outside Tune's run (start-up, finalizing): stops the command as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+def stop_on_sigterm() -> None:
+    """For the command: SIGTERM anywhere ends it as Ctrl-C does (exit 143 and the resume line), instead of
+    killing it silently; during ``Tuner.fit`` :func:`interruptions` turns it into Tune's graceful stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    signal.signal(signal.SIGTERM, _raise_stopped)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def keep_our_sigterm(previous: Any) -> None:
+    """``ray.init`` installs its own SIGTERM handler (``sys.exit(15)``); put ours back if it was there."""
+    if previous is _raise_stopped and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_stopped)
+
+
+def stop_message(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """The one line and exit status for a stop outside Tune's run: the sweep to resume, if one has a folder."""
+    signum = int(getattr(exc, "signum", signal.SIGINT))
+    experiment = getattr(exc, "experiment_dir", None)
+    if experiment:
+        stop = Interrupted(signum, experiment)
+        return str(stop), stop.exit_code
+    name = signal.Signals(signum).name
+    return f"interrupted ({name}) before the sweep had a folder; nothing was written", 128 + signum
+
+
 @dataclass(frozen=True)
 class LockHolder:
     pid: int

@@ -16,6 +16,11 @@ def pytest_configure(config):
     if config.option.markexpr.replace(" ", "") == "notslow":
         for name in HEAVY:
             sys.modules.setdefault(name, None)  # type: ignore[assignment]
+    # TensorFlow imported by a test in this process computes as in the trials and the driver (oneDNN off:
+    # the last bits of a prediction depend on it), whichever test imports it first
+    from hindsight_ray.cluster import use_trial_numerics
+
+    use_trial_numerics()
 
 
 @pytest.fixture(scope="module")

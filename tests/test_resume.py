@@ -244,3 +244,60 @@ def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, 
     assert decisions(experiment) == reference
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert len(trials) == 4 + 3 and (trials.status == "TERMINATED").all()
+
+
+def _children_named(pid: int, name: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid and (entry / "comm").read_text().strip() == name:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+TINY = ["--set=search.stage1.layers=[1]", "--set=search.stage1.units=[4]", "--set=search.stage1.epochs=2",
+        "--set=search.stage2.max_iterations=1", "--set=search.stage2.epochs=2", "--set=data.lags=6"]
+
+
+def test_sigterm_while_ray_starts_is_one_line_and_exit_143(tmp_path):
+    process = cli("sweep", "--storage", str(tmp_path), "--name", "early", *TINY, cwd=tmp_path,
+                  start_new_session=True)
+    try:
+        wait_for(lambda: _children_named(process.pid, "gcs_server") or process.poll() is not None, timeout=120)
+        assert process.poll() is None, "the sweep ended before Ray started"
+        os.kill(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    assert process.returncode == 143, output
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert lines and "interrupted (SIGTERM)" in lines[-1] and "Traceback" not in output, output
+
+
+def test_ctrl_c_after_the_folder_exists_names_the_resume_and_resume_finishes(tmp_path):
+    experiment = tmp_path / "fresh"
+    process = cli("sweep", "--storage", str(tmp_path), "--name", "fresh", *TINY, cwd=tmp_path,
+                  start_new_session=True)
+    seen: list[str] = []
+    try:
+        for line in process.stdout:  # the plan is printed once the folder and its config.json exist
+            seen.append(line)
+            if line.startswith("experiment"):
+                os.killpg(process.pid, signal.SIGINT)
+                break
+        output = "".join(seen) + process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    assert process.returncode == 130, output
+    assert f"hindsight-ray resume {experiment}" in output and "Tuner.restore(" not in output, output
+    assert output.count("hindsight-ray resume") == 1, output  # one hint: ours, not Tune's as well
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0 and (experiment / "summary.json").exists(), output

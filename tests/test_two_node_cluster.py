@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from tests.test_address import _listening, _stop_group
-from tests.test_resume import session_processes, wait_for
+from tests.test_resume import wait_for
 from tests.test_s3 import free_port
 
 pytestmark = pytest.mark.slow
@@ -136,15 +136,19 @@ def test_ray_job_submit_runs_a_sweep(cluster, tmp_path):
     assert len(trials) == 4 and trials[trials.stage == 1].node_id.nunique() == 2  # the job's driver joined the cluster
 
 
-def _raylet_of(process: subprocess.Popen) -> int:
-    """The raylet ``ray start`` started for this node (in that command's own session)."""
-    for pid in session_processes(process.pid):
+def _raylet_of(node_id: str) -> int:
+    """The raylet of the node ``node_id`` (its command line names the node)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
-                return pid
+            if (entry / "comm").read_text().strip() != "raylet":
+                continue
+            if f"--node_id={node_id}".encode() in (entry / "cmdline").read_bytes().replace(b"\0", b" "):
+                return int(entry.name)
         except OSError:
             continue
-    raise AssertionError("no raylet found for the worker node")
+    raise AssertionError(f"no raylet found for node {node_id}")
 
 
 def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_checkpoint(cluster, tmp_path):
@@ -166,7 +170,7 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
                 if len(lines) >= 4 and json.loads(lines[-1])["node_id"] == worker_node and any(
                         result.parent.glob("checkpoint_*")):
                     killed.update(trial_id=json.loads(lines[-1])["trial_id"], epoch=json.loads(lines[-1])["epoch"])
-                    os.kill(_raylet_of(cluster["worker"]), signal.SIGKILL)
+                    os.kill(_raylet_of(worker_node), signal.SIGKILL)
                     return
             time.sleep(0.05)
 
@@ -179,7 +183,9 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     trials = pd.read_parquet(experiment / "trials.parquet").set_index("trial_id")
     victim = trials.loc[killed["trial_id"]]
-    assert victim.status == "TERMINATED" and victim.retries >= 1 and victim.node_id != worker_node
+    # (where the retry runs depends on how soon Ray declares the node dead: its worker process can outlive
+    # the raylet for a while, so either node may finish the trial)
+    assert victim.status == "TERMINATED" and victim.retries >= 1
     reported = [json.loads(line)["epoch"] for line in
                 next(experiment.glob(f"train_lstm_{killed['trial_id']}_*/result.json")).read_text().splitlines()]
     assert reported.count(1) == 1, reported  # the retry went on from its checkpoint, not from epoch 1
