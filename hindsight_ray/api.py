@@ -117,6 +117,11 @@ def load(experiment_dir: str | Path) -> SweepResult:
     store = ExperimentStore(str(experiment_dir))
     if not store.exists(SUMMARY_FILE):
         raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
-    summary = store.read_json(SUMMARY_FILE)
+    try:
+        summary = store.read_json(SUMMARY_FILE)
+    except ValueError:
+        raise UserError(f"{experiment_dir}: {SUMMARY_FILE} is damaged (not readable JSON)") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{experiment_dir}: {SUMMARY_FILE} does not hold a sweep summary")
     # the folder given, never the one recorded: a moved or copied experiment reads its own files
     return SweepResult(store.location, cast(Summary, summary))

@@ -128,6 +128,9 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise UserError(f"--out {out}: use a .csv or .parquet file")
+    if out is not None and "://" not in args.experiment and Path(args.experiment).expanduser().resolve() in (
+            out.resolve().parent, *out.resolve().parent.parents):
+        raise UserError(f"--out {out}: that is inside the experiment {args.experiment}; write elsewhere")
     source = Path(args.data).expanduser()
     if not source.is_file():
         raise UserError(f"--data {args.data}: file not found")

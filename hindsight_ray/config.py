@@ -47,8 +47,15 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-# Numbers in the config: never a boolean, never NaN or infinite.
-Int = Annotated[int, BeforeValidator(_not_bool)]
+def _whole_number(value: Any) -> Any:
+    _not_bool(value)
+    if isinstance(value, str):  # YAML's quotes ("8") make text, which is no count of layers or epochs
+        raise ValueError(f"expected a whole number, not the text {value!r}")
+    return value
+
+
+# Numbers in the config: never a boolean, never NaN or infinite; counts never text.
+Int = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def _no_nul(value: str) -> str:
@@ -65,6 +72,16 @@ def _epochs_or_auto(value: Any) -> Any:
         return value
     raise ValueError("must be auto or a whole number of epochs (1 or more)")
 Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: below it a learning rate trains as zero
+
+
+def _trainable_rate(value: float) -> float:
+    if value < FLOAT32_TINY:
+        raise ValueError(f"{value:g} is too small to train with: float32 holds it as zero or a denormal")
+    return value
+
+
+LearningRate = Annotated[Float, AfterValidator(_trainable_rate)]
 
 
 class _Section(BaseModel):
@@ -141,7 +158,7 @@ class ModelConfig(_Section):
 class Stage1Config(_Section):
     layers: list[Int] = [1, 2]
     units: list[Int] = [8, 16, 32, 64]
-    learning_rate: Float = Field(0.001, gt=0, le=10)
+    learning_rate: LearningRate = Field(0.001, gt=0, le=10)
     epochs: Int = Field(20, ge=1)
     early_stop: Literal["none", "asha"] = "none"  # asha: stop hopeless stage-1 trials early
 
@@ -159,7 +176,7 @@ class Stage1Config(_Section):
 
 
 class Stage2Config(_Section):
-    max_learning_rate: Float = Field(0.02, gt=0, le=10)
+    max_learning_rate: LearningRate = Field(0.02, gt=0, le=10)
     max_iterations: Int = Field(16, ge=1)
     epochs: Int = Field(50, ge=1)
     # idle slots run the learning rates the next decisions could need (the path stays the sequential one);
@@ -178,7 +195,7 @@ class Stage2Config(_Section):
 class ManualPoint(_Section):
     layers: Int = Field(ge=1)
     units: Int = Field(ge=1)
-    learning_rate: Float = Field(gt=0, le=10)
+    learning_rate: LearningRate = Field(gt=0, le=10)
 
 
 StrategyName = Literal["two_stage", "grid", "random", "manual", "bayes", "asha"]
@@ -275,8 +292,10 @@ class SweepConfig(_Section):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or "\x00" in value or value in {".", ".."}):
-            raise ValueError("must be a plain folder name (no '/', no NUL, not '.' or '..')")
+        if value is not None and (not value or "/" in value or value in {".", ".."}
+                                  or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)):
+            raise ValueError("must be a plain folder name (no '/', no NUL, tab, newline or other control "
+                             "character, not '.' or '..')")
         if value is not None and len(value.encode()) > 255:
             raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
         return value

@@ -59,6 +59,21 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return memo[id(node)]
 
 
+class UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """YAML's safe loader, but a key given twice in one mapping is an error (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise UserError(f"the key {key!r} is given twice (line {mark.line + 1}); keep one")
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a YAML config file."""
     path = Path(path)
@@ -74,7 +89,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             # a "billion laughs" file: a few lines of aliases (*name) that expand into an enormous value
             raise UserError(f"config file {path} expands to more than {MAX_NODES:,} values (YAML aliases); "
                             "write the values out")
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader that refuses repeated keys
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""

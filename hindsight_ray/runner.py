@@ -102,7 +102,11 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
     if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
         echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
              f"{tables.TRIALS_FILE})")
-        return cast(Summary, store.read_json(tables.SUMMARY_FILE))
+        try:
+            return cast(Summary, store.read_json(tables.SUMMARY_FILE))
+        except ValueError:
+            raise UserError(f"{experiment}: {tables.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
+                            "finished, so its tables are there: delete the file to finalize it again") from None
     with _locked(plan, create=False), running(experiment):
         _check_same_data(config, recorded, name, table)
         if raw_builder and model_builder is None:

@@ -41,7 +41,10 @@ class ExperimentLocation:
             return given
         text = str(given)
         if not is_uri(text):
-            return cls(str(Path(text).expanduser().resolve()))
+            try:
+                return cls(str(Path(text).expanduser().resolve()))
+            except RuntimeError:  # ~nouser/...: no such user's home
+                raise UserError(f"storage {text}: {text.split('/', 1)[0]} names no user's home folder") from None
         parts = urlsplit(text)
         if parts.scheme == "file":
             return cls(str(Path(parts.path).resolve()))
@@ -120,10 +123,11 @@ def _from_uri(text: str) -> tuple[Any, str]:
     import pyarrow.fs as pafs
 
     try:
-        return pafs.FileSystem.from_uri(text)
+        fs, path = pafs.FileSystem.from_uri(text)
     except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
+    return fs, str(path)
 
 
 def _endpoint_from_env() -> str | None:

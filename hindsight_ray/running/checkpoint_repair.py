@@ -57,7 +57,8 @@ def _trials(location: ExperimentLocation) -> list[tuple[str, str | None]]:
         manager: Any = metadata.checkpoint_manager
         latest = manager.latest_checkpoint_result if manager is not None else None
         recorded = latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
-        found.append((trial.storage.trial_fs_path, recorded))
+        if trial.storage is not None:  # a trial without storage wrote no folder
+            found.append((trial.storage.trial_fs_path, recorded))
     return found
 
 
