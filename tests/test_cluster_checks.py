@@ -73,9 +73,25 @@ def test_an_address_nobody_answers_is_one_line_error_at_once():
         check_reachable(f"127.0.0.1:{port}")  # something answers
     with pytest.raises(UserError, match=rf"nothing answers at 127.0.0.1:{port} \(Connection refused\); is the Ray head"):
         check_reachable(f"127.0.0.1:{port}")
-    with pytest.raises(UserError, match="nothing answers at 127.0.0.1:10001 .*Ray Client server"):
-        check_reachable("ray://127.0.0.1")  # the Ray Client's default port (nothing listens there in tests)
     check_reachable("auto")
+
+
+def test_ray_client_without_a_port_tries_its_default_port(monkeypatch):
+    """Whether something listens on 10001 here is not the test's to assume: the connection is faked."""
+    import socket
+
+    from hindsight_ray.cluster import check_reachable
+
+    tried = []
+
+    def refused(address, timeout=None):
+        tried.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    with pytest.raises(UserError, match="nothing answers at 127.0.0.1:10001 .*Ray Client server"):
+        check_reachable("ray://127.0.0.1")
+    assert tried == [("127.0.0.1", 10001)]
 
 
 def test_a_token_the_user_has_turns_token_authentication_on(monkeypatch, tmp_path):
