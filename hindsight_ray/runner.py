@@ -17,6 +17,7 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_address, ray_session
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
+from hindsight_ray.console import DiskFull
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
@@ -246,7 +247,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
-    from hindsight_ray.console import Progress, StageConsole, TrialClock, WarmTensorFlow
+    from hindsight_ray.console import DiskWatch, Progress, StageConsole, TrialClock, WarmTensorFlow
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -277,7 +278,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
             stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-            callbacks=[TrialClock(plan.location), console, progress, *callbacks,
+            callbacks=[TrialClock(plan.location), DiskWatch(plan.experiment_dir), console, progress, *callbacks,
                        *([] if ray_address(config) else [WarmTensorFlow()])],  # local: test evaluation here
             verbose=0,
         ),
@@ -298,10 +299,12 @@ def _quiet_tune_resume_hint() -> None:
 
 
 def storage_options(location: ExperimentLocation) -> dict[str, Any]:
-    """How Ray is told where a folder is: a local path as it is; remote storage as its pyarrow filesystem and
-    the path inside it (the filesystem keeps the URI's endpoint, scheme and credentials)."""
-    if location.local:
-        return {"storage_path": location.path}
+    """How Ray is told where a folder is: its pyarrow filesystem and the path inside it (a remote filesystem
+    keeps the URI's endpoint, scheme and credentials; a local folder is written file by file atomically)."""
+    if location.local:  # each file Ray writes there appears whole: a full disk leaves the previous one
+        from hindsight_ray.core.atomic_fs import atomic_local_filesystem
+
+        return {"storage_path": location.path, "storage_filesystem": atomic_local_filesystem()}
     return {"storage_path": location.path, "storage_filesystem": location.fs}
 
 
@@ -331,6 +334,11 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         with interruptions(plan.experiment_dir, tune_here=not client) as watch:
             try:
                 tuner.fit()
+            except Exception as exc:  # a trial found the storage full: stopped before Tune spent its retries
+                full = disk_full_message(exc)
+                if full is None:
+                    raise
+                raise UserError(full) from None
             except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
                 raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
                                 f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
@@ -345,6 +353,17 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
     return _Ending(config, plan.location, summary, echo, began, report)
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """:class:`DiskFull`'s message, also when Tune passed it on inside a ``TuneError``'s text."""
+    if isinstance(exc, DiskFull):
+        return str(exc)
+    marker = f"{DiskFull.__module__}.{DiskFull.__qualname__}: "
+    for line in str(exc).splitlines():
+        if line.startswith(marker):
+            return line.removeprefix(marker)
+    return None
 
 
 def _stop_remote_tuner(tuner: Any) -> None:

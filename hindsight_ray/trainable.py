@@ -14,6 +14,7 @@ import numpy as np
 
 from hindsight_ray.checkpoints import restore_readable, save_checkpoint
 from hindsight_ray.config import deterministic_for
+from hindsight_ray.core.disk import DISK_FULL_KEY, is_disk_full
 from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.model import ModelSpec, TracedModels, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
@@ -276,5 +277,22 @@ def _report(model: Any, state: dict[str, Any], metrics: dict[str, Any], best_wei
         metrics["finished_at"] = time.time()
         state["last_metrics"] = metrics
         save_checkpoint(model, state, folder, best_weights)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        try:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            _wait_for_the_driver_to_stop(metrics, exc)
     state["checkpoint_s"] += time.perf_counter() - tick
+
+
+def _wait_for_the_driver_to_stop(metrics: dict[str, Any], exc: OSError) -> None:
+    """The storage is full: a retry would fail the same way and spend the trial's retries, so the trial says so
+    and waits while the driver stops the sweep (:class:`~hindsight_ray.console.DiskWatch`), to be resumed from
+    its last checkpoint once there is space. Only if no driver stops it does the error end the trial."""
+    from ray import tune
+
+    detail = (str(exc).strip().splitlines() or ["No space left on device"])[-1][:300]
+    tune.report({**metrics, DISK_FULL_KEY: detail})
+    time.sleep(300)
+    raise exc

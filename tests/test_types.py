@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PURE_CORE = ["hindsight_ray/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config.py",
              "hindsight_ray/config_files.py", "hindsight_ray/progress.py", "hindsight_ray/results.py",
              "hindsight_ray/core/location.py", "hindsight_ray/search/rebuild.py",
-             "hindsight_ray/running/checkpoint_repair.py"]
+             "hindsight_ray/running/checkpoint_repair.py", "hindsight_ray/core/disk.py", "hindsight_ray/core/atomic_fs.py"]
 
 
 def test_the_pure_core_passes_mypy_strict():

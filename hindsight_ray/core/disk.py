@@ -1,0 +1,15 @@
+"""A full disk, told apart from other write errors (no imports beyond the standard library: trial workers use it)."""
+
+from __future__ import annotations
+
+import errno
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_KEY = "disk_full"  # a trial's last report when its storage is full: the driver stops the sweep
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A full disk or a quota, also when pyarrow passed the error on without its errno."""
+    text = str(exc)
+    return isinstance(exc, OSError) and (exc.errno in DISK_FULL or "No space left on device" in text
+                                         or "Disk quota exceeded" in text)
