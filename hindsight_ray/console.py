@@ -96,10 +96,6 @@ class Progress(Callback):
         return {**self.__dict__, "started": None}
 
 
-class DiskFull(Exception):
-    """A trial could not write to the experiment's storage: it is full (raised out of Tune's run)."""
-
-
 class DiskWatch(Callback):
     """Stops the sweep at the first trial that finds the storage full, before Tune spends its retries:
     the experiment stays as Ray last saved it, and ``resume`` goes on once there is space."""
@@ -109,7 +105,7 @@ class DiskWatch(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
-        from hindsight_ray.core.disk import DISK_FULL_KEY
+        from hindsight_ray.core.disk import DISK_FULL_KEY, DiskFull
 
         if result.get(DISK_FULL_KEY):
             raise DiskFull(f"cannot write {self.experiment_dir}: {result[DISK_FULL_KEY]}; free some space, then "

@@ -17,7 +17,7 @@ import pandas as pd
 from hindsight_ray import results as tables
 from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_address, ray_session
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
-from hindsight_ray.console import DiskFull
+from hindsight_ray.core.disk import DiskFull
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table

@@ -67,7 +67,7 @@ class _AtomicWriter(io.RawIOBase):
             super().close()
 
 
-class AtomicLocalHandler(pafs.FileSystemHandler):
+class AtomicLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow ships no types
     """pyarrow's local filesystem, with output streams that replace their target only when complete."""
 
     def __init__(self) -> None:

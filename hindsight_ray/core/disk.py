@@ -13,3 +13,7 @@ def is_disk_full(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, OSError) and (exc.errno in DISK_FULL or "No space left on device" in text
                                          or "Disk quota exceeded" in text)
+
+
+class DiskFull(Exception):
+    """A trial could not write to the experiment's storage: it is full (raised out of Tune's run)."""
