@@ -63,7 +63,7 @@ def start_ray(config: SweepConfig) -> bool:
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(**options)
+        _init(ray, options, retries=2 if address and address.startswith("ray://") else 0)
     except SystemExit as exc:  # SIGTERM while Ray started: Ray's handler exits with 15
         if exc.code == signal.SIGTERM:
             raise Stopped(int(signal.SIGTERM)) from None
@@ -76,11 +76,27 @@ def start_ray(config: SweepConfig) -> bool:
                 return True
             except (ConnectionError, RuntimeError):
                 pass
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"resources.address {address}: cannot connect to Ray ({detail})") from None
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2]) or type(exc).__name__
+        raise UserError(f"resources.address {address}: cannot connect to Ray ({detail[:200]})") from None
     finally:
         keep_our_sigterm(previous)
     return True
+
+
+def _init(ray: Any, options: dict[str, Any], retries: int) -> None:
+    """``ray.init``; over Ray Client, tried again when the server failed to start this client's session (its
+    per-client server can be slow to come up on a loaded head)."""
+    import time
+
+    for attempt in range(retries + 1):
+        try:
+            ray.init(**options)
+            return
+        except ConnectionAbortedError as exc:
+            if attempt == retries or "Initialization failure from server" not in str(exc):
+                raise
+            ray.shutdown()  # the half-made client connection, before the next try
+            time.sleep(2.0 * (attempt + 1))
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:

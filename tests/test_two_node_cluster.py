@@ -189,4 +189,6 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
     reported = [json.loads(line)["epoch"] for line in
                 next(experiment.glob(f"train_lstm_{killed['trial_id']}_*/result.json")).read_text().splitlines()]
     assert reported.count(1) == 1, reported  # the retry went on from its checkpoint, not from epoch 1
-    assert sorted(set(reported)) == list(range(1, 31))
+    # every epoch before the kill, and the last; a result in flight when the node died can be lost with it
+    # (its epoch was trained: the retry goes on from a later checkpoint)
+    assert set(range(1, killed["epoch"] + 1)) <= set(reported) and max(reported) == 30
