@@ -334,14 +334,14 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
         with interruptions(plan.experiment_dir, tune_here=not client) as watch:
             try:
                 tuner.fit()
+            except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+                raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
+                                f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
             except Exception as exc:  # a trial found the storage full: stopped before Tune spent its retries
                 full = disk_full_message(exc)
                 if full is None:
                     raise
                 raise UserError(full) from None
-            except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
-                raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
-                                f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
             watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
     except Interrupted:
         if client:
@@ -356,13 +356,16 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
 
 
 def disk_full_message(exc: BaseException) -> str | None:
-    """:class:`DiskFull`'s message, also when Tune passed it on inside a ``TuneError``'s text."""
-    if isinstance(exc, DiskFull):
+    """The one line of a :class:`DiskFull` or :class:`UserError` raised inside Tune's run, also when Tune passed
+    it on inside a ``TuneError``'s text."""
+    if isinstance(exc, DiskFull | UserError):
         return str(exc)
-    marker = f"{DiskFull.__module__}.{DiskFull.__qualname__}: "
-    for line in str(exc).splitlines():
-        if line.startswith(marker):
-            return line.removeprefix(marker)
+    # raised in a Tune callback (ours, or our file writes there): Tune passes on only the traceback's text
+    for kind in (DiskFull, UserError):
+        marker = f"{kind.__module__}.{kind.__qualname__}: "
+        for line in str(exc).splitlines():
+            if line.startswith(marker):
+                return line.removeprefix(marker)
     return None
 
 
