@@ -70,8 +70,9 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
     policy = _readable_policy(store, files[-1]) if files else None
     trials = recorded_trials(store)
     why = "missing" if not files else ("unreadable" if policy is None else _disagreement(policy, trials))
+    settings = searcher_settings(config, slots)
     try:
-        rebuilt = rebuild_policy(searcher_settings(config, slots), config.mode, SCORE_KEY, trials)
+        rebuilt = rebuild_policy(settings, config.mode, SCORE_KEY, trials)
     except InconsistentTrials as exc:
         raise UserError(f"resume {store.location}: the trials Ray recorded cannot be replayed as a two-stage "
                         f"search ({exc}); this experiment cannot be resumed") from None
@@ -82,7 +83,7 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
         session = snapshots[-1].removeprefix(SNAPSHOT_PREFIX).removesuffix(".json") if snapshots else "rebuilt"
         name = f"{SEARCHER_PREFIX}{session}.pkl"
     # trials the saved state suggested but Ray never recorded are not in Ray's list: they are suggested again
-    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": searcher_settings(config, slots),
+    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": settings,
              "policy": rebuilt.get_state()}
     store.write_json(name, state)
     return None if why is None else f"the two-stage searcher state was {why}: rebuilt from the {len(trials)} " \
