@@ -12,8 +12,12 @@ __all__ = ["Interrupted", "SweepResult", "TwoStageSearch", "UserError", "__versi
 
 _LAZY = {
     "TwoStageSearch": "hindsight_ray.search.two_stage",
-    "sweep": "hindsight_ray.api", "resume": "hindsight_ray.api", "load": "hindsight_ray.api",
-    "SweepResult": "hindsight_ray.api", "UserError": "hindsight_ray.errors", "Interrupted": "hindsight_ray.safety",
+    "sweep": "hindsight_ray.api",
+    "resume": "hindsight_ray.api",
+    "load": "hindsight_ray.api",
+    "SweepResult": "hindsight_ray.api",
+    "UserError": "hindsight_ray.errors",
+    "Interrupted": "hindsight_ray.safety",
 }
 
 

@@ -67,8 +67,9 @@ class SweepResult:
         return self._tables[name]
 
 
-def resolve_config(config: ConfigLike = None, overrides: Sequence[str] | None = None,
-                   literal: dict[str, Any] | None = None) -> SweepConfig:
+def resolve_config(
+    config: ConfigLike = None, overrides: Sequence[str] | None = None, literal: dict[str, Any] | None = None
+) -> SweepConfig:
     """A validated config from a YAML path, a mapping, a ``SweepConfig`` or None (the default), with
     ``--set``-style overrides (values parsed as YAML) and literal settings (taken as given)."""
     if isinstance(config, SweepConfig):
@@ -84,10 +85,18 @@ def resolve_config(config: ConfigLike = None, overrides: Sequence[str] | None = 
     return build_config(apply_overrides(raw, list(overrides or []), literal))
 
 
-def sweep(config: ConfigLike = None, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
-          name: str | None = None, storage: str | None = None, callbacks: Sequence[Any] | None = None,
-          model_builder: Callable[..., Any] | None = None, echo: Callable[[str], None] = print,
-          report: bool = True) -> SweepResult:
+def sweep(
+    config: ConfigLike = None,
+    *,
+    data: pd.DataFrame | None = None,
+    overrides: Sequence[str] | None = None,
+    name: str | None = None,
+    storage: str | None = None,
+    callbacks: Sequence[Any] | None = None,
+    model_builder: Callable[..., Any] | None = None,
+    echo: Callable[[str], None] = print,
+    report: bool = True,
+) -> SweepResult:
     """Run a sweep to the end. ``data``: a DataFrame to use instead of ``data.source`` (it goes into Ray's
     object store; ``config.json`` keeps its fingerprint, never its rows). ``callbacks``: Ray Tune
     callbacks (``ray.tune.Callback``, e.g. MLflow's or W&B's) attached to the run.
@@ -96,19 +105,27 @@ def sweep(config: ConfigLike = None, *, data: pd.DataFrame | None = None, overri
     from hindsight_ray.runner import run_sweep
 
     resolved = resolve_config(config, overrides, {"name": name, "storage": storage})
-    summary = run_sweep(resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []),
-                        model_builder=model_builder)
+    summary = run_sweep(
+        resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []), model_builder=model_builder
+    )
     return SweepResult(summary["experiment_dir"], cast(Summary, summary))
 
 
-def resume(experiment_dir: str | Path, *, data: pd.DataFrame | None = None, overrides: Sequence[str] | None = None,
-           model_builder: Callable[..., Any] | None = None, echo: Callable[[str], None] = print) -> SweepResult:
+def resume(
+    experiment_dir: str | Path,
+    *,
+    data: pd.DataFrame | None = None,
+    overrides: Sequence[str] | None = None,
+    model_builder: Callable[..., Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepResult:
     """Finish an interrupted sweep (a finished one is returned as it is). A sweep that ran on a DataFrame
     needs the same frame again: other data is refused. ``overrides`` must agree with the recorded config."""
     from hindsight_ray.runner import resume_sweep
 
-    summary = resume_sweep(str(experiment_dir), list(overrides or []), echo=echo, table=data,
-                           model_builder=model_builder)
+    summary = resume_sweep(
+        str(experiment_dir), list(overrides or []), echo=echo, table=data, model_builder=model_builder
+    )
     return SweepResult(summary["experiment_dir"], summary)
 
 

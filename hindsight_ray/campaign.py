@@ -50,8 +50,10 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     budgets = budget if isinstance(budget, list) else [budget]
     for one in budgets or [None]:
         if one != "two_stage" and not (_whole(one) and one > 0):
-            raise UserError(f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used), a "
-                            "positive number of trial-epochs, or a list of those")
+            raise UserError(
+                f"campaign {path}: budget must be two_stage (the trial-epochs two_stage used), a "
+                "positive number of trial-epochs, or a list of those"
+            )
     if "two_stage" in budgets and "two_stage" not in strategies:
         raise UserError(f"campaign {path}: budget two_stage needs two_stage among the strategies")
     if len(set(map(str, budgets))) != len(budgets):
@@ -59,12 +61,19 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     name = raw.get("name") or Path(path).stem
     for label, value in [("name", name), *(("dataset name", key) for key in datasets)]:
         if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
-            raise UserError(f"campaign {path}: {label} {value!r} must be a plain folder name (it names a folder "
-                            "under storage)")
-    campaign = {"name": name, "base": base, "strategies": strategies,
-                "datasets": {k: v or {} for k, v in datasets.items()}, "seeds": seeds, "budgets": budgets,
-                "storage": raw.get("storage") or base.get("storage") or "./hindsight_results",
-                "manual": raw.get("manual")}
+            raise UserError(
+                f"campaign {path}: {label} {value!r} must be a plain folder name (it names a folder under storage)"
+            )
+    campaign = {
+        "name": name,
+        "base": base,
+        "strategies": strategies,
+        "datasets": {k: v or {} for k, v in datasets.items()},
+        "seeds": seeds,
+        "budgets": budgets,
+        "storage": raw.get("storage") or base.get("storage") or "./hindsight_results",
+        "manual": raw.get("manual"),
+    }
     for dataset in campaign["datasets"]:
         for strategy in strategies:
             sweep_config(campaign, dataset, strategy, seeds[0], budget=1)  # validates every combination
@@ -76,15 +85,17 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None,
-                 row: int = 0):
+def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None, row: int = 0):
     """The sweep config of one campaign cell; ``row`` is the index of its budget in the campaign's list
     (two_stage runs the same sweep on every row, so its cell is shared)."""
     suffix = "" if row == 0 or strategy == "two_stage" else f"-b{campaign['budgets'][row]}"
     overrides = [f"{k}={_yaml(v)}" for k, v in campaign["datasets"][dataset].items()]
-    literal: dict[str, Any] = {"search.strategy": strategy, "seed": seed,
-                               "name": f"{dataset}-{strategy}-s{seed}{suffix}",
-                               "storage": campaign_location(campaign).uri}
+    literal: dict[str, Any] = {
+        "search.strategy": strategy,
+        "seed": seed,
+        "name": f"{dataset}-{strategy}-s{seed}{suffix}",
+        "storage": campaign_location(campaign).uri,
+    }
     if budget is not None and strategy != "two_stage":
         literal["search.budget"] = budget
     if strategy == "manual":
@@ -96,7 +107,9 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def cell_row(experiment_dir: str | ExperimentLocation, dataset: str, strategy: str, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+def cell_row(
+    experiment_dir: str | ExperimentLocation, dataset: str, strategy: str, seed: int
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """One row of campaign.parquet from a finished sweep, and its anytime curve."""
     store = ExperimentStore(experiment_dir)
     summary = store.read_json(SUMMARY_FILE)
@@ -106,12 +119,22 @@ def cell_row(experiment_dir: str | ExperimentLocation, dataset: str, strategy: s
     best = summary.get("best") or {}
     final = best.get("validation")
     return {
-        "dataset": dataset, "strategy": strategy, "seed": seed, "metric": metric,
-        "best_val": final, "test": best.get(Objective(metric, mode).test_key),
-        "layers": best.get("layers"), "units": best.get("units"), "learning_rate": best.get("learning_rate"),
-        "trial_epochs": summary["trial_epochs"], "budget": summary.get("budget"),
-        "trial_s": summary["trial_s"], "wall_s": summary["wall_s"], "trials": summary["trials_run"],
-        "to_within_1pct_s": seconds_to_within(curve, final, mode), "experiment": str(experiment_dir),
+        "dataset": dataset,
+        "strategy": strategy,
+        "seed": seed,
+        "metric": metric,
+        "best_val": final,
+        "test": best.get(Objective(metric, mode).test_key),
+        "layers": best.get("layers"),
+        "units": best.get("units"),
+        "learning_rate": best.get("learning_rate"),
+        "trial_epochs": summary["trial_epochs"],
+        "budget": summary.get("budget"),
+        "trial_s": summary["trial_s"],
+        "wall_s": summary["wall_s"],
+        "trials": summary["trials_run"],
+        "to_within_1pct_s": seconds_to_within(curve, final, mode),
+        "experiment": str(experiment_dir),
     }, curve
 
 
@@ -163,7 +186,8 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
                         budget = used if label == "two_stage" else int(label)
                         config = sweep_config(campaign, dataset, strategy, seed, budget, row=index)
                         where = f"{dataset} {strategy} seed {seed}" + (
-                            f" budget {label}" if len(campaign["budgets"]) > 1 else "")
+                            f" budget {label}" if len(campaign["budgets"]) > 1 else ""
+                        )
                         experiment = _run_cell(config, where, echo)
                         row, curve = cell_row(experiment, dataset, strategy, seed)
                         if strategy == "two_stage":
@@ -171,23 +195,28 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
                         row["budget_row"] = str(label)
                         rows.append(row)
                         curves[(str(label), dataset, strategy, seed)] = curve
-                        echo(f"  best {row['metric']}={row['best_val']:.4g} test={row['test']:.4g} "
-                             f"trial-epochs={row['trial_epochs']} trial-s={row['trial_s']:.1f}")
+                        echo(
+                            f"  best {row['metric']}={row['best_val']:.4g} test={row['test']:.4g} "
+                            f"trial-epochs={row['trial_epochs']} trial-s={row['trial_s']:.1f}"
+                        )
     finally:
         if owns_ray:
             ray.shutdown()
     table = pd.DataFrame(rows)
     store.write_bytes(CAMPAIGN_FILE, parquet_bytes(table))
     metric, mode = base.metric, base.mode
-    header = [f"# Campaign {campaign['name']}", "",
-              f"Run {date.today().isoformat()} on {platform.node()} ({platform.machine()}, "
-              f"{_cpu_count()} cores), Python {platform.python_version()}; {len(rows)} rows, "
-              f"{time.time() - began:.0f} s for the cells run this time.",
-              f"Budgets: {', '.join(map(str, campaign['budgets']))} (trial-epochs per sweep; `two_stage` = what "
-              "two_stage used on that dataset and seed). Scores are validation (selection, by "
-              f"`search.score: {base.search.score}`) and test (the best model, once).",
-              f"Metric: `{metric}` ({mode}). `to_within_1pct_s`: trial-seconds until the best-so-far came within "
-              "1% of that sweep's final best."]
+    header = [
+        f"# Campaign {campaign['name']}",
+        "",
+        f"Run {date.today().isoformat()} on {platform.node()} ({platform.machine()}, "
+        f"{_cpu_count()} cores), Python {platform.python_version()}; {len(rows)} rows, "
+        f"{time.time() - began:.0f} s for the cells run this time.",
+        f"Budgets: {', '.join(map(str, campaign['budgets']))} (trial-epochs per sweep; `two_stage` = what "
+        "two_stage used on that dataset and seed). Scores are validation (selection, by "
+        f"`search.score: {base.search.score}`) and test (the best model, once).",
+        f"Metric: `{metric}` ({mode}). `to_within_1pct_s`: trial-seconds until the best-so-far came within "
+        "1% of that sweep's final best.",
+    ]
     write_campaign_report(folder, table, curves, metric, mode, header)
     echo(f"campaign: results in {store.path(CAMPAIGN_FILE)} and {store.path('report.md')}")
     return table

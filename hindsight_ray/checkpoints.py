@@ -47,8 +47,14 @@ def checkpoint_folders(fs: Any, trial_dir: str) -> list[str]:
     import pyarrow.fs as pafs
 
     infos = fs.get_file_info(pafs.FileSelector(trial_dir))
-    return sorted((info.path for info in infos if info.type == pafs.FileType.Directory
-                   and info.base_name.startswith("checkpoint_")), reverse=True)
+    return sorted(
+        (
+            info.path
+            for info in infos
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+        ),
+        reverse=True,
+    )
 
 
 def checkpoint_history(checkpoint: Any) -> list[Any]:
@@ -96,8 +102,12 @@ def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[
                 model, best = read_checkpoint(folder)
         except Exception as exc:  # any unreadable file: keras, zip, json and OS errors alike
             detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            print(f"hindsight-ray: checkpoint {candidate.path} cannot be read ({type(exc).__name__}: {detail}); "
-                  "trying the one before it", file=sys.stderr, flush=True)
+            print(
+                f"hindsight-ray: checkpoint {candidate.path} cannot be read ({type(exc).__name__}: {detail}); "
+                "trying the one before it",
+                file=sys.stderr,
+                flush=True,
+            )
             continue
         state.update(saved)
         return model, best

@@ -24,34 +24,61 @@ def _parser() -> argparse.ArgumentParser:
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    sweep = commands.add_parser("sweep", parents=[debug], help="run a sweep (the embedded default when no CONFIG is given)")
+    sweep = commands.add_parser(
+        "sweep", parents=[debug], help="run a sweep (the embedded default when no CONFIG is given)"
+    )
     sweep.add_argument("config", nargs="?", help="YAML config file; every key has a default")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)",
+    )
     sweep.add_argument("--name", help="experiment name (folder under storage)")
     sweep.add_argument("--storage", help="where experiments go: a local path, shared NFS path or s3:// URI")
     sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
     sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
     sweep.add_argument("--no-report", action="store_true", help="skip report.md and its plots at the end")
 
-    resume = commands.add_parser("resume", parents=[debug], help="continue an interrupted sweep from its experiment dir")
+    resume = commands.add_parser(
+        "resume", parents=[debug], help="continue an interrupted sweep from its experiment dir"
+    )
     resume.add_argument("experiment", metavar="EXPERIMENT_DIR")
-    resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="must agree with the config the sweep started with; a change is refused")
+    resume.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="must agree with the config the sweep started with; a change is refused",
+    )
 
-    report = commands.add_parser("report", parents=[debug], help="(re)write report.md and its plots for a finished sweep")
+    report = commands.add_parser(
+        "report", parents=[debug], help="(re)write report.md and its plots for a finished sweep"
+    )
     report.add_argument("experiment", metavar="EXPERIMENT_DIR")
 
-    campaign = commands.add_parser("campaign", parents=[debug], help="run a benchmark campaign: strategies x datasets x seeds")
+    campaign = commands.add_parser(
+        "campaign", parents=[debug], help="run a benchmark campaign: strategies x datasets x seeds"
+    )
     campaign.add_argument("campaign", metavar="CAMPAIGN.yaml")
-    campaign.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="override a campaign key, e.g. --set seeds=[0]")
+    campaign.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a campaign key, e.g. --set seeds=[0]",
+    )
     campaign.add_argument("--dry-run", action="store_true", help="validate and list the sweeps without running")
 
     commands.add_parser("datasets", parents=[debug], help="list the bundled datasets")
 
-    predict = commands.add_parser("predict", parents=[debug],
-                                  help="run a finished sweep's best model on raw data (CSV or Parquet)")
+    predict = commands.add_parser(
+        "predict", parents=[debug], help="run a finished sweep's best model on raw data (CSV or Parquet)"
+    )
     predict.add_argument("experiment", metavar="EXPERIMENT_DIR")
     predict.add_argument("--data", required=True, metavar="FILE", help="raw rows: a series, or a text column")
     predict.add_argument("--out", metavar="FILE", help="where to write (.csv or .parquet); default: CSV on stdout")
@@ -94,8 +121,10 @@ def _report(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise UserError(f"{args.experiment}: not a finished hindsight-ray experiment, or a damaged one "
-                        f"({type(exc).__name__}: {detail})") from None
+        raise UserError(
+            f"{args.experiment}: not a finished hindsight-ray experiment, or a damaged one "
+            f"({type(exc).__name__}: {detail})"
+        ) from None
     print(f"report: {written}")
     return 0
 
@@ -108,10 +137,12 @@ def _campaign(args: argparse.Namespace) -> int:
         others = sum(s != "two_stage" for s in campaign["strategies"])
         per_seed = ("two_stage" in campaign["strategies"]) + others * len(campaign["budgets"])
         cells = len(campaign["datasets"]) * len(campaign["seeds"]) * per_seed
-        print(f"campaign {campaign['name']}: {cells} sweeps ({', '.join(campaign['strategies'])} on "
-              f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), "
-              f"budgets {', '.join(map(str, campaign['budgets']))}, "
-              f"results in {campaign['storage'].rstrip('/')}/{campaign['name']}")
+        print(
+            f"campaign {campaign['name']}: {cells} sweeps ({', '.join(campaign['strategies'])} on "
+            f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), "
+            f"budgets {', '.join(map(str, campaign['budgets']))}, "
+            f"results in {campaign['storage'].rstrip('/')}/{campaign['name']}"
+        )
         return 0
     run_campaign(campaign)
     return 0
@@ -128,8 +159,11 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise UserError(f"--out {out}: use a .csv or .parquet file")
-    if out is not None and "://" not in args.experiment and Path(args.experiment).expanduser().resolve() in (
-            out.resolve().parent, *out.resolve().parent.parents):
+    if (
+        out is not None
+        and "://" not in args.experiment
+        and Path(args.experiment).expanduser().resolve() in (out.resolve().parent, *out.resolve().parent.parents)
+    ):
         raise UserError(f"--out {out}: that is inside the experiment {args.experiment}; write elsewhere")
     source = Path(args.data).expanduser()
     if not source.is_file():
@@ -139,8 +173,9 @@ def _predict(args: argparse.Namespace) -> int:
     predicted = predictor.predict(frame)
     if not isinstance(predicted, pd.DataFrame):  # text: probabilities beside the rows they belong to
         columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
-        predicted = pd.concat([frame.reset_index(drop=True),
-                               pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns)], axis=1)
+        predicted = pd.concat(
+            [frame.reset_index(drop=True), pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns)], axis=1
+        )
     if out is None:
         predicted.to_csv(sys.stdout, index=False)
         return 0
@@ -197,8 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hindsight_ray.safety import stop_on_sigterm
 
         stop_on_sigterm()
-    handlers = {"sweep": _sweep, "resume": _resume, "report": _report, "campaign": _campaign,
-                "datasets": _datasets, "predict": _predict}
+    handlers = {
+        "sweep": _sweep,
+        "resume": _resume,
+        "report": _report,
+        "campaign": _campaign,
+        "datasets": _datasets,
+        "predict": _predict,
+    }
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -17,8 +17,12 @@ from hindsight_ray.config import SweepConfig
 from hindsight_ray.errors import UserError
 from hindsight_ray.storage import is_uri
 
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow",
-              "PYTHONWARNINGS": "ignore"}
+WORKER_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "KERAS_BACKEND": "tensorflow",
+    "PYTHONWARNINGS": "ignore",
+}
 
 
 def use_trial_numerics() -> None:
@@ -113,8 +117,10 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         socket.create_connection((host, port_number), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UserError(f"resources.address {address}: nothing answers at {host}:{port_number} ({reason}); is the "
-                        f"{'Ray Client server' if client else 'Ray head'} running there, and the port open?") from None
+        raise UserError(
+            f"resources.address {address}: nothing answers at {host}:{port_number} ({reason}); is the "
+            f"{'Ray Client server' if client else 'Ray head'} running there, and the port open?"
+        ) from None
 
 
 def use_found_token() -> bool:
@@ -167,8 +173,24 @@ def check_resources(config: SweepConfig, storage: str) -> int:
     return trial_slots(config, nodes)
 
 
-NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p",
-                       "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs", "fuse.sshfs", "fuse.ceph-fuse", "efs")
+NETWORK_FILESYSTEMS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "ceph",
+    "glusterfs",
+    "9p",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.juicefs",
+    "fuse.sshfs",
+    "fuse.ceph-fuse",
+    "efs",
+)
 
 
 def filesystem_type(path: str) -> str:
@@ -183,7 +205,11 @@ def filesystem_type(path: str) -> str:
         return ""
     for line in mounts:
         fields = line.split()
-        if len(fields) >= 3 and (str(target) + "/").startswith(fields[1].rstrip("/") + "/") and len(fields[1]) > len(best):
+        if (
+            len(fields) >= 3
+            and (str(target) + "/").startswith(fields[1].rstrip("/") + "/")
+            and len(fields[1]) > len(best)
+        ):
             best, kind = fields[1], fields[2]
     return kind
 
@@ -209,7 +235,8 @@ def check_memory(config: SweepConfig, available: float, where: str) -> None:
             f"{config.model.batch_size}, sequence {config.data.max_length if config.data.kind == 'text' else config.data.lags}"
             f"{f', vocabulary {config.data.num_words:,}' if config.data.kind == 'text' else ''}) needs about "
             f"{_gb(needed)} to train, more than {where}'s {_gb(available)}; lower search.stage1.units, "
-            "data.max_length, data.num_words or model.batch_size")
+            "data.max_length, data.num_words or model.batch_size"
+        )
 
 
 def live_nodes() -> list[dict[str, Any]]:
@@ -230,7 +257,8 @@ def check_cluster(config: SweepConfig, storage: str, nodes: list[dict[str, Any]]
     if len(hosts) > 1 and not is_uri(storage) and filesystem_type(storage) not in NETWORK_FILESYSTEMS:
         raise UserError(
             f"storage {storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
-            "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix")
+            "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix"
+        )
 
 
 def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) -> int:
@@ -246,13 +274,16 @@ def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) 
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
     problem = None
     if res.cpus_per_trial > most_cpus:
-        problem = (f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has "
-                   f"(largest: {most_cpus:g} CPUs)")
+        problem = (
+            f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has (largest: {most_cpus:g} CPUs)"
+        )
     elif res.gpus_per_trial > 0 and most_gpus == 0:
         problem = f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none"
     elif res.gpus_per_trial > most_gpus:
-        problem = (f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
-                   f"(largest: {most_gpus:g} GPUs)")
+        problem = (
+            f"resources.gpus_per_trial {res.gpus_per_trial:g} is more GPUs than any node has "
+            f"(largest: {most_gpus:g} GPUs)"
+        )
     if problem and not res.wait_for_autoscaler:
         raise UserError(problem + "; set resources.wait_for_autoscaler: true if an autoscaler will add such nodes")
     slots = 0

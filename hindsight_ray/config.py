@@ -37,8 +37,17 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-__all__ = ["DATASET_DEFAULTS", "SweepConfig", "apply_overrides", "build_config", "changed_keys", "config_to_dict",
-           "load_config", "parse_override", "read_config_file"]
+__all__ = [
+    "DATASET_DEFAULTS",
+    "SweepConfig",
+    "apply_overrides",
+    "build_config",
+    "changed_keys",
+    "config_to_dict",
+    "load_config",
+    "parse_override",
+    "read_config_file",
+]
 
 
 def _not_bool(value: Any) -> Any:
@@ -71,6 +80,8 @@ def _epochs_or_auto(value: Any) -> Any:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
     raise ValueError("must be auto or a whole number of epochs (1 or more)")
+
+
 Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: below it a learning rate trains as zero
 
@@ -191,7 +202,6 @@ class Stage2Config(_Section):
         return value
 
 
-
 class ManualPoint(_Section):
     layers: Int = Field(ge=1)
     units: Int = Field(ge=1)
@@ -292,10 +302,12 @@ class SweepConfig(_Section):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or value in {".", ".."}
-                                  or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)):
-            raise ValueError("must be a plain folder name (no '/', no NUL, tab, newline or other control "
-                             "character, not '.' or '..')")
+        if value is not None and (
+            not value or "/" in value or value in {".", ".."} or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+        ):
+            raise ValueError(
+                "must be a plain folder name (no '/', no NUL, tab, newline or other control character, not '.' or '..')"
+            )
         if value is not None and len(value.encode()) > 255:
             raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
         return value
@@ -354,8 +366,9 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
         raise UserError(validation_message(exc, SweepConfig)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                literal: dict[str, Any] | None = None) -> SweepConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None
+) -> SweepConfig:
     """The config from an optional YAML file plus ``--set`` overrides and literal settings, validated."""
     raw = read_config_file(path) if path is not None else {}
     return build_config(apply_overrides(raw, overrides or [], literal))

@@ -25,8 +25,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str],
-                    literal: dict[str, Any] | None = None) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], overrides: list[str], literal: dict[str, Any] | None = None) -> dict[str, Any]:
     """A copy of ``raw`` with every ``KEY=VALUE`` override set (the value parsed as YAML), then every
     ``literal`` dotted key set to its value as given (``--name "run #3"`` is that name, not YAML)."""
     merged = copy.deepcopy(raw)
@@ -87,8 +86,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None and _expanded_size(root, {}) > MAX_NODES:
             # a "billion laughs" file: a few lines of aliases (*name) that expand into an enormous value
-            raise UserError(f"config file {path} expands to more than {MAX_NODES:,} values (YAML aliases); "
-                            "write the values out")
+            raise UserError(
+                f"config file {path} expands to more than {MAX_NODES:,} values (YAML aliases); write the values out"
+            )
         raw = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader that refuses repeated keys
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)

@@ -56,8 +56,14 @@ def read_queue_times(experiment_dir: str | ExperimentLocation) -> dict[str, floa
 class StageConsole(Callback):
     """Prints :class:`~hindsight_ray.progress.StageLines` as trials end."""
 
-    def __init__(self, objective: Objective, stage1_trials: int, stage2_trials: int, max_learning_rate: float,
-                 echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        stage1_trials: int,
+        stage2_trials: int,
+        max_learning_rate: float,
+        echo: Callable[[str], None] = print,
+    ) -> None:
         self.lines = StageLines(objective, stage1_trials, stage2_trials, max_learning_rate)
         self.echo = echo
 
@@ -73,8 +79,16 @@ class Progress(Callback):
     """The :class:`~hindsight_ray.progress.Heartbeat` while trials run: a live line on a terminal, else a
     plain line at most every ``every`` seconds."""
 
-    def __init__(self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int,
-                 echo: Callable[[str], None] = print, every: float = 10.0, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        *,
+        stage_epochs: dict[int, tuple[int, int]],
+        slots: int,
+        echo: Callable[[str], None] = print,
+        every: float = 10.0,
+        live: bool | None = None,
+    ) -> None:
         self.heartbeat = Heartbeat(objective, stage_epochs=stage_epochs, slots=slots)
         self.output = LiveLine(echo, live=live, every=every)
         self.started: float | None = None
@@ -103,13 +117,16 @@ class DiskWatch(Callback):
     def __init__(self, experiment_dir: str) -> None:
         self.experiment_dir = experiment_dir
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         from hindsight_ray.core.disk import DISK_FULL_KEY, DiskFull
 
         if result.get(DISK_FULL_KEY):
-            raise DiskFull(f"cannot write {self.experiment_dir}: {result[DISK_FULL_KEY]}; free some space, then "
-                           f"hindsight-ray resume {self.experiment_dir}")
+            raise DiskFull(
+                f"cannot write {self.experiment_dir}: {result[DISK_FULL_KEY]}; free some space, then "
+                f"hindsight-ray resume {self.experiment_dir}"
+            )
 
 
 class WarmTensorFlow(Callback):
@@ -117,8 +134,9 @@ class WarmTensorFlow(Callback):
     (:func:`~hindsight_ray.finalize.warm_tensorflow`), for the test evaluation a local sweep runs there: after
     the first workers' own imports, which every trial start waits for, not beside them."""
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         from hindsight_ray.finalize import warm_tensorflow
 
         warm_tensorflow()

@@ -70,10 +70,16 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
         path = checkpoint.path if checkpoint is not None else None
         if path is None and trial.status == "TERMINATED" and records:
             path = checkpoint_left_on_disk(trial.storage.storage_filesystem, trial.path, records[-1].get("epoch"))
-        outcomes.append(tables.TrialOutcome(
-            trial_id=trial.trial_id, config=dict(trial.config), status=trial.status, results=records,
-            checkpoint_path=path, num_failures=int(trial.num_failures),
-        ))
+        outcomes.append(
+            tables.TrialOutcome(
+                trial_id=trial.trial_id,
+                config=dict(trial.config),
+                status=trial.status,
+                results=records,
+                checkpoint_path=path,
+                num_failures=int(trial.num_failures),
+            )
+        )
     return outcomes
 
 
@@ -117,8 +123,9 @@ def join_warming() -> None:
         thread.join()
 
 
-def evaluate_on_test(prepared: Prepared, checkpoint_path: str, location: ExperimentLocation,
-                     worker: bool = True) -> dict[str, Any]:
+def evaluate_on_test(
+    prepared: Prepared, checkpoint_path: str, location: ExperimentLocation, worker: bool = True
+) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (in this process for a local
     Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU)."""
     from ray.tune import Checkpoint
@@ -133,14 +140,21 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, location: Experim
             model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
     except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
-        return {"error": f"the best trial's checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}: "
-                         f"{detail}); its model cannot be exported"}
+        return {
+            "error": f"the best trial's checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}: "
+            f"{detail}); its model cannot be exported"
+        }
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(location)
     if prepared.task == "regression":  # first target, first step: enough to plot against the truth
-        frame = pd.DataFrame({"origin": prepared.origins["test"], "actual": prepared.actual["test"][:, 0],
-                              "predicted": prepared.in_data_units("test", predicted)[:, 0]})
+        frame = pd.DataFrame(
+            {
+                "origin": prepared.origins["test"],
+                "actual": prepared.actual["test"][:, 0],
+                "predicted": prepared.in_data_units("test", predicted)[:, 0],
+            }
+        )
         store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     with tempfile.TemporaryDirectory() as folder:
         exported = os.path.join(folder, tables.BEST_MODEL_FILE)
@@ -149,8 +163,9 @@ def evaluate_on_test(prepared: Prepared, checkpoint_path: str, location: Experim
     return scores
 
 
-def score_trials(config: SweepConfig, outcomes: list[tables.TrialOutcome], policy: TwoStagePolicy | None,
-                 queued_at: dict[str, float]) -> tuple[pd.DataFrame, str | None]:
+def score_trials(
+    config: SweepConfig, outcomes: list[tables.TrialOutcome], policy: TwoStagePolicy | None, queued_at: dict[str, float]
+) -> tuple[pd.DataFrame, str | None]:
     """Every trial scored (``trials.parquet`` before the test scores) and the id of the best one.
 
     Trials stopped before their last epoch (early stopping, a budget, unused speculation) are recorded
@@ -164,7 +179,9 @@ def score_trials(config: SweepConfig, outcomes: list[tables.TrialOutcome], polic
     trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
     trials["used"] = [t in used for t in trials.trial_id]
     stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
-    stopped = [a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)]
+    stopped = [
+        a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)
+    ]
     trials.loc[stopped, "status"] = "STOPPED"
     trials.loc[stopped, config.metric] = None
     if policy is not None:
@@ -173,49 +190,87 @@ def score_trials(config: SweepConfig, outcomes: list[tables.TrialOutcome], polic
     return trials, None if index is None else str(trials.trial_id.iloc[index])
 
 
-def summarize(config: SweepConfig, experiment: str, trials: pd.DataFrame, policy: TwoStagePolicy | None,
-              prepared_info: dict[str, Any], baselines: dict[str, Any]) -> tables.Summary:
+def summarize(
+    config: SweepConfig,
+    experiment: str,
+    trials: pd.DataFrame,
+    policy: TwoStagePolicy | None,
+    prepared_info: dict[str, Any],
+    baselines: dict[str, Any],
+) -> tables.Summary:
     """``summary.json`` without its best trial: what ran, how long, how busy, and the two stages' decisions."""
     began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
     wall_s = float(trials["finished_at"].max() - began)
     summary: tables.Summary = {
-        "experiment": experiment.rsplit("/", 1)[-1], "experiment_dir": experiment,
-        "strategy": config.search.strategy, "metric": config.metric, "mode": config.mode,
-        "score": config.objective.rule, "seed": config.seed, "budget": config.search.budget,
+        "experiment": experiment.rsplit("/", 1)[-1],
+        "experiment_dir": experiment,
+        "strategy": config.search.strategy,
+        "metric": config.metric,
+        "mode": config.mode,
+        "score": config.objective.rule,
+        "seed": config.seed,
+        "budget": config.search.budget,
         "data": {"source": config.data.source, **prepared_info},
-        "stage1": None, "stage2": None, "best": None, "baselines": baselines,
-        "wall_s": wall_s, "trial_s": float(trials["total_s"].fillna(0).sum()),
-        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()), "trials_run": len(trials),
-        "stopped_trials": int((trials["status"] == "STOPPED").sum()), "retries": int(trials["retries"].sum()),
-        "utilization": tables.utilization(trials, wall_s), "finished_at": time.time(),
+        "stage1": None,
+        "stage2": None,
+        "best": None,
+        "baselines": baselines,
+        "wall_s": wall_s,
+        "trial_s": float(trials["total_s"].fillna(0).sum()),
+        "trial_epochs": int(trials["epochs_run"].fillna(0).sum()),
+        "trials_run": len(trials),
+        "stopped_trials": int((trials["status"] == "STOPPED").sum()),
+        "retries": int(trials["retries"].sum()),
+        "utilization": tables.utilization(trials, wall_s),
+        "finished_at": time.time(),
     }
     if policy is not None:
         winner = policy.winner
         summary["stage1"] = {
             "trials": len(policy.stage1_trials()),
             "failed": sum(t.status == "error" for t in policy.stage1_trials()),
-            "winner": None if winner is None else {
-                "trial_id": winner.trial_id, "layers": winner.layers, "units": winner.units,
-                "validation": winner.score, "params": winner.params},
+            "winner": None
+            if winner is None
+            else {
+                "trial_id": winner.trial_id,
+                "layers": winner.layers,
+                "units": winner.units,
+                "validation": winner.score,
+                "params": winner.params,
+            },
         }
-        summary["stage2"] = {"iterations": policy.iterations, "learning_rate_path": policy.learning_rate_path(),
-                             "speculative": bool(policy.settings["speculative"]),
-                             "speculative_trials": int(trials["speculative"].sum())}
+        summary["stage2"] = {
+            "iterations": policy.iterations,
+            "learning_rate_path": policy.learning_rate_path(),
+            "speculative": bool(policy.settings["speculative"]),
+            "speculative_trials": int(trials["speculative"].sum()),
+        }
     return summary
 
 
-def best_entry(config: SweepConfig, trials: pd.DataFrame, best_id: str, test: dict[str, float],
-               model: str) -> tables.Best:
+def best_entry(
+    config: SweepConfig, trials: pd.DataFrame, best_id: str, test: dict[str, float], model: str
+) -> tables.Best:
     """``summary.json``'s best: the chosen trial's settings, scored epoch, validation and test scores."""
     row = trials.loc[trials["trial_id"] == best_id].iloc[0]
-    return {"trial_id": best_id, "stage": None if pd.isna(row.stage) else int(row.stage),
-            "layers": int(row.layers), "units": int(row.units), "learning_rate": float(row.learning_rate),
-            "epochs": int(row.epochs), "epoch": int(row.score_epoch), "validation": float(row[config.metric]),
-            "last_validation": float(row[config.objective.last_key]), **test, "model": model}  # type: ignore[typeddict-item]
+    return {
+        "trial_id": best_id,
+        "stage": None if pd.isna(row.stage) else int(row.stage),
+        "layers": int(row.layers),
+        "units": int(row.units),
+        "learning_rate": float(row.learning_rate),
+        "epochs": int(row.epochs),
+        "epoch": int(row.score_epoch),
+        "validation": float(row[config.metric]),
+        "last_validation": float(row[config.objective.last_key]),
+        **test,
+        "model": model,
+    }  # type: ignore[typeddict-item]
 
 
-def finalize(config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any,
-             policy: TwoStagePolicy | None) -> tables.Summary:
+def finalize(
+    config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any, policy: TwoStagePolicy | None
+) -> tables.Summary:
     """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
 
     ``policy`` is the two-stage search's decisions; other strategies pass None. ``data_ref``: the data in Ray's
@@ -256,5 +311,7 @@ def describe_best(summary: tables.Summary, objective: Objective) -> str:
     if not best:
         return "none (every trial failed)"
     test = best.get(objective.test_key)
-    return (f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
-            f"{objective.metric}={best['validation']:.4g} (epoch {best['epoch']}) test={test:.4g}")
+    return (
+        f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
+        f"{objective.metric}={best['validation']:.4g} (epoch {best['epoch']}) test={test:.4g}"
+    )

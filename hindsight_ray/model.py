@@ -79,9 +79,11 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     inputs = keras.Input(shape=spec.input_shape, dtype="int32" if spec.num_words else "float32")
     x = inputs
     if spec.num_words:
-        x = keras.layers.Embedding(spec.num_words, units,
-                                   embeddings_initializer=keras.initializers.RandomUniform(
-                                       -0.05, 0.05, seed=next(initializer_seed)))(x)
+        x = keras.layers.Embedding(
+            spec.num_words,
+            units,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=next(initializer_seed)),
+        )(x)
     for depth in range(layers):
         lstm = keras.layers.LSTM(
             units,
@@ -117,8 +119,17 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     return model
 
 
-def estimate_trial_bytes(*, sequence_length: int, features: int, num_words: int | None, layers: int, units: int,
-                         batch_size: int, bidirectional: bool = False, optimizer: str = "rmsprop") -> int:
+def estimate_trial_bytes(
+    *,
+    sequence_length: int,
+    features: int,
+    num_words: int | None,
+    layers: int,
+    units: int,
+    batch_size: int,
+    bidirectional: bool = False,
+    optimizer: str = "rmsprop",
+) -> int:
     """A rough upper estimate of the memory one trial needs to train: the weights with their gradients
     and optimizer slots, one batch of inputs, and the activations backpropagation keeps per time step.
     Good to an order of magnitude; meant to refuse models that cannot fit, not to pack nodes."""
@@ -144,9 +155,13 @@ def largest_trial_bytes(config: SweepConfig) -> int:
     return estimate_trial_bytes(
         sequence_length=data.max_length if text else data.lags,
         features=1 if text else len(data.features or data.target or [None]),
-        num_words=data.num_words if text else None, layers=max(stage1.layers), units=max(stage1.units),
-        batch_size=config.model.batch_size, bidirectional=config.model.bidirectional,
-        optimizer=config.model.optimizer)
+        num_words=data.num_words if text else None,
+        layers=max(stage1.layers),
+        units=max(stage1.units),
+        batch_size=config.model.batch_size,
+        bidirectional=config.model.bidirectional,
+        optimizer=config.model.optimizer,
+    )
 
 
 class TracedModels:
@@ -213,8 +228,9 @@ def _copy_state(source: Any, target: Any) -> bool:
     if type(source.optimizer) is not type(target.optimizer):
         return False
     sources, targets = _state_variables(source), _state_variables(target)
-    if len(sources) != len(targets) or any(tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype
-                                           for a, b in zip(sources, targets, strict=True)):
+    if len(sources) != len(targets) or any(
+        tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in zip(sources, targets, strict=True)
+    ):
         return False
     for a, b in zip(sources, targets, strict=True):
         b.assign(a.value)

@@ -102,7 +102,7 @@ class Objective:
         last = len(curve)
         if self.rule == "last_epoch":
             return TrialScore(finite(curve[-1]), last, best_epoch)
-        window = [finite(v) for v in curve[-self.last_k:]]
+        window = [finite(v) for v in curve[-self.last_k :]]
         values = [v for v in window if v is not None]
         if len(values) < len(window):
             return TrialScore(None, last, best_epoch)  # a diverged epoch among the last K: no score

@@ -101,11 +101,15 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
             f"budget      {plan.trial_epochs} trial-epochs",
         ]
     else:
-        lines += [f"strategy    {config.search.strategy} over layers {stage1.layers} x units {stage1.units} x "
-                  f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
-                  f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs"]
-    lines.append(f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
-                 f"{res.max_concurrent or 'as resources allow'}, Ray at {ray_address(config) or 'a new local instance'}")
+        lines += [
+            f"strategy    {config.search.strategy} over layers {stage1.layers} x units {stage1.units} x "
+            f"learning rates up to {stage2.max_learning_rate:g}, {stage2.epochs} epochs per trial",
+            f"budget      {search_budget(config, plan) or 'unlimited (the whole grid)'} trial-epochs",
+        ]
+    lines.append(
+        f"resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, max concurrent "
+        f"{res.max_concurrent or 'as resources allow'}, Ray at {ray_address(config) or 'a new local instance'}"
+    )
     return lines
 
 
@@ -131,4 +135,3 @@ def search_budget(config: SweepConfig, plan: Plan) -> int | None:
     if config.search.strategy in ("random", "bayes", "asha"):
         return plan.trial_epochs
     return None
-

@@ -66,8 +66,10 @@ class Predictor:
             return self._forecast(data)
         if self.kind == "text":
             return self._classify(data)
-        raise UserError("this experiment's data has no preprocessing a predictor can replay (pre-tokenized "
-                        "imdb.npz); feed token ids to best_model.keras instead")
+        raise UserError(
+            "this experiment's data has no preprocessing a predictor can replay (pre-tokenized "
+            "imdb.npz); feed token ids to best_model.keras instead"
+        )
 
     # -- text --------------------------------------------------------------------------
     def _classify(self, data: pd.DataFrame | Sequence[str] | pd.Series) -> np.ndarray:
@@ -111,8 +113,10 @@ class Predictor:
         values, levels = model_space(values, target_index, pre.log, pre.difference, where, pre.numeric)
         shift = 1 if pre.difference else 0
         if len(values) < pre.lags:
-            raise UserError(f"{where}: {len(frame)} rows; a forecast needs at least {pre.lags + shift} "
-                            f"(lags={pre.lags}{' + 1 for differencing' if shift else ''})")
+            raise UserError(
+                f"{where}: {len(frame)} rows; a forecast needs at least {pre.lags + shift} "
+                f"(lags={pre.lags}{' + 1 for differencing' if shift else ''})"
+            )
         inputs, _ = encode(pre, frame, values)
         starts = np.arange(len(inputs) - pre.lags + 1)
         x = np.stack([inputs[s : s + pre.lags] for s in starts]).astype(np.float32)

@@ -57,18 +57,27 @@ class StageLines:
         leader, metric = self._leader(mine), self.objective.metric
         unscored = sum(self.score(t) is None for t in mine)
         if stage is None:  # another strategy: one line per trial
-            best = "none yet" if leader is None else (
-                f"layers={leader.config['layers']} units={leader.config['units']} "
-                f"lr={leader.config['learning_rate']:.4g} {metric}={self.score(leader):.4g}")
+            best = (
+                "none yet"
+                if leader is None
+                else (
+                    f"layers={leader.config['layers']} units={leader.config['units']} "
+                    f"lr={leader.config['learning_rate']:.4g} {metric}={self.score(leader):.4g}"
+                )
+            )
             return [f"{len(mine)} trials done ({unscored} stopped or failed), best {best}"]
-        best = "none yet" if leader is None else (
-            f"units={leader.config['units']} layers={leader.config['layers']} {metric}={self.score(leader):.4g}")
+        best = (
+            "none yet"
+            if leader is None
+            else (f"units={leader.config['units']} layers={leader.config['layers']} {metric}={self.score(leader):.4g}")
+        )
         note = f" ({unscored} failed)" if unscored else ""
         return [f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}"]
 
     def _stage2(self, mine: list[Any], trial: Any) -> list[str]:
         """The iterations this trial's end decided (with speculation a trial can end before the one the
         rule needs first; its iteration is printed when that one ends), or a line for a trial off the path."""
+
         def path(ended: list[Any]) -> list[tuple[float, float | None, bool]]:
             results: dict[float, float | None] = {}
             for other in sorted(ended, key=lambda t: (t.last_result or {}).get("started_at") or 0):
@@ -78,12 +87,15 @@ class StageLines:
         before, now = path([t for t in mine if t is not trial]), path(mine)
         learning_rate = trial.config["learning_rate"]
         if len(now) == len(before):  # off the path, or ahead of the trial the rule needs first
-            return [f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far {len(now)}/{self.totals[2]}"]
+            return [
+                f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far {len(now)}/{self.totals[2]}"
+            ]
         lines = []
-        for index, (lr, score, improved) in enumerate(now[len(before):], start=len(before) + 1):
+        for index, (lr, score, improved) in enumerate(now[len(before) :], start=len(before) + 1):
             shown = "failed" if score is None else f"{self.objective.metric}={score:.4g}"
-            lines.append(f"stage 2: iteration {index}/{self.totals[2]} lr={lr:.6g} {shown}"
-                         f"{' (improved)' if improved else ''}")
+            lines.append(
+                f"stage 2: iteration {index}/{self.totals[2]} lr={lr:.6g} {shown}{' (improved)' if improved else ''}"
+            )
         return lines
 
 
@@ -102,17 +114,24 @@ class Heartbeat:
             done = sum(t.status in ENDED for t in mine)
             running = [t for t in mine if t.status == "RUNNING"]
             queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
-            shown = ", ".join(f"{t.config.get('layers')}x{t.config.get('units')} "
-                              f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}" for t in running[:4])
+            shown = ", ".join(
+                f"{t.config.get('layers')}x{t.config.get('units')} "
+                f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}"
+                for t in running[:4]
+            )
             label = f"stage {stage}: " if stage else ""
             total = self.stage_epochs.get(stage, (len(mine), 0))[0]
-            parts.append(f"{label}{done}/{max(total, len(mine))} done, {len(running)} running"
-                         f"{f' ({shown})' if shown else ''}, {queued} queued")
+            parts.append(
+                f"{label}{done}/{max(total, len(mine))} done, {len(running)} running"
+                f"{f' ({shown})' if shown else ''}, {queued} queued"
+            )
             trained[stage] = sum(int((t.last_result or {}).get("epoch", 0)) for t in mine)
         best = self._best(trials)
         shown_best = "none yet" if best is None else f"{self.objective.metric} {best:.4g}"
-        return (f"[{clock(elapsed)}] {'; '.join(parts) or 'starting'} | best {shown_best} | "
-                f"left ~{self._left(trained, trials)}")
+        return (
+            f"[{clock(elapsed)}] {'; '.join(parts) or 'starting'} | best {shown_best} | "
+            f"left ~{self._left(trained, trials)}"
+        )
 
     def _best(self, trials: list[Any]) -> float | None:
         best = None
@@ -129,7 +148,9 @@ class Heartbeat:
         for trial in trials:
             result = trial.last_result or {}
             if result.get("epoch") and result.get("epoch_s") is not None:
-                per_epoch.append(float(result["epoch_s"]) + float(result.get("checkpoint_s") or 0) / int(result["epoch"]))
+                per_epoch.append(
+                    float(result["epoch_s"]) + float(result.get("checkpoint_s") or 0) / int(result["epoch"])
+                )
                 startup.append(float(result.get("data_s") or 0) + float(result.get("build_s") or 0))
         if not per_epoch:
             return "?"
@@ -147,8 +168,15 @@ class LiveLine:
     every ``redraw`` seconds), under the lines printed meanwhile. Elsewhere (CI, a log file, a notebook's
     captured output): a plain line through ``echo`` at most every ``every`` seconds."""
 
-    def __init__(self, echo: Printer = print, *, live: bool | None = None, every: float = 10.0,
-                 redraw: float = 1.0, console: Any = None) -> None:
+    def __init__(
+        self,
+        echo: Printer = print,
+        *,
+        live: bool | None = None,
+        every: float = 10.0,
+        redraw: float = 1.0,
+        console: Any = None,
+    ) -> None:
         self.echo, self.every, self.redraw = echo, every, redraw
         self.mode = live  # None: live exactly when printing to a terminal (decided again after a resume)
         self.console = console
@@ -176,8 +204,14 @@ class LiveLine:
 
         text = Text(line, no_wrap=True, overflow="ellipsis")  # one line, cut to the terminal's width
         if self._display is None:  # transient: the finished sweep leaves only its permanent lines
-            self._display = Live(text, console=self.console, transient=True, auto_refresh=False,
-                                 redirect_stdout=True, redirect_stderr=False)
+            self._display = Live(
+                text,
+                console=self.console,
+                transient=True,
+                auto_refresh=False,
+                redirect_stdout=True,
+                redirect_stderr=False,
+            )
             self._display.start()
         self._display.update(text, refresh=True)
 

@@ -62,8 +62,9 @@ def _heatmap(store, trials, metric, winner_cell=None):
     figure, axis = _figure((1.2 + 0.9 * len(table.columns), 1.2 + 0.7 * len(table.index)))
     # a robust colour scale: one diverged architecture must not wash out the others
     low, high = np.nanpercentile(table.values, [5, 95]) if table.size > 3 else (None, None)
-    image = axis.imshow(table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto",
-                        vmin=low, vmax=high)
+    image = axis.imshow(
+        table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto", vmin=low, vmax=high
+    )
     axis.set_xticks(range(len(table.columns)), table.columns)
     axis.set_yticks(range(len(table.index)), table.index)
     axis.set_xlabel("units (LSTM width)")
@@ -74,8 +75,9 @@ def _heatmap(store, trials, metric, winner_cell=None):
             dark = (value - low) / ((high - low) or 1) > 0.5
             if metric == "val_accuracy":
                 dark = not dark
-            axis.text(column, row, f"{value:.3g}", ha="center", va="center", fontsize=8,
-                      color="white" if dark else "black")
+            axis.text(
+                column, row, f"{value:.3g}", ha="center", va="center", fontsize=8, color="white" if dark else "black"
+            )
     figure.colorbar(image, label=metric, extend="both" if low is not None else "neither")
     winner = winner_cell or {}
     if winner.get("layers") in table.index and winner.get("units") in table.columns:
@@ -97,12 +99,22 @@ def _lr_path(store, summary, metric):
     rates = [step["learning_rate"] for step in path]
     axis.plot(iterations, rates, "-", color="tab:blue", lw=1)
     improved = [step["improved"] for step in path]
-    axis.scatter([i for i, up in zip(iterations, improved, strict=True) if up],
-                 [r for r, up in zip(rates, improved, strict=True) if up], marker="o", color="tab:blue", zorder=3,
-                 label="improved: halve next")
-    axis.scatter([i for i, up in zip(iterations, improved, strict=True) if not up],
-                 [r for r, up in zip(rates, improved, strict=True) if not up], marker="x", color="tab:blue",
-                 zorder=3, label="no better: bisect back")
+    axis.scatter(
+        [i for i, up in zip(iterations, improved, strict=True) if up],
+        [r for r, up in zip(rates, improved, strict=True) if up],
+        marker="o",
+        color="tab:blue",
+        zorder=3,
+        label="improved: halve next",
+    )
+    axis.scatter(
+        [i for i, up in zip(iterations, improved, strict=True) if not up],
+        [r for r, up in zip(rates, improved, strict=True) if not up],
+        marker="x",
+        color="tab:blue",
+        zorder=3,
+        label="no better: bisect back",
+    )
     axis.set_yscale("log")
     axis.set_xticks(iterations)  # whole iterations only
     axis.set_xlabel("stage-2 iteration")
@@ -113,8 +125,16 @@ def _lr_path(store, summary, metric):
     best = (summary.get("best") or {}).get("trial_id")
     for iteration, step in zip(iterations, path, strict=True):
         if step["trial_id"] == best and step["score"] is not None:
-            twin.scatter([iteration], [step["score"]], s=160, marker="*", color="gold", edgecolor="black", zorder=4,
-                         label=f"best: lr {step['learning_rate']:.4g}")
+            twin.scatter(
+                [iteration],
+                [step["score"]],
+                s=160,
+                marker="*",
+                color="gold",
+                edgecolor="black",
+                zorder=4,
+                label=f"best: lr {step['learning_rate']:.4g}",
+            )
             twin.legend(fontsize=7, loc="upper right")
     twin.set_ylabel(f"{metric} (trial score)", color="tab:red")
     axis.legend(fontsize=7, loc="lower left")
@@ -138,16 +158,26 @@ def _timeline(store, trials):
         unused = trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
         color = "lightgray" if unused else colors.get(stage, "tab:green")
         width = trial.finished_at - trial.started_at
-        axis.barh(rows.index(trial.row), width, left=trial.started_at - start,
-                  color=color, edgecolor="black", linewidth=0.4)
+        axis.barh(
+            rows.index(trial.row), width, left=trial.started_at - start, color=color, edgecolor="black", linewidth=0.4
+        )
         lr = trial.get("learning_rate")
         label = f"{trial.get('layers')}x{trial.get('units')}" + ("" if stage == 1 or pd.isna(lr) else f" {lr:.3g}")
-        axis.text(trial.started_at - start + width / 2, rows.index(trial.row), label, ha="center", va="center",
-                  fontsize=6, clip_on=True)
+        axis.text(
+            trial.started_at - start + width / 2,
+            rows.index(trial.row),
+            label,
+            ha="center",
+            va="center",
+            fontsize=6,
+            clip_on=True,
+        )
     axis.set_yticks(range(len(rows)), rows)
     axis.set_xlabel("seconds since the first trial started")
-    axis.set_title("trial timeline, layers x units [lr] (blue: stage 1, orange: stage 2, green: other, gray: "
-                   "stopped or unused)", fontsize=9)
+    axis.set_title(
+        "trial timeline, layers x units [lr] (blue: stage 1, orange: stage 2, green: other, gray: stopped or unused)",
+        fontsize=9,
+    )
     return _save(store, figure, "timeline.png")
 
 
@@ -167,8 +197,16 @@ def _learning_curves(store, epochs, trials, metric, best=None):
         axis.plot(chosen.epoch, chosen[metric], color="black", lw=1.8, label="the chosen trial")
         at = chosen[chosen.epoch == best.get("epoch")]
         if not at.empty:
-            axis.scatter(at.epoch, at[metric], s=120, marker="*", color="gold", edgecolor="black", zorder=4,
-                         label=f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model")
+            axis.scatter(
+                at.epoch,
+                at[metric],
+                s=120,
+                marker="*",
+                color="gold",
+                edgecolor="black",
+                zorder=4,
+                label=f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model",
+            )
         axis.legend(fontsize=7)
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
@@ -225,33 +263,50 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
     epochs = pd.read_parquet(io.BytesIO(store.read_bytes(EPOCHS_FILE)))
     metric = summary["metric"]
     winner = (summary.get("stage1") or {}).get("winner")
-    plots = [_heatmap(store, trials, metric, winner), _lr_path(store, summary, metric), _timeline(store, trials),
-             _learning_curves(store, epochs, trials, metric, summary.get("best")), _predictions(store, summary),
-             _baselines(store, summary)]
+    plots = [
+        _heatmap(store, trials, metric, winner),
+        _lr_path(store, summary, metric),
+        _timeline(store, trials),
+        _learning_curves(store, epochs, trials, metric, summary.get("best")),
+        _predictions(store, summary),
+        _baselines(store, summary),
+    ]
     best = summary.get("best") or {}
     test_key = Objective(metric, summary["mode"]).test_key
-    lines = [f"# Sweep {summary['experiment']}", "",
-             f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
-             f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
-             f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall. A trial's score: "
-             f"`{summary.get('score', 'last_epoch')}`.", ""]
+    lines = [
+        f"# Sweep {summary['experiment']}",
+        "",
+        f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
+        f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
+        f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall. A trial's score: "
+        f"`{summary.get('score', 'last_epoch')}`.",
+        "",
+    ]
     if best:
-        lines += ["| | layers | units | learning rate | epoch | validation | test |", "|---|---|---|---|---|---|---|",
-                  f"| best | {best['layers']} | {best['units']} | {best['learning_rate']:.6g} | {best.get('epoch', '')} | "
-                  f"{best['validation']:.4g} | {best.get(test_key, float('nan')):.4g} |"]
+        lines += [
+            "| | layers | units | learning rate | epoch | validation | test |",
+            "|---|---|---|---|---|---|---|",
+            f"| best | {best['layers']} | {best['units']} | {best['learning_rate']:.6g} | {best.get('epoch', '')} | "
+            f"{best['validation']:.4g} | {best.get(test_key, float('nan')):.4g} |",
+        ]
         for name, scores in (summary.get("baselines") or {}).items():
             value = scores.get(test_key.removeprefix("test_"))
             lines.append(f"| {name.replace('_', ' ')} | | | | | | {value:.4g} |")
         lines.append("")
     winner = (summary.get("stage1") or {}).get("winner")
     if winner:
-        lines += [f"Stage-1 winner: layers={winner['layers']} units={winner['units']} ({metric} "
-                  f"{winner['validation']:.4g}).", ""]
+        lines += [
+            f"Stage-1 winner: layers={winner['layers']} units={winner['units']} ({metric} {winner['validation']:.4g}).",
+            "",
+        ]
     path = (summary.get("stage2") or {}).get("learning_rate_path") or []
     if path:
         lines += ["| iteration | learning rate | score | improved |", "|---|---|---|---|"]
-        lines += [f"| {p['iteration']} | {p['learning_rate']:.6g} | "
-                  f"{'failed' if p['score'] is None else format(p['score'], '.4g')} | {p['improved']} |" for p in path]
+        lines += [
+            f"| {p['iteration']} | {p['learning_rate']:.6g} | "
+            f"{'failed' if p['score'] is None else format(p['score'], '.4g')} | {p['improved']} |"
+            for p in path
+        ]
         lines.append("")
     lines += [f"![{name}]({name})" for name in plots if name]
     _write(store, lines)
@@ -259,28 +314,54 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
 
 
 # -- a campaign ----------------------------------------------------------------------------
-def write_campaign_report(folder: str | ExperimentLocation, table: pd.DataFrame, curves: dict[tuple[str, str, int], pd.DataFrame],
-                          metric: str, mode: str, header: list[str]) -> str:
+def write_campaign_report(
+    folder: str | ExperimentLocation,
+    table: pd.DataFrame,
+    curves: dict[tuple[str, str, int], pd.DataFrame],
+    metric: str,
+    mode: str,
+    header: list[str],
+) -> str:
     """``report.md`` for a campaign: a table of final scores and costs, and anytime curves per dataset."""
     store = ExperimentStore(folder)
     if "budget_row" not in table:
         table = table.assign(budget_row="")
     rows = list(dict.fromkeys(table.budget_row))
-    plots = [_anytime_plot(store, curves, dataset, row, metric, rows)
-             for row in rows for dataset in sorted(table.dataset.unique())]
-    summary = (table.groupby(["budget_row", "dataset", "strategy"], sort=False)
-               .agg(seeds=("seed", "count"), best_val=("best_val", "mean"), best_val_sd=("best_val", "std"),
-                    test=("test", "mean"), test_sd=("test", "std"), trial_epochs=("trial_epochs", "mean"),
-                    trial_s=("trial_s", "mean"), wall_s=("wall_s", "mean"), trials=("trials", "mean"),
-                    to_within_1pct_s=("to_within_1pct_s", "mean"))
-               .reset_index().rename(columns={"budget_row": "budget"}))
+    plots = [
+        _anytime_plot(store, curves, dataset, row, metric, rows)
+        for row in rows
+        for dataset in sorted(table.dataset.unique())
+    ]
+    summary = (
+        table.groupby(["budget_row", "dataset", "strategy"], sort=False)
+        .agg(
+            seeds=("seed", "count"),
+            best_val=("best_val", "mean"),
+            best_val_sd=("best_val", "std"),
+            test=("test", "mean"),
+            test_sd=("test", "std"),
+            trial_epochs=("trial_epochs", "mean"),
+            trial_s=("trial_s", "mean"),
+            wall_s=("wall_s", "mean"),
+            trials=("trials", "mean"),
+            to_within_1pct_s=("to_within_1pct_s", "mean"),
+        )
+        .reset_index()
+        .rename(columns={"budget_row": "budget"})
+    )
     lines = [*header, "", summary_markdown(summary), ""] + [f"![{name}]({name})" for name in plots]
     _write(store, lines)
     return store.path(REPORT_FILE)
 
 
-def _anytime_plot(store: ExperimentStore, curves: dict[tuple[str, str, str, int], pd.DataFrame], dataset: str,
-                  row: str, metric: str, rows: list[str]) -> str:
+def _anytime_plot(
+    store: ExperimentStore,
+    curves: dict[tuple[str, str, str, int], pd.DataFrame],
+    dataset: str,
+    row: str,
+    metric: str,
+    rows: list[str],
+) -> str:
     """Best-so-far against trial-seconds for every strategy on one dataset and budget row: mean and
     min-max band over seeds, drawn as steps (the best-so-far only changes when a trial ends)."""
     figure, axis = _figure((7, 4))
@@ -295,7 +376,7 @@ def _anytime_plot(store: ExperimentStore, curves: dict[tuple[str, str, str, int]
         # seeds alone would dip
         stacked = np.array([_step_at(grid, run.trial_s.to_numpy(float), run.best.to_numpy(float)) for run in runs])
         mean, low, high = stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
-        line, = axis.step(grid, mean, where="post", label=f"{strategy} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        (line,) = axis.step(grid, mean, where="post", label=f"{strategy} ({len(runs)} seed{'s' * (len(runs) > 1)})")
         axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color(), step="post")
     axis.set_xlabel("cumulative trial-seconds")
     axis.set_ylabel(f"best {metric} so far")
@@ -324,6 +405,7 @@ def _write(store: ExperimentStore, lines: list[str]) -> None:
 
 def summary_markdown(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table with 4 significant digits."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return "" if np.isnan(value) else f"{value:.4g}"
@@ -333,4 +415,3 @@ def summary_markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
-

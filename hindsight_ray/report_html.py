@@ -58,8 +58,10 @@ def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
         elif line.strip():
             blocks.append(f"<p>{_inline(line)}</p>")
         index += 1
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(blocks) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(blocks) + "\n</body></html>\n"
+    )
 
 
 def write_html(store: ExperimentStore, markdown: str) -> str:

@@ -25,9 +25,32 @@ BUILDER_KEY = "model_builder"  # beside the config: the Python function that bui
 FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what resume checks the data against
 
 TRIAL_COLUMNS = [
-    "trial_id", "strategy", "stage", "layers", "units", "learning_rate", "epochs", "status",
-    "best_epoch", SCORE_EPOCH_KEY, "params", "queued_at", "started_at", "finished_at", "queue_s", "data_s", "build_s",
-    "train_s", "eval_s", "checkpoint_s", "total_s", "node_ip", "node_id", "gpu_ids", "deterministic", "retries",
+    "trial_id",
+    "strategy",
+    "stage",
+    "layers",
+    "units",
+    "learning_rate",
+    "epochs",
+    "status",
+    "best_epoch",
+    SCORE_EPOCH_KEY,
+    "params",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "queue_s",
+    "data_s",
+    "build_s",
+    "train_s",
+    "eval_s",
+    "checkpoint_s",
+    "total_s",
+    "node_ip",
+    "node_id",
+    "gpu_ids",
+    "deterministic",
+    "retries",
     "checkpoint_path",
 ]
 TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
@@ -135,8 +158,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def trials_table(
-    outcomes: Iterable[TrialOutcome], *, objective: Objective, strategy: str,
-    queued_at: dict[str, float] | None = None
+    outcomes: Iterable[TrialOutcome], *, objective: Objective, strategy: str, queued_at: dict[str, float] | None = None
 ) -> pd.DataFrame:
     """One row per trial, in the columns DESIGN.md lists, ordered by when the trial was queued.
 
@@ -208,8 +230,9 @@ def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
 
     rows: list[dict[str, Any]] = []
     for outcome in outcomes:
-        rows.extend({"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row}
-                    for row in outcome.epochs())
+        rows.extend(
+            {"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row} for row in outcome.epochs()
+        )
     frame = pd.DataFrame(rows, columns=None if rows else EPOCH_COLUMNS)
     if frame.empty:
         return frame
@@ -236,8 +259,12 @@ def utilization(trials: pd.DataFrame, wall_s: float) -> dict[str, Any]:
 
     def entry(rows: pd.DataFrame) -> dict[str, float]:
         busy = busy_seconds(zip(rows.started_at, rows.finished_at, strict=True))
-        return {"busy_s": busy, "busy_share": busy / wall_s if wall_s > 0 else 0.0, "trials": int(len(rows)),
-                "trial_s": float((rows.finished_at - rows.started_at).sum())}
+        return {
+            "busy_s": busy,
+            "busy_share": busy / wall_s if wall_s > 0 else 0.0,
+            "trials": int(len(rows)),
+            "trial_s": float((rows.finished_at - rows.started_at).sum()),
+        }
 
     node = ran["node_ip"].fillna("?") + " " + ran["node_id"].fillna("").str[:8]
     nodes = {key.strip(): entry(rows) for key, rows in ran.groupby(node)}

@@ -40,16 +40,24 @@ from hindsight_ray.storage import ExperimentStore
 Printer = Callable[[str], None]
 
 
-def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = print, report: bool = True,
-              table: pd.DataFrame | None = None, callbacks: list[Any] | None = None,
-              model_builder: Any = None) -> Summary | dict[str, Any]:
+def run_sweep(
+    config: SweepConfig,
+    *,
+    dry_run: bool = False,
+    echo: Printer = print,
+    report: bool = True,
+    table: pd.DataFrame | None = None,
+    callbacks: list[Any] | None = None,
+    model_builder: Any = None,
+) -> Summary | dict[str, Any]:
     """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
     DataFrame (from Python) instead of ``data.source``."""
     began = time.time()
     if table is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"source": DATAFRAME})})
-    config = config.model_copy(update={"data": config.data.model_copy(
-        update={"source": absolute_source(config.data.source)})})
+    config = config.model_copy(
+        update={"data": config.data.model_copy(update={"source": absolute_source(config.data.source)})}
+    )
     plan = make_plan(config)
     check_storage(plan)
     builder = _builder(config, model_builder)
@@ -71,10 +79,23 @@ def run_sweep(config: SweepConfig, *, dry_run: bool = False, echo: Printer = pri
             for line in describe_plan(config, plan, prepared):
                 echo(line)
             ahead = config.search.strategy == "two_stage" and speculative_for(
-                config.search.stage2.speculative, slots, config.resources)
-            echo(f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}")
-            ending = _fit(config, plan, prepared, slots, echo, resume=False, report=report,
-                          callbacks=[*configured, *(callbacks or [])], builder=builder, began=began)
+                config.search.stage2.speculative, slots, config.resources
+            )
+            echo(
+                f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}"
+            )
+            ending = _fit(
+                config,
+                plan,
+                prepared,
+                slots,
+                echo,
+                resume=False,
+                report=report,
+                callbacks=[*configured, *(callbacks or [])],
+                builder=builder,
+                began=began,
+            )
     with running(plan.experiment_dir):
         return ending.finish()  # Ray has shut down while the report was drawn
 
@@ -84,9 +105,13 @@ def _locked(plan: Plan, create: bool) -> Any:
     return experiment_lock(plan.location.path, create=create) if plan.location.local else nullcontext()
 
 
-def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: list[str] | None = None,
-                 echo: Printer = print, table: pd.DataFrame | None = None,
-                 model_builder: Any = None) -> Summary:
+def resume_sweep(
+    experiment_dir: str | Path | ExperimentLocation,
+    overrides: list[str] | None = None,
+    echo: Printer = print,
+    table: pd.DataFrame | None = None,
+    model_builder: Any = None,
+) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
     location = ExperimentLocation.parse(experiment_dir)  # where it is now: a moved folder reads its own files
@@ -98,21 +123,25 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
         raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
     name = location.name
     config, recorded, raw_builder = _recorded_config(store, name, overrides)
-    plan = replace(make_plan(config), name=name, storage=location.parent.uri, experiment_dir=experiment,
-                   location=location)
+    plan = replace(
+        make_plan(config), name=name, storage=location.parent.uri, experiment_dir=experiment, location=location
+    )
     if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
-        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, "
-             f"{tables.TRIALS_FILE})")
+        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, {tables.TRIALS_FILE})")
         try:
             return cast(Summary, store.read_json(tables.SUMMARY_FILE))
         except ValueError:
-            raise UserError(f"{experiment}: {tables.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
-                            "finished, so its tables are there: delete the file to finalize it again") from None
+            raise UserError(
+                f"{experiment}: {tables.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
+                "finished, so its tables are there: delete the file to finalize it again"
+            ) from None
     with _locked(plan, create=False), running(experiment):
         _check_same_data(config, recorded, name, table)
         if raw_builder and model_builder is None:
-            raise UserError(f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
-                            "from Python with hindsight_ray.resume(..., model_builder=that function)")
+            raise UserError(
+                f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
+                "from Python with hindsight_ray.resume(..., model_builder=that function)"
+            )
         builder = _builder(config, model_builder)
         prepared = prepare(config.data, seed=config.seed, table=table)
         for name in set_aside_damaged_state(store):
@@ -136,8 +165,9 @@ def resume_sweep(experiment_dir: str | Path | ExperimentLocation, overrides: lis
         return ending.finish()  # Ray has shut down while the report was drawn
 
 
-def _recorded_config(store: ExperimentStore, name: str,
-                     overrides: list[str] | None) -> tuple[SweepConfig, dict[str, Any] | None, str | None]:
+def _recorded_config(
+    store: ExperimentStore, name: str, overrides: list[str] | None
+) -> tuple[SweepConfig, dict[str, Any] | None, str | None]:
     """The config a sweep started with (overrides must agree with it) and its data fingerprint."""
     from hindsight_ray.config import apply_overrides, build_config
 
@@ -157,8 +187,10 @@ def _recorded_config(store: ExperimentStore, name: str,
         wanted = build_config(apply_overrides(raw, overrides))
         if wanted != config:
             changed = changed_keys(config_to_dict(config), config_to_dict(wanted))
-            raise UserError(f"resume {name}: the config differs from the one it started with "
-                            f"({', '.join(changed)}); start a new sweep instead")
+            raise UserError(
+                f"resume {name}: the config differs from the one it started with "
+                f"({', '.join(changed)}); start a new sweep instead"
+            )
     return config, recorded, builder
 
 
@@ -173,9 +205,13 @@ def config_callbacks(config: SweepConfig, name: str) -> list[Any]:
             raise UserError("run.callbacks mlflow needs MLflow: pip install 'hindsight-ray[mlflow]'")
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-        callbacks.append(MLflowLoggerCallback(tracking_uri=config.run.mlflow.tracking_uri,
-                                              experiment_name=config.run.mlflow.experiment or name,
-                                              tags={"hindsight_ray.strategy": config.search.strategy}))
+        callbacks.append(
+            MLflowLoggerCallback(
+                tracking_uri=config.run.mlflow.tracking_uri,
+                experiment_name=config.run.mlflow.experiment or name,
+                tags={"hindsight_ray.strategy": config.search.strategy},
+            )
+        )
     return callbacks
 
 
@@ -200,16 +236,19 @@ def data_fingerprint(config: SweepConfig, table: pd.DataFrame | None) -> dict[st
     return fingerprint(config.data.source)
 
 
-def _check_same_data(config: SweepConfig, recorded: dict[str, Any] | None, name: str,
-                     table: pd.DataFrame | None) -> None:
+def _check_same_data(
+    config: SweepConfig, recorded: dict[str, Any] | None, name: str, table: pd.DataFrame | None
+) -> None:
     """Refuse to resume on other data than the sweep started with: scores of two datasets must not mix."""
     if recorded is None:
         return  # an experiment from before fingerprints were recorded
     now = data_fingerprint(config, table)
     if now != recorded:
         was = recorded.get("sha256", "?")[:12]
-        raise UserError(f"resume {name}: data.source {config.data.source} changed since the sweep started "
-                        f"(sha256 {was}..., now {str(now.get('sha256', '?'))[:12]}...); start a new sweep instead")
+        raise UserError(
+            f"resume {name}: data.source {config.data.source} changed since the sweep started "
+            f"(sha256 {was}..., now {str(now.get('sha256', '?'))[:12]}...); start a new sweep instead"
+        )
 
 
 def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any) -> tuple[Any, Any]:
@@ -220,12 +259,20 @@ def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any
     from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
 
     setup = TrialSetup(
-        data=DataHandle(ray.put(prepared)), seed=config.seed, batch_size=config.model.batch_size,
-        optimizer=config.model.optimizer, bidirectional=config.model.bidirectional, dropout=config.model.dropout,
-        loss=config.model.loss, objective=config.objective,
-        checkpoint_every=config.run.checkpoint_every, mixed_precision=config.resources.mixed_precision,
-        checkpoint_seconds=config.run.checkpoint_seconds, deterministic=config.run.deterministic,
-        builder=builder, report_seconds=report_seconds(config, plan),
+        data=DataHandle(ray.put(prepared)),
+        seed=config.seed,
+        batch_size=config.model.batch_size,
+        optimizer=config.model.optimizer,
+        bidirectional=config.model.bidirectional,
+        dropout=config.model.dropout,
+        loss=config.model.loss,
+        objective=config.objective,
+        checkpoint_every=config.run.checkpoint_every,
+        mixed_precision=config.resources.mixed_precision,
+        checkpoint_seconds=config.run.checkpoint_seconds,
+        deterministic=config.run.deterministic,
+        builder=builder,
+        report_seconds=report_seconds(config, plan),
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_lstm, setup=setup),
@@ -242,8 +289,7 @@ def report_seconds(config: SweepConfig, plan: Plan) -> float:
     return config.run.report_seconds
 
 
-def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer,
-               callbacks: list[Any]) -> Any:
+def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer, callbacks: list[Any]) -> Any:
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
@@ -252,24 +298,36 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
 
     stage1, stage2 = config.search.stage1, config.search.stage2
     strategy = build_strategy(
-        config.search.strategy, layers=stage1.layers, units=stage1.units,
-        stage1_learning_rate=stage1.learning_rate, stage1_epochs=stage1.epochs,
-        max_learning_rate=stage2.max_learning_rate, max_iterations=stage2.max_iterations,
-        stage2_epochs=stage2.epochs, metric=SCORE_KEY, mode=config.mode, slots=slots, seed=config.seed,
+        config.search.strategy,
+        layers=stage1.layers,
+        units=stage1.units,
+        stage1_learning_rate=stage1.learning_rate,
+        stage1_epochs=stage1.epochs,
+        max_learning_rate=stage2.max_learning_rate,
+        max_iterations=stage2.max_iterations,
+        stage2_epochs=stage2.epochs,
+        metric=SCORE_KEY,
+        mode=config.mode,
+        slots=slots,
+        seed=config.seed,
         speculative=speculative_for(stage2.speculative, slots, config.resources),
         early_stop=asha(stage1.epochs) if stage1.early_stop == "asha" else None,
         manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
     )
-    console = StageConsole(config.objective, plan.stage1_trials, plan.stage2_trials, stage2.max_learning_rate,
-                           echo=echo)
+    console = StageConsole(
+        config.objective, plan.stage1_trials, plan.stage2_trials, stage2.max_learning_rate, echo=echo
+    )
     budget = search_budget(config, plan)
     progress = Progress(config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo)
     return tune.Tuner(
         trainable,
         param_space=strategy.param_space,
         tune_config=tune.TuneConfig(
-            metric=SCORE_KEY, mode=config.mode, num_samples=strategy.num_samples,
-            search_alg=strategy.search_alg, scheduler=strategy.scheduler,
+            metric=SCORE_KEY,
+            mode=config.mode,
+            num_samples=strategy.num_samples,
+            search_alg=strategy.search_alg,
+            scheduler=strategy.scheduler,
             reuse_actors=True,  # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
         ),
         run_config=tune.RunConfig(
@@ -278,8 +336,14 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
             stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
-            callbacks=[TrialClock(plan.location), DiskWatch(plan.experiment_dir), console, progress, *callbacks,
-                       *([] if ray_address(config) else [WarmTensorFlow()])],  # local: test evaluation here
+            callbacks=[
+                TrialClock(plan.location),
+                DiskWatch(plan.experiment_dir),
+                console,
+                progress,
+                *callbacks,
+                *([] if ray_address(config) else [WarmTensorFlow()]),
+            ],  # local: test evaluation here
             verbose=0,
         ),
     )
@@ -308,9 +372,19 @@ def storage_options(location: ExperimentLocation) -> dict[str, Any]:
     return {"storage_path": location.path, "storage_filesystem": location.fs}
 
 
-def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer, *,
-         resume: bool, report: bool, callbacks: list[Any] | None = None, builder: Any = None,
-         began: float | None = None) -> _Ending:
+def _fit(
+    config: SweepConfig,
+    plan: Plan,
+    prepared: Prepared,
+    slots: int,
+    echo: Printer,
+    *,
+    resume: bool,
+    report: bool,
+    callbacks: list[Any] | None = None,
+    builder: Any = None,
+    began: float | None = None,
+) -> _Ending:
     began = time.time() if began is None else began  # "done in" is the command's wall time
     from ray import tune
 
@@ -321,8 +395,13 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
     trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
         restore_options = storage_options(plan.location)
-        tuner = tune.Tuner.restore(restore_options.pop("storage_path"), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False, **restore_options)
+        tuner = tune.Tuner.restore(
+            restore_options.pop("storage_path"),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            **restore_options,
+        )
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
     local = not ray_address(config)  # the best model's test evaluation then runs in this process
@@ -335,8 +414,10 @@ def _fit(config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: 
             try:
                 tuner.fit()
             except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
-                raise UserError(f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
-                                f"the cause, then hindsight-ray resume {plan.experiment_dir}") from None
+                raise UserError(
+                    f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
+                    f"the cause, then hindsight-ray resume {plan.experiment_dir}"
+                ) from None
             except Exception as exc:  # a trial found the storage full: stopped before Tune spent its retries
                 full = disk_full_message(exc)
                 if full is None:
@@ -386,8 +467,15 @@ class _Ending:
     """A finalized sweep's report, drawn in the background from here on (while Ray shuts down), and its last
     lines; ``finish()`` waits for the drawing, prints them and returns the summary."""
 
-    def __init__(self, config: SweepConfig, experiment: ExperimentLocation, summary: Summary, echo: Printer,
-                 began: float, report: bool) -> None:
+    def __init__(
+        self,
+        config: SweepConfig,
+        experiment: ExperimentLocation,
+        summary: Summary,
+        echo: Printer,
+        began: float,
+        report: bool,
+    ) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
 
         self.config, self.experiment, self.summary, self.echo, self.began = config, experiment, summary, echo, began
@@ -405,5 +493,7 @@ class _Ending:
         if written:
             self.echo(f"report      {written} (and report.html)")
         self.echo(f"tensorboard --logdir {self.experiment}  # every trial's curves")
-        self.echo(f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}")
+        self.echo(
+            f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}"
+        )
         return self.summary

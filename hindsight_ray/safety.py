@@ -27,8 +27,9 @@ class Interrupted(Exception):
         self.signum = signum
         self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
         name = signal.Signals(signum).name
-        super().__init__(f"interrupted ({name}); nothing was finalized. Finish the sweep with: "
-                         f"hindsight-ray resume {experiment_dir}")
+        super().__init__(
+            f"interrupted ({name}); nothing was finalized. Finish the sweep with: hindsight-ray resume {experiment_dir}"
+        )
 
 
 class Watch:
@@ -199,8 +200,9 @@ def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
         except BlockingIOError:
             holder = _holder(path)
             who = holder.describe() if holder else "another process"
-            raise UserError(f"experiment {folder} is in use by a running sweep ({who}); wait for it, or stop "
-                            "it and resume") from None
+            raise UserError(
+                f"experiment {folder} is in use by a running sweep ({who}); wait for it, or stop it and resume"
+            ) from None
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()})
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode("utf-8"), 0)

@@ -129,8 +129,12 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
     import keras
 
     seed = trial_seed(setup.seed, config)
-    spec, layers, units, rate = _spec(prepared, setup), int(config["layers"]), int(config["units"]), float(
-        config["learning_rate"])
+    spec, layers, units, rate = (
+        _spec(prepared, setup),
+        int(config["layers"]),
+        int(config["units"]),
+        float(config["learning_rate"]),
+    )
     if setup.builder is None:
         key = (spec, layers, units, keras.config.dtype_policy().name)
         return TRACED.build(key, seed, lambda: build_model(spec, layers, units, rate, seed))
@@ -139,15 +143,24 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
     build = setup.builder  # a user's model_builder replaces our LSTM
     model = build(spec, layers, units, rate, seed)
     if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
-        raise TypeError(f"model builder {getattr(build, '__name__', build)!r} returned an uncompiled model; "
-                        "compile it with an optimizer and a loss")
+        raise TypeError(
+            f"model builder {getattr(build, '__name__', build)!r} returned an uncompiled model; "
+            "compile it with an optimizer and a loss"
+        )
     return model
 
 
 def _spec(prepared: Prepared, setup: TrialSetup) -> ModelSpec:
-    return ModelSpec(task=prepared.task, input_shape=prepared.x_train.shape[1:], output_dim=prepared.output_dim,
-                     num_words=prepared.num_words, optimizer=setup.optimizer, bidirectional=setup.bidirectional,
-                     dropout=setup.dropout, loss=setup.loss)
+    return ModelSpec(
+        task=prepared.task,
+        input_shape=prepared.x_train.shape[1:],
+        output_dim=prepared.output_dim,
+        num_words=prepared.num_words,
+        optimizer=setup.optimizer,
+        bidirectional=setup.bidirectional,
+        dropout=setup.dropout,
+        loss=setup.loss,
+    )
 
 
 def _validate(model: Any, prepared: Prepared, setup: TrialSetup) -> dict[str, float]:
@@ -159,8 +172,9 @@ def _validate(model: Any, prepared: Prepared, setup: TrialSetup) -> dict[str, fl
     return scores
 
 
-def _start_trial(config: dict[str, Any], setup: TrialSetup, restored: Any,
-                 state: dict[str, Any]) -> tuple[Prepared, Any, list[np.ndarray] | None, dict[str, Any]]:
+def _start_trial(
+    config: dict[str, Any], setup: TrialSetup, restored: Any, state: dict[str, Any]
+) -> tuple[Prepared, Any, list[np.ndarray] | None, dict[str, Any]]:
     """The data, the model (from the checkpoint when there is one, else built), the scored epoch's weights
     and what stays the same every epoch (parameters, node, GPUs); timed into ``state``."""
     import ray
@@ -214,8 +228,13 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     restored = tune.get_checkpoint()
-    state: dict[str, Any] = {"epoch": 0, "retries": 0, "started_at": time.time(), "curve": [],
-                             **{name: 0.0 for name in TIMERS}}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "retries": 0,
+        "started_at": time.time(),
+        "curve": [],
+        **{name: 0.0 for name in TIMERS},
+    }
     prepared, model, best_weights, static = _start_trial(config, setup, restored, state)
     epochs = int(config["epochs"])
     if state["epoch"] >= epochs and state.get("last_metrics"):
@@ -245,14 +264,26 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         if scored.epoch == state["epoch"] and state["epoch"] < epochs and objective.rule == "best_epoch":
             best_weights = model.get_weights()  # the next epochs change the model: keep this epoch's
         metrics = {
-            "epoch": state["epoch"], "timesteps_total": state["epoch"], "loss": loss, **scores,  # TensorBoard's x: epochs
+            "epoch": state["epoch"],
+            "timesteps_total": state["epoch"],
+            "loss": loss,
+            **scores,  # TensorBoard's x: epochs
             SCORE_KEY: float("nan") if scored.value is None else scored.value,
-            SCORE_EPOCH_KEY: scored.epoch, "best_epoch": scored.best_epoch,
-            "epoch_s": time.perf_counter() - started, "retries": state["retries"],
-            "started_at": state["started_at"], **{name: state[name] for name in TIMERS}, **static,
+            SCORE_EPOCH_KEY: scored.epoch,
+            "best_epoch": scored.best_epoch,
+            "epoch_s": time.perf_counter() - started,
+            "retries": state["retries"],
+            "started_at": state["started_at"],
+            **{name: state[name] for name in TIMERS},
+            **static,
         }
-        checkpoint = checkpoint_due(state["epoch"], epochs, setup.checkpoint_every,
-                                    time.monotonic() - since_checkpoint, setup.checkpoint_seconds)
+        checkpoint = checkpoint_due(
+            state["epoch"],
+            epochs,
+            setup.checkpoint_every,
+            time.monotonic() - since_checkpoint,
+            setup.checkpoint_seconds,
+        )
         if not checkpoint and time.monotonic() - since_report < setup.report_seconds:
             folded.append(epoch_row(metrics))
             continue
@@ -262,8 +293,9 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         since_checkpoint = time.monotonic() if checkpoint else since_checkpoint
 
 
-def _report(model: Any, state: dict[str, Any], metrics: dict[str, Any], best_weights: list[np.ndarray] | None,
-            checkpoint: bool) -> None:
+def _report(
+    model: Any, state: dict[str, Any], metrics: dict[str, Any], best_weights: list[np.ndarray] | None, checkpoint: bool
+) -> None:
     """One epoch's metrics to Tune, with a checkpoint (the latest model, and the scored epoch's weights when
     those are an earlier epoch's) when ``checkpoint``."""
     from ray import tune

@@ -11,8 +11,9 @@ DISK_FULL_KEY = "disk_full"  # a trial's last report when its storage is full: t
 def is_disk_full(exc: BaseException) -> bool:
     """A full disk or a quota, also when pyarrow passed the error on without its errno."""
     text = str(exc)
-    return isinstance(exc, OSError) and (exc.errno in DISK_FULL or "No space left on device" in text
-                                         or "Disk quota exceeded" in text)
+    return isinstance(exc, OSError) and (
+        exc.errno in DISK_FULL or "No space left on device" in text or "Disk quota exceeded" in text
+    )
 
 
 class DiskFull(Exception):

@@ -106,7 +106,8 @@ class ExperimentLocation:
         if not _has_credentials(options, endpoint):
             raise UserError(
                 f"storage {self.uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "AWS_PROFILE, or access_key/secret_key in the URI; on EC2 or EKS an instance or pod role is used)")
+                "AWS_PROFILE, or access_key/secret_key in the URI; on EC2 or EKS an instance or pod role is used)"
+            )
         bucket = self.path.split("/", 1)[0]
         import pyarrow.fs as pafs
 
@@ -154,9 +155,15 @@ def _has_credentials(options: dict[str, str], endpoint: str | None) -> bool:
     env = os.environ
     if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
         return True
-    if any(env.get(name) for name in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")):
+    if any(
+        env.get(name)
+        for name in (
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        )
+    ):
         return True
     shared = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials").expanduser()
     if shared.is_file():

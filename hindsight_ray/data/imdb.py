@@ -40,8 +40,10 @@ def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                     raise UserError(f"{where}: {name} cannot be read ({exc.strerror})") from None
                 found += 1
             if not found:
-                raise UserError(f"{where}: {split}/{label_name} holds no .txt reviews; a classifier needs both "
-                                "classes (neg and pos)")
+                raise UserError(
+                    f"{where}: {split}/{label_name} holds no .txt reviews; a classifier needs both "
+                    "classes (neg and pos)"
+                )
         parts.append(pd.DataFrame(rows, columns=["text", "label"]))
     return parts[0], parts[1]
 
@@ -50,9 +52,13 @@ class _ArraysOnly(pickle.Unpickler):
     """Unpickles numpy object arrays of int lists and nothing else: imdb.npz needs no more."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("builtins", "list"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("builtins", "list"),
     }
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
@@ -65,11 +71,14 @@ def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
     try:
         size = archive.getinfo(f"{name}.npy").file_size
     except KeyError:
-        raise UserError(f"{where}: no array {name!r} (expected Keras' imdb.npz with x_train, y_train, x_test, "
-                        "y_test)") from None
+        raise UserError(
+            f"{where}: no array {name!r} (expected Keras' imdb.npz with x_train, y_train, x_test, y_test)"
+        ) from None
     if size > MAX_MEMBER_BYTES:  # a small archive may unpack to gigabytes
-        raise UserError(f"{where}: array {name!r} unpacks to {size / 1e9:,.1f} GB (Keras' imdb.npz: under 0.1 GB); "
-                        "refusing to read it")
+        raise UserError(
+            f"{where}: array {name!r} unpacks to {size / 1e9:,.1f} GB (Keras' imdb.npz: under 0.1 GB); "
+            "refusing to read it"
+        )
     try:
         raw = archive.read(f"{name}.npy")
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
@@ -120,8 +129,12 @@ def read_imdb_npz(path: Path, num_words: int, where: str) -> tuple[list, np.ndar
             out.append(np.concatenate([[START], ids]).astype(np.int32))
         return out
 
-    return (shift(x_train, "x_train"), _binary(y_train, len(x_train), "y_train", where),
-            shift(x_test, "x_test"), _binary(y_test, len(x_test), "y_test", where))
+    return (
+        shift(x_train, "x_train"),
+        _binary(y_train, len(x_train), "y_train", where),
+        shift(x_test, "x_test"),
+        _binary(y_test, len(x_test), "y_test", where),
+    )
 
 
 def _binary(labels: np.ndarray, rows: int, name: str, where: str) -> np.ndarray:
@@ -141,9 +154,15 @@ def fetch_imdb_npz() -> Path:
     import keras
 
     try:
-        return Path(keras.utils.get_file("imdb.npz", origin=IMDB_URL,
-                                         file_hash="69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"))
+        return Path(
+            keras.utils.get_file(
+                "imdb.npz",
+                origin=IMDB_URL,
+                file_hash="69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f",
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - any download failure gets the same advice
         raise UserError(
             f"data.source builtin:imdb: cannot download imdb.npz ({type(exc).__name__}); on a machine without "
-            f"internet, fetch {IMDB_URL} elsewhere and set data.source to its path") from None
+            f"internet, fetch {IMDB_URL} elsewhere and set data.source to its path"
+        ) from None

@@ -59,8 +59,11 @@ class Prepared:
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, model targets) of ``train``, ``val`` or ``test``."""
-        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
-                "test": (self.x_test, self.y_test)}[name]
+        return {
+            "train": (self.x_train, self.y_train),
+            "val": (self.x_val, self.y_val),
+            "test": (self.x_test, self.y_test),
+        }[name]
 
     def in_data_units(self, split: str, outputs: np.ndarray) -> np.ndarray:
         """Model outputs for a split as forecasts in the data's own units."""

@@ -28,12 +28,20 @@ BUILTINS: dict[str, BuiltinDataset] = {
     d.name: d
     for d in (
         BuiltinDataset(
-            "airline", "airline.csv", "month", "passengers", "monthly",
+            "airline",
+            "airline.csv",
+            "month",
+            "passengers",
+            "monthly",
             "international airline passengers (thousands), 1949-01 to 1960-12",
             "Box, Jenkins & Reinsel, Time Series Analysis (1976), series G; Time Series Data Library",
         ),
         BuiltinDataset(
-            "sunspots", "sunspots.csv", "year", "sunspots", "yearly",
+            "sunspots",
+            "sunspots.csv",
+            "year",
+            "sunspots",
+            "yearly",
             "yearly mean sunspot numbers, 1700 to 2008",
             "Wolf/Zurich yearly sunspot numbers, as distributed with statsmodels (public domain)",
         ),
@@ -93,8 +101,10 @@ DATAFRAME = "dataframe"  # data.source of a sweep whose data is a pandas DataFra
 def frame_table(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
     """The DataFrame a sweep was given from Python, checked like a file would be."""
     if table is None:
-        raise UserError(f"data.source {source}: pass the DataFrame as data= (hindsight_ray.sweep or "
-                        "hindsight_ray.resume); the command line reads files only")
+        raise UserError(
+            f"data.source {source}: pass the DataFrame as data= (hindsight_ray.sweep or "
+            "hindsight_ray.resume); the command line reads files only"
+        )
     if not isinstance(table, pd.DataFrame):
         raise UserError(f"data= must be a pandas DataFrame, got {type(table).__name__}")
     if table.empty:

@@ -14,7 +14,15 @@ from hindsight_ray.errors import UserError
 from hindsight_ray.metrics import classification_scores
 
 _LABEL_WORDS = {
-    "0": 0, "1": 1, "-1": 0, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1,
+    "0": 0,
+    "1": 1,
+    "-1": 0,
+    "neg": 0,
+    "pos": 1,
+    "negative": 0,
+    "positive": 1,
+    "false": 0,
+    "true": 1,
 }
 
 
@@ -85,8 +93,9 @@ def token_ids(vocabulary: list[str], texts: list[str], max_length: int) -> np.nd
     return keras.utils.pad_sequences(rows, maxlen=max_length, padding="pre", truncating="pre").astype(np.int32)
 
 
-def _token_prepared(x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabulary: int,
-                    info: dict, preprocessing: dict | None = None) -> Prepared:
+def _token_prepared(
+    x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabulary: int, info: dict, preprocessing: dict | None = None
+) -> Prepared:
     classes = int(max(part.max(initial=0) for part in y_parts)) + 1
     y_train, y_val, y_test = (part.astype(np.float32).reshape(-1, 1) for part in y_parts)
     majority = int(np.bincount(y_parts[0].astype(np.int64)).argmax())
@@ -94,9 +103,12 @@ def _token_prepared(x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabu
     return Prepared(
         kind="text",
         task="classification",
-        x_train=x_parts[0], y_train=y_train,
-        x_val=x_parts[1], y_val=y_val,
-        x_test=x_parts[2], y_test=y_test,
+        x_train=x_parts[0],
+        y_train=y_train,
+        x_val=x_parts[1],
+        y_val=y_val,
+        x_test=x_parts[2],
+        y_test=y_test,
         output_dim=1 if classes <= 2 else classes,  # one sigmoid for two classes, a softmax for more
         num_words=int(vocabulary),
         baselines={"majority_class": classification_scores(y_test, guess)},
@@ -109,8 +121,10 @@ def _check_splits(y_parts: list[np.ndarray], where: str) -> None:
     """Train, validation and test each hold reviews, and training sees both classes."""
     sizes = [len(part) for part in y_parts]
     if min(sizes) == 0 or len(np.unique(y_parts[0])) < 2:
-        raise UserError(f"{where}: {sum(sizes)} reviews are too few for a train/validation/test split with both "
-                        f"classes in training (train/validation/test: {sizes[0]}/{sizes[1]}/{sizes[2]})")
+        raise UserError(
+            f"{where}: {sum(sizes)} reviews are too few for a train/validation/test split with both "
+            f"classes in training (train/validation/test: {sizes[0]}/{sizes[1]}/{sizes[2]})"
+        )
 
 
 def _carve_validation(labels: np.ndarray, validation: float, seed: int) -> np.ndarray:
@@ -134,8 +148,12 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         val_rows = [row for row, out in zip(train_ids, held_out, strict=True) if out]
         y_npz = [train_labels[~held_out], train_labels[held_out], test_labels]
         _check_splits(y_npz, where)
-        return _token_prepared([pad(train_rows), pad(val_rows), pad(test_ids)], y_npz,
-                               data.num_words, {"rows": len(train_ids) + len(test_ids), "source": "imdb.npz"})
+        return _token_prepared(
+            [pad(train_rows), pad(val_rows), pad(test_ids)],
+            y_npz,
+            data.num_words,
+            {"rows": len(train_ids) + len(test_ids), "source": "imdb.npz"},
+        )
     if table is None and path is not None and path.is_dir():
         train, test = read_aclimdb(path, where)
         labels = train["label"].to_numpy(np.int64)
@@ -159,10 +177,18 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         y_parts = [labels[split == s] for s in range(3)]
         info = {"rows": len(frame)}
     if not any(text.strip() for text in texts[0]):
-        raise UserError(f"{where}: the training texts are all empty or missing (column {data.text_column!r}); "
-                        "nothing to learn a vocabulary from")
+        raise UserError(
+            f"{where}: the training texts are all empty or missing (column {data.text_column!r}); "
+            "nothing to learn a vocabulary from"
+        )
     vocabulary, x_train, (x_val, x_test) = vectorize(texts[0], texts[1:], data.num_words, data.max_length)
-    preprocessing = {"kind": "text", "vocabulary": vocabulary, "max_length": data.max_length,
-                     "text_column": data.text_column, "classes": classes}
-    return _token_prepared([x_train, x_val, x_test], y_parts, len(vocabulary), {**info, "max_length": data.max_length},
-                           preprocessing)
+    preprocessing = {
+        "kind": "text",
+        "vocabulary": vocabulary,
+        "max_length": data.max_length,
+        "text_column": data.text_column,
+        "classes": classes,
+    }
+    return _token_prepared(
+        [x_train, x_val, x_test], y_parts, len(vocabulary), {**info, "max_length": data.max_length}, preprocessing
+    )

@@ -115,7 +115,9 @@ def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
             example = frame[column][bad].iloc[0]
-            raise UserError(f"{where}: column {column!r} has non-numeric values, e.g. {example!r} at row {bad.idxmax()}")
+            raise UserError(
+                f"{where}: column {column!r} has non-numeric values, e.g. {example!r} at row {bad.idxmax()}"
+            )
         values[:, index] = numeric.to_numpy(dtype=np.float64)
         infinite = np.isinf(values[:, index])
         if infinite.any():
@@ -167,20 +169,27 @@ def sort_by_date(frame: pd.DataFrame, date_column: str | None, where: str) -> tu
         dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
     except (ValueError, TypeError) as exc:  # e.g. offsets that differ from row to row (+00:00 and +05:00)
         if "timezone" in str(exc).lower() or "offset" in str(exc).lower():
-            raise UserError(f"{where}: column {date_column!r} mixes UTC offsets or time zones; write every date "
-                            "with the same offset (or none)") from None
-        raise UserError(f"{where}: column {date_column!r} cannot be read as dates ({str(exc).splitlines()[0]})") from None
+            raise UserError(
+                f"{where}: column {date_column!r} mixes UTC offsets or time zones; write every date "
+                "with the same offset (or none)"
+            ) from None
+        raise UserError(
+            f"{where}: column {date_column!r} cannot be read as dates ({str(exc).splitlines()[0]})"
+        ) from None
     if dates.isna().any():
-        raise UserError(f"{where}: column {date_column!r} has values that are not dates, e.g. "
-                        f"{frame[date_column][dates.isna()].iloc[0]!r}")
+        raise UserError(
+            f"{where}: column {date_column!r} has values that are not dates, e.g. "
+            f"{frame[date_column][dates.isna()].iloc[0]!r}"
+        )
     if dates.duplicated().any():
         raise UserError(f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}")
     order = np.argsort(dates.to_numpy(), kind="stable")
     return frame.iloc[order].reset_index(drop=True), dates.iloc[order].reset_index(drop=True)
 
 
-def numeric_values(frame: pd.DataFrame, columns: list[str], missing: str,
-                   where: str) -> tuple[pd.DataFrame, np.ndarray]:
+def numeric_values(
+    frame: pd.DataFrame, columns: list[str], missing: str, where: str
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The numeric columns as floats, gaps handled by ``data.missing`` (``drop`` drops the frame's rows too)."""
     values = _numeric_columns(frame, columns, where)
     gaps = np.isnan(values).sum(axis=0)
@@ -188,7 +197,9 @@ def numeric_values(frame: pd.DataFrame, columns: list[str], missing: str,
         return frame, values
     if missing == "error":
         detail = ", ".join(f"{c}: {n}" for c, n in zip(columns, gaps, strict=True) if n)
-        raise UserError(f"{where}: {int(gaps.sum())} missing values ({detail}); set data.missing to interpolate or drop")
+        raise UserError(
+            f"{where}: {int(gaps.sum())} missing values ({detail}); set data.missing to interpolate or drop"
+        )
     table = pd.DataFrame(values, columns=columns)
     if missing == "interpolate":
         empty = [c for c in columns if table[c].isna().all()]
@@ -199,8 +210,9 @@ def numeric_values(frame: pd.DataFrame, columns: list[str], missing: str,
     return frame[keep].reset_index(drop=True), table[keep].to_numpy(dtype=np.float64)
 
 
-def model_space(values: np.ndarray, target_index: list[int], log: bool, difference: bool,
-                where: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def model_space(
+    values: np.ndarray, target_index: list[int], log: bool, difference: bool, where: str, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Targets (and their lagged copies) as the model sees them, before scaling: log, then first
     differences (one row fewer). Also the levels (log levels with ``log``) that undo the differencing."""
     if log:  # transforms apply to the targets, not to other features
@@ -233,8 +245,13 @@ def to_data_units(pre: SeriesPreprocessing, outputs: np.ndarray, base: np.ndarra
     """Model outputs ``[samples, horizon * targets]`` -> values in the data's units; ``base`` is the last
     observed level (log level with ``log``) of each target before each window's first target."""
     index = [pre.numeric.index(c) for c in pre.targets]
-    transform = SeriesTransform(offset=np.asarray(pre.offset)[index], scale=np.asarray(pre.scale)[index],
-                                log=pre.log, difference=pre.difference, base={"rows": base})
+    transform = SeriesTransform(
+        offset=np.asarray(pre.offset)[index],
+        scale=np.asarray(pre.scale)[index],
+        log=pre.log,
+        difference=pre.difference,
+        base={"rows": base},
+    )
     return transform.inverse("rows", outputs)
 
 
@@ -246,8 +263,9 @@ def window_origins(frame: pd.DataFrame, date_column: str | None, rows: np.ndarra
     return dates.iloc[rows].dt.strftime("%Y-%m-%d %H:%M:%S").str.removesuffix(" 00:00:00").to_numpy(dtype=object)
 
 
-def _columns(data: DataConfig, builtin: BuiltinDataset | None, frame: pd.DataFrame,
-             where: str) -> tuple[str | None, list[str], list[str]]:
+def _columns(
+    data: DataConfig, builtin: BuiltinDataset | None, frame: pd.DataFrame, where: str
+) -> tuple[str | None, list[str], list[str]]:
     """The date column, the targets (the one numeric column when not set) and the input features."""
     date_column = data.date_column or (builtin.date_column if builtin else None)
     targets = data.target or ([builtin.target] if builtin else None)
@@ -268,13 +286,16 @@ def _split(data: DataConfig, values: int, rows_read: int, where: str) -> SplitRo
     """Rows of train, validation and test (chronological); too few for the windows is an error."""
     rows = split_rows(values, data.split.validation, data.split.test)
     if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
-        raise UserError(f"{where}: {rows_read} rows are too few for lags={data.lags}, horizon={data.horizon} "
-                        f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split")
+        raise UserError(
+            f"{where}: {rows_read} rows are too few for lags={data.lags}, horizon={data.horizon} "
+            f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split"
+        )
     return rows
 
 
-def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: Path | None,
-                       table: pd.DataFrame | None = None) -> Prepared:
+def prepare_timeseries(
+    data: DataConfig, builtin: BuiltinDataset | None, path: Path | None, table: pd.DataFrame | None = None
+) -> Prepared:
     """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
     transformed and scaled on train rows only."""
     where = f"data.source {data.source}"
@@ -295,10 +316,19 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
     offset, scale = fit_scaler(values[: rows.train], data.scale)
     training = frame.iloc[shift : shift + rows.train]
     pre = SeriesPreprocessing(
-        targets=list(targets), numeric=numeric_columns, inputs=[c for c in features if c not in categorical],
+        targets=list(targets),
+        numeric=numeric_columns,
+        inputs=[c for c in features if c not in categorical],
         categories={c: sorted(training[c].astype("string").fillna("<missing>").unique()) for c in categorical},
-        date_column=date_column, lags=data.lags, horizon=data.horizon, log=data.log, difference=data.difference,
-        missing=data.missing, offset=[float(v) for v in offset], scale=[float(v) for v in scale])
+        date_column=date_column,
+        lags=data.lags,
+        horizon=data.horizon,
+        log=data.log,
+        difference=data.difference,
+        missing=data.missing,
+        offset=[float(v) for v in offset],
+        scale=[float(v) for v in scale],
+    )
     inputs, scaled_targets = encode(pre, frame, values)
     x, y = make_windows(inputs, scaled_targets, data.lags, data.horizon)
     starts = window_starts(len(values), data.lags, data.horizon)
@@ -306,10 +336,15 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
 
     first_target = starts + data.lags + shift  # in original rows
     split_names = ("train", "val", "test")
-    actual = {name: np.stack([original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]])
-              for code, name in enumerate(split_names)}
+    actual = {
+        name: np.stack([original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]])
+        for code, name in enumerate(split_names)
+    }
     transform = SeriesTransform(
-        offset=offset[target_index], scale=scale[target_index], log=data.log, difference=data.difference,
+        offset=offset[target_index],
+        scale=scale[target_index],
+        log=data.log,
+        difference=data.difference,
         base={name: levels[first_target[split == code] - 1][:, target_index] for code, name in enumerate(split_names)},
     )
     forecasts = naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon, season)
@@ -317,17 +352,26 @@ def prepare_timeseries(data: DataConfig, builtin: BuiltinDataset | None, path: P
     return Prepared(
         kind="timeseries",
         task="regression",
-        x_train=x[split == 0], y_train=y[split == 0],
-        x_val=x[split == 1], y_val=y[split == 1],
-        x_test=x[split == 2], y_test=y[split == 2],
+        x_train=x[split == 0],
+        y_train=y[split == 0],
+        x_val=x[split == 1],
+        y_val=y[split == 1],
+        x_test=x[split == 2],
+        y_test=y[split == 2],
         output_dim=y.shape[1],
         transform=transform,
         actual=actual,
         baselines=baselines,
         preprocessing={"kind": "timeseries", **asdict(pre)},
         origins={"test": window_origins(frame, date_column, first_target[split == 2] - 1)},
-        info={"rows": len(frame), "targets": targets, "features": pre.feature_names, "season": season,
-              "log": data.log, "difference": data.difference,
-              "split_rows": [rows.train, rows.validation, rows.test],
-              "windows": [int((split == s).sum()) for s in range(3)]},
+        info={
+            "rows": len(frame),
+            "targets": targets,
+            "features": pre.feature_names,
+            "season": season,
+            "log": data.log,
+            "difference": data.difference,
+            "split_rows": [rows.train, rows.validation, rows.test],
+            "windows": [int((split == s).sum()) for s in range(3)],
+        },
     )

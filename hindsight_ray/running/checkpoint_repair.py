@@ -76,9 +76,11 @@ def repair_missing_checkpoints(location: ExperimentLocation) -> list[str]:
         source, unknown = plan_repair(recorded, folders, exists)
         if source is not None and recorded is not None:
             pafs.copy_files(source, recorded, source_filesystem=fs, destination_filesystem=fs)
-            repaired.append(f"{posixpath.basename(trial_dir)}: {posixpath.basename(recorded)} was pruned before "
-                            f"the snapshot naming its successor was saved; going on from "
-                            f"{posixpath.basename(source)}")
+            repaired.append(
+                f"{posixpath.basename(trial_dir)}: {posixpath.basename(recorded)} was pruned before "
+                f"the snapshot naming its successor was saved; going on from "
+                f"{posixpath.basename(source)}"
+            )
         for folder in unknown:
             fs.delete_dir(folder)
     return repaired

@@ -26,11 +26,16 @@ SNAPSHOT_PREFIX = "experiment_state-"
 def searcher_settings(config: SweepConfig, slots: int) -> dict[str, Any]:
     """``TwoStageSearch``'s settings for this config, as the runner builds it."""
     stage1, stage2 = config.search.stage1, config.search.stage2
-    return {"layers": list(stage1.layers), "units": list(stage1.units),
-            "stage1_learning_rate": stage1.learning_rate, "stage1_epochs": stage1.epochs,
-            "max_learning_rate": stage2.max_learning_rate, "max_iterations": stage2.max_iterations,
-            "stage2_epochs": stage2.epochs,
-            "speculative": speculative_for(stage2.speculative, slots, config.resources)}
+    return {
+        "layers": list(stage1.layers),
+        "units": list(stage1.units),
+        "stage1_learning_rate": stage1.learning_rate,
+        "stage1_epochs": stage1.epochs,
+        "max_learning_rate": stage2.max_learning_rate,
+        "max_iterations": stage2.max_iterations,
+        "stage2_epochs": stage2.epochs,
+        "speculative": speculative_for(stage2.speculative, slots, config.resources),
+    }
 
 
 def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
@@ -38,8 +43,9 @@ def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
-    return [RecordedTrial(t.trial_id, dict(t.config), str(t.status), dict(t.last_result or {}))
-            for t in analysis.trials]
+    return [
+        RecordedTrial(t.trial_id, dict(t.config), str(t.status), dict(t.last_result or {})) for t in analysis.trials
+    ]
 
 
 def _readable_policy(store: ExperimentStore, name: str) -> TwoStagePolicy | None:
@@ -74,8 +80,10 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
     try:
         rebuilt = rebuild_policy(settings, config.mode, SCORE_KEY, trials)
     except InconsistentTrials as exc:
-        raise UserError(f"resume {store.location}: the trials Ray recorded cannot be replayed as a two-stage "
-                        f"search ({exc}); this experiment cannot be resumed") from None
+        raise UserError(
+            f"resume {store.location}: the trials Ray recorded cannot be replayed as a two-stage "
+            f"search ({exc}); this experiment cannot be resumed"
+        ) from None
     if files:
         name = files[-1]
     else:
@@ -83,8 +91,10 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
         session = snapshots[-1].removeprefix(SNAPSHOT_PREFIX).removesuffix(".json") if snapshots else "rebuilt"
         name = f"{SEARCHER_PREFIX}{session}.pkl"
     # trials the saved state suggested but Ray never recorded are not in Ray's list: they are suggested again
-    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": settings,
-             "policy": rebuilt.get_state()}
+    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": settings, "policy": rebuilt.get_state()}
     store.write_json(name, state)
-    return None if why is None else f"the two-stage searcher state was {why}: rebuilt from the {len(trials)} " \
-                                    "trials Ray recorded"
+    return (
+        None
+        if why is None
+        else f"the two-stage searcher state was {why}: rebuilt from the {len(trials)} trials Ray recorded"
+    )

@@ -170,8 +170,10 @@ class TwoStagePolicy:
             else:
                 depth, width = self.grid[self.next_grid_index]
                 self.next_grid_index += 1
-            return self._start(trial_id, Suggestion(1, depth, width, self.settings["stage1_learning_rate"],
-                                                    self.settings["stage1_epochs"]))
+            return self._start(
+                trial_id,
+                Suggestion(1, depth, width, self.settings["stage1_learning_rate"], self.settings["stage1_epochs"]),
+            )
         if self.winner_id is None:
             if self._running(stage=1):
                 return WAIT  # the barrier: every stage-1 trial must end first
@@ -248,8 +250,15 @@ class TwoStagePolicy:
         path = []
         for index, (lr, score, improved) in enumerate(self._decided()):
             trial = self._result_for(lr)  # every decided learning rate has a finished trial
-            path.append({"iteration": index + 1, "trial_id": None if trial is None else trial.trial_id,
-                         "learning_rate": lr, "score": score, "improved": improved})
+            path.append(
+                {
+                    "iteration": index + 1,
+                    "trial_id": None if trial is None else trial.trial_id,
+                    "learning_rate": lr,
+                    "score": score,
+                    "improved": improved,
+                }
+            )
         return path
 
     def used_trial_ids(self) -> set[str]:
@@ -262,8 +271,11 @@ class TwoStagePolicy:
         used = self.used_trial_ids()
         best: TrialRecord | None = None
         for trial in self._ordered():
-            if trial.trial_id in used and trial.status == "done" and (
-                    best is None or is_better(trial.score, best.score, self.mode)):
+            if (
+                trial.trial_id in used
+                and trial.status == "done"
+                and (best is None or is_better(trial.score, best.score, self.mode))
+            ):
                 best = trial
         return best
 
@@ -271,9 +283,15 @@ class TwoStagePolicy:
     def get_state(self) -> dict[str, Any]:
         # one row per trial under the field names given once: a 10,000-trial state saves in a few ms
         rows = [list(_record_row(t)) for t in self._ordered()]
-        return {"version": STATE_VERSION, "settings": dict(self.settings),
-                "trials": {"fields": list(TRIAL_FIELDS), "rows": rows}, "next_grid_index": self.next_grid_index,
-                "requeued": list(self.requeued), "winner_id": self.winner_id, "finished": self.finished}
+        return {
+            "version": STATE_VERSION,
+            "settings": dict(self.settings),
+            "trials": {"fields": list(TRIAL_FIELDS), "rows": rows},
+            "next_grid_index": self.next_grid_index,
+            "requeued": list(self.requeued),
+            "winner_id": self.winner_id,
+            "finished": self.finished,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TwoStagePolicy:
@@ -292,8 +310,9 @@ class TwoStagePolicy:
 
     # -- internals ---------------------------------------------------------------------
     def _start(self, trial_id: str, suggestion: Suggestion, speculative: bool = False) -> Suggestion:
-        self.trials[trial_id] = TrialRecord(trial_id=trial_id, order=len(self.trials), speculative=speculative,
-                                            **suggestion.as_config())
+        self.trials[trial_id] = TrialRecord(
+            trial_id=trial_id, order=len(self.trials), speculative=speculative, **suggestion.as_config()
+        )
         return suggestion
 
     def _stage2_at(self, learning_rate: float, statuses: tuple[str, ...]) -> TrialRecord | None:
@@ -322,8 +341,11 @@ class TwoStagePolicy:
         decided = self._decided()
         if self.finished or self.winner_id is None or len(decided) >= self.iterations:
             return []
-        current = (next_learning_rate(decided[-1][0], self.settings["max_learning_rate"], decided[-1][2])
-                   if decided else self.settings["max_learning_rate"])
+        current = (
+            next_learning_rate(decided[-1][0], self.settings["max_learning_rate"], decided[-1][2])
+            if decided
+            else self.settings["max_learning_rate"]
+        )
         levels = self.iterations - len(decided) - 1  # decisions left after the current one
         out = [(0, current)]
         if not self.settings["speculative"]:
@@ -332,8 +354,11 @@ class TwoStagePolicy:
         frontier = [(current, len(decided))]  # (learning rate, its iteration index)
         for depth in range(1, levels + 1):
             # the first trial always counts as an improvement, so it has one possible successor
-            frontier = [(child, index + 1) for lr, index in frontier
-                        for child in ((lr / 2,) if index == 0 else (lr / 2, (maximum + lr) / 2))]
+            frontier = [
+                (child, index + 1)
+                for lr, index in frontier
+                for child in ((lr / 2,) if index == 0 else (lr / 2, (maximum + lr) / 2))
+            ]
             out += [(depth, lr) for lr, _ in frontier]
         return out
 
@@ -348,8 +373,10 @@ class TwoStagePolicy:
         for trial in self.stage1_trials():
             if trial.status != "done" or not finite(trial.score):
                 continue
-            if winner is None or is_better(trial.score, winner.score, self.mode) or (
-                trial.score == winner.score and (trial.params or 0) < (winner.params or 0)
+            if (
+                winner is None
+                or is_better(trial.score, winner.score, self.mode)
+                or (trial.score == winner.score and (trial.params or 0) < (winner.params or 0))
             ):
                 winner = trial
         return None if winner is None else winner.trial_id

@@ -41,8 +41,10 @@ def rebuild_policy(settings: dict[str, Any], mode: str, metric: str, trials: lis
         if record.stage == 1:
             point = (record.layers, record.units)
             if point not in policy.grid:
-                raise InconsistentTrials(f"stage-1 trial {trial.trial_id} ran layers {point[0]} x units {point[1]}, "
-                                         "which is not in the configured grid")
+                raise InconsistentTrials(
+                    f"stage-1 trial {trial.trial_id} ran layers {point[0]} x units {point[1]}, "
+                    "which is not in the configured grid"
+                )
             seen.append(policy.grid.index(point))
         policy.trials[record.trial_id] = record
     policy.next_grid_index = max(seen) + 1 if seen else 0
@@ -60,9 +62,15 @@ def _record(trial: RecordedTrial, order: int, metric: str) -> TrialRecord:
     config = trial.config
     if config.get("stage") not in (1, 2):
         raise InconsistentTrials(f"trial {trial.trial_id} has no two-stage config (stage {config.get('stage')!r})")
-    record = TrialRecord(trial_id=trial.trial_id, stage=int(config["stage"]), layers=int(config["layers"]),
-                         units=int(config["units"]), learning_rate=float(config["learning_rate"]),
-                         epochs=int(config["epochs"]), order=order)
+    record = TrialRecord(
+        trial_id=trial.trial_id,
+        stage=int(config["stage"]),
+        layers=int(config["layers"]),
+        units=int(config["units"]),
+        learning_rate=float(config["learning_rate"]),
+        epochs=int(config["epochs"]),
+        order=order,
+    )
     last = trial.last_result
     if trial.status == ENDED_WELL:
         score = last.get(metric)
@@ -79,8 +87,11 @@ def _record(trial: RecordedTrial, order: int, metric: str) -> TrialRecord:
 
 def _restore_winner(policy: TwoStagePolicy, stage2: list[TrialRecord]) -> None:
     """Stage 2 began, so the barrier had held: every grid point ended, and the winner is theirs."""
-    if policy.requeued or policy.next_grid_index < len(policy.grid) or any(
-            t.status == "running" for t in policy.stage1_trials()):
+    if (
+        policy.requeued
+        or policy.next_grid_index < len(policy.grid)
+        or any(t.status == "running" for t in policy.stage1_trials())
+    ):
         raise InconsistentTrials("stage-2 trials were recorded before every stage-1 trial had ended")
     winner = policy.settle_winner()
     if winner is None or any((t.layers, t.units) != (winner.layers, winner.units) for t in stage2):

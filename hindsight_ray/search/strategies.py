@@ -114,37 +114,74 @@ def _listed(name: str, points: list[dict[str, Any]], space: dict[str, Any], epoc
     from ray.tune.search import BasicVariantGenerator
 
     listed = [{**point, "epochs": epochs} for point in points]
-    return Strategy(name, BasicVariantGenerator(points_to_evaluate=listed, max_concurrent=slots), None,
-                    len(listed), param_space={**space, "epochs": tune.choice([epochs])})
+    return Strategy(
+        name,
+        BasicVariantGenerator(points_to_evaluate=listed, max_concurrent=slots),
+        None,
+        len(listed),
+        param_space={**space, "epochs": tune.choice([epochs])},
+    )
 
 
-def build_strategy(name: str, *, layers: list[int], units: list[int], stage1_learning_rate: float,
-                   stage1_epochs: int, max_learning_rate: float, max_iterations: int, stage2_epochs: int,
-                   metric: str, mode: str, slots: int, seed: int, speculative: bool = False,
-                   early_stop: Any = None, manual: list[dict[str, Any]] | None = None,
-                   samples: int = 1000) -> Strategy:
+def build_strategy(
+    name: str,
+    *,
+    layers: list[int],
+    units: list[int],
+    stage1_learning_rate: float,
+    stage1_epochs: int,
+    max_learning_rate: float,
+    max_iterations: int,
+    stage2_epochs: int,
+    metric: str,
+    mode: str,
+    slots: int,
+    seed: int,
+    speculative: bool = False,
+    early_stop: Any = None,
+    manual: list[dict[str, Any]] | None = None,
+    samples: int = 1000,
+) -> Strategy:
     """The search algorithm, scheduler and sample count for ``name``; ``samples`` caps open-ended strategies
     (an :class:`EpochBudget` usually ends them first)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     iterations = stage2_iterations(max_iterations)
     if name == "two_stage":
-        search = TwoStageSearch(layers=layers, units=units, stage1_learning_rate=stage1_learning_rate,
-                                stage1_epochs=stage1_epochs, max_learning_rate=max_learning_rate,
-                                max_iterations=max_iterations, stage2_epochs=stage2_epochs, metric=metric,
-                                mode=mode, speculative=speculative)
-        return Strategy(name, ConcurrencyLimiter(search, max_concurrent=slots), search.scheduler(early_stop),
-                        search.total_trials, two_stage=search)
+        search = TwoStageSearch(
+            layers=layers,
+            units=units,
+            stage1_learning_rate=stage1_learning_rate,
+            stage1_epochs=stage1_epochs,
+            max_learning_rate=max_learning_rate,
+            max_iterations=max_iterations,
+            stage2_epochs=stage2_epochs,
+            metric=metric,
+            mode=mode,
+            speculative=speculative,
+        )
+        return Strategy(
+            name,
+            ConcurrencyLimiter(search, max_concurrent=slots),
+            search.scheduler(early_stop),
+            search.total_trials,
+            two_stage=search,
+        )
     low = max_learning_rate / 2**iterations
-    space = {"layers": tune.choice(layers), "units": tune.choice(units),
-             "learning_rate": tune.loguniform(low, max_learning_rate), "epochs": stage2_epochs}
+    space = {
+        "layers": tune.choice(layers),
+        "units": tune.choice(units),
+        "learning_rate": tune.loguniform(low, max_learning_rate),
+        "epochs": stage2_epochs,
+    }
     if name == "grid":
         points = shuffled_grid(layers, units, learning_rates(max_learning_rate, iterations), seed)
         return _listed(name, points, space, stage2_epochs, slots)
     if name in ("random", "asha"):
         scheduler = asha(stage2_epochs) if name == "asha" else None
-        return Strategy(name, BasicVariantGenerator(max_concurrent=slots, random_state=seed), scheduler, samples,
-                        param_space=space)
+        return Strategy(
+            name, BasicVariantGenerator(max_concurrent=slots, random_state=seed), scheduler, samples, param_space=space
+        )
     if name == "manual":
         if not manual:
             raise ValueError("the manual strategy needs a list of configs (layers, units, learning_rate)")
