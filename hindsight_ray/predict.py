@@ -39,7 +39,7 @@ class Predictor:
         for name in (BEST_MODEL_FILE, PREPROCESSING_FILE):
             if not store.exists(name):
                 raise UserError(f"{experiment_dir}: no {name}; the sweep has not finished (resume it first)")
-        preprocessing = json.loads(store.read_text(PREPROCESSING_FILE))
+        preprocessing = read_preprocessing(store.read_text(PREPROCESSING_FILE), f"{experiment_dir}/{PREPROCESSING_FILE}")
         from hindsight_ray.cluster import use_trial_numerics
         from hindsight_ray.trainable import configure_tensorflow
 
@@ -50,7 +50,13 @@ class Predictor:
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder, BEST_MODEL_FILE)
             local.write_bytes(store.read_bytes(BEST_MODEL_FILE))
-            model = keras.models.load_model(local, safe_mode=True)
+            try:
+                model = keras.models.load_model(local, safe_mode=True)
+            except Exception as exc:  # a truncated zip, a foreign layer, a Lambda refused by safe mode
+                raise UserError(
+                    f"{experiment_dir}/{BEST_MODEL_FILE} cannot be loaded ({_first_line(exc)}); "
+                    "it is damaged or not a model this tool wrote"
+                ) from None
         return cls(model, preprocessing)
 
     @property
@@ -81,9 +87,10 @@ class Predictor:
             if column not in data.columns:
                 raise UserError(f"no column {column!r} (columns: {list(data.columns)})")
             data = data[column]
-        if isinstance(data, str):
-            raise UserError("predict takes a list of texts; wrap a single text in a list")
-        texts = clean_text(pd.Series(list(data), dtype=object))
+        texts = clean_text(pd.Series(checked_texts(data), dtype=object))
+        if not texts:
+            classes = len(self.classes)
+            return np.zeros((0,) if classes <= 2 else (0, classes), dtype=np.float32)
         ids = token_ids(self.preprocessing["vocabulary"], texts, int(self.preprocessing["max_length"]))
         probabilities = predict(self.model, ids)
         return probabilities.reshape(-1) if probabilities.shape[-1] == 1 else probabilities
@@ -107,6 +114,10 @@ class Predictor:
         missing = [c for c in pre.columns if c not in frame.columns]
         if missing:
             raise UserError(f"{where}: no column {missing[0]!r} (columns: {list(frame.columns)})")
+        columns = [f"{target}_t+{step}" for step in range(1, pre.horizon + 1) for target in pre.targets]
+        if len(frame) == 0:  # empty in, empty out
+            empty = {c: pd.Series([], dtype=np.float64) for c in columns}
+            return pd.DataFrame({"origin": pd.Series([], dtype=object), **empty})
         frame, _ = sort_by_date(frame, pre.date_column, where)
         frame, values = numeric_values(frame, pre.numeric, pre.missing, where)
         target_index = [pre.numeric.index(c) for c in pre.targets]
@@ -122,7 +133,84 @@ class Predictor:
         x = np.stack([inputs[s : s + pre.lags] for s in starts]).astype(np.float32)
         last_seen = starts + pre.lags - 1 + shift  # in the frame's rows
         outputs = to_data_units(pre, predict(self.model, x), levels[last_seen][:, target_index])
-        columns = [f"{target}_t+{step}" for step in range(1, pre.horizon + 1) for target in pre.targets]
         table = pd.DataFrame(outputs, columns=columns)
         table.insert(0, "origin", window_origins(frame, pre.date_column, last_seen))
         return table
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def checked_texts(data: Any) -> list[str]:
+    """The texts to classify: a sequence of strings (an empty one is fine). A single string, or a row that is
+    missing (None, NaN) or not text (numbers, bytes), is refused naming the row."""
+    if isinstance(data, (str, bytes)):
+        raise UserError("predict takes a list of texts; wrap a single text in a list")
+    rows = list(data.tolist() if isinstance(data, (pd.Series, np.ndarray)) else data)
+    for row, text in enumerate(rows):
+        if isinstance(text, str):
+            continue
+        missing = text is None or (isinstance(text, float) and np.isnan(text)) or text is pd.NA or text is pd.NaT
+        what = "is missing" if missing else f"is {type(text).__name__} {text!r:.40}, not text"
+        raise UserError(f"predict: text at row {row} {what}")
+    return rows
+
+
+_TEXT_KEYS = {"vocabulary": list, "max_length": int, "text_column": str, "classes": list}
+_SERIES_KEYS = {
+    "targets": list, "numeric": list, "inputs": list, "categories": dict, "lags": int, "horizon": int,
+    "log": bool, "difference": bool, "missing": str, "offset": list, "scale": list,
+}  # fmt: skip
+
+
+def read_preprocessing(text: str, where: str) -> dict[str, Any]:
+    """``preprocessing.json`` read and checked: the fields the predictor replays, of the right types and
+    consistent with one another. Anything else is one ``UserError`` naming the file and the field."""
+
+    def bad(why: str) -> UserError:
+        return UserError(f"{where}: {why}; the file is damaged or was edited by hand")
+
+    try:
+        pre = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad(f"not JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if not isinstance(pre, dict):
+        raise bad(f"holds {type(pre).__name__}, not an object")
+    kind = pre.get("kind")
+    if kind not in ("text", "timeseries", None):  # None: token ids (imdb.npz), nothing to replay
+        raise bad(f"kind is {kind!r:.60}, not text or timeseries")
+    for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(kind, {}).items():
+        value = pre.get(key)
+        if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
+            raise bad(f"{key} is {value!r:.60}, not {kind_of.__name__}")
+    if kind == "text":
+        if not all(isinstance(word, str) for word in pre["vocabulary"]) or len(pre["vocabulary"]) < 2:
+            raise bad("vocabulary is not a list of words")
+        if pre["max_length"] < 1:
+            raise bad(f"max_length is {pre['max_length']}")
+    if kind == "timeseries":
+        numeric = pre["numeric"]
+        if not numeric or not all(isinstance(c, str) for c in numeric):
+            raise bad("numeric names no columns")
+        for key in ("targets", "inputs"):
+            if not all(isinstance(c, str) and c in numeric for c in pre[key]) or (key == "targets" and not pre[key]):
+                raise bad(f"{key} {pre[key]!r:.60} are not among the numeric columns")
+        for key in ("offset", "scale"):
+            values = pre[key]
+            if len(values) != len(numeric) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
+            ):
+                raise bad(f"{key} is not one finite number per numeric column")
+        if any(v == 0 for v in pre["scale"]):
+            raise bad("scale has a zero")
+        if pre["lags"] < 1 or pre["horizon"] < 1:
+            raise bad(f"lags {pre['lags']} / horizon {pre['horizon']} below 1")
+        date_column = pre.get("date_column")
+        if date_column is not None and not isinstance(date_column, str):
+            raise bad(f"date_column is {date_column!r:.60}")
+        categories = pre["categories"]
+        if not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in categories.values()):
+            raise bad("categories are not lists of names")
+    return pre

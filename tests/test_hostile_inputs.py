@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import hindsight_ray as hr
+import hindsight_ray.api
 from hindsight_ray import cli
 from hindsight_ray.config import load_config
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.errors import UserError
+from hindsight_ray.predict import checked_texts, read_preprocessing
 
 
 def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
@@ -65,3 +69,55 @@ def test_predict_never_writes_into_the_experiment(tmp_path, capsys):
     code = cli.main(["predict", str(experiment), "--data", str(data), "--out", str(experiment / "trials.parquet")])
     assert code == 2 and "inside the experiment" in capsys.readouterr().err
     assert (experiment / "trials.parquet").read_bytes() == b"the experiment's own table"
+
+
+SERIES_PRE = {
+    "kind": "timeseries", "targets": ["y"], "numeric": ["y"], "inputs": ["y"], "categories": {}, "date_column": "d",
+    "lags": 3, "horizon": 1, "log": False, "difference": True, "missing": "error", "offset": [0.0], "scale": [1.0],
+}  # fmt: skip
+
+
+def test_a_whole_preprocessing_file_is_read_back():
+    assert read_preprocessing(json.dumps(SERIES_PRE), "p.json") == SERIES_PRE
+    text = {"kind": "text", "vocabulary": ["", "[UNK]", "good"], "max_length": 5, "text_column": "t", "classes": []}
+    assert read_preprocessing(json.dumps(text), "p.json") == text
+    assert read_preprocessing('{"fingerprint": {}}', "p.json") == {"fingerprint": {}}  # token ids: nothing to replay
+
+
+@pytest.mark.parametrize(
+    ("tamper", "names"),
+    [
+        (lambda p: "{not json", "not JSON"),
+        (lambda p: json.dumps([p]), "not an object"),
+        (lambda p: json.dumps({**p, "kind": "images"}), "kind"),
+        (lambda p: json.dumps({**p, "lags": "3"}), "lags"),
+        (lambda p: json.dumps({**p, "lags": True}), "lags"),
+        (lambda p: json.dumps({**p, "lags": 0}), "lags"),
+        (lambda p: json.dumps({k: v for k, v in p.items() if k != "scale"}), "scale"),
+        (lambda p: json.dumps({**p, "scale": [0.0]}), "zero"),
+        (lambda p: json.dumps({**p, "offset": [1.0, 2.0]}), "offset"),
+        (lambda p: json.dumps({**p, "targets": ["z"]}), "targets"),
+        (lambda p: json.dumps({**p, "targets": []}), "targets"),
+        (lambda p: json.dumps({**p, "categories": {"c": [1]}}), "categories"),
+        (lambda p: json.dumps({**p, "date_column": 5}), "date_column"),
+    ],
+)
+def test_a_tampered_preprocessing_file_is_one_line_naming_the_field(tamper, names):
+    with pytest.raises(UserError, match=names) as caught:
+        read_preprocessing(tamper(SERIES_PRE), "exp/preprocessing.json")
+    assert str(caught.value).startswith("exp/preprocessing.json: ") and "\n" not in str(caught.value)
+
+
+def test_texts_to_classify_are_checked_row_by_row():
+    assert checked_texts([]) == [] and checked_texts(pd.Series([], dtype=object)) == []
+    assert checked_texts(("a", "b")) == ["a", "b"]
+    with pytest.raises(UserError, match="wrap a single text"):
+        checked_texts("one review")
+    for rows, message in [
+        (["fine", None], "row 1 is missing"),
+        (pd.Series(["x", "y", np.nan]), "row 2 is missing"),
+        ([3], "row 0 is int 3, not text"),
+        (["ok", b"bytes"], "row 1 is bytes"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            checked_texts(rows)

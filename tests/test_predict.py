@@ -13,6 +13,7 @@ import pytest
 
 import hindsight_ray as hr
 from hindsight_ray.data import BUILTINS, builtin_path
+from hindsight_ray.predict import Predictor
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +82,10 @@ def test_a_dataframe_of_reviews_gives_a_predictor_that_classifies_raw_strings(lo
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert json.loads(fresh.stdout.strip().splitlines()[-1]) == probabilities.tolist()
+    assert predictor.predict([]).shape == (0,) and predictor.predict(pd.Series([], dtype=object)).shape == (0,)
+    assert predictor.predict(pd.DataFrame({"text": []})).shape == (0,)
+    with pytest.raises(hr.UserError, match="row 1 is missing"):
+        predictor.predict(["fine", None])
 
 
 def test_three_labels_train_a_softmax_and_the_predictor_names_the_classes(local_ray, tmp_path):
@@ -95,3 +100,49 @@ def test_three_labels_train_a_softmax_and_the_predictor_names_the_classes(local_
     probabilities = predictor.predict(pd.DataFrame({"text": ["the team scored a goal", "a robot writes code"]}))
     assert probabilities.shape == (2, 3) and predictor.classes == ["politics", "sports", "tech"]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_empty_rows_give_an_empty_forecast_table(airline):
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))
+    empty = airline.predictor().predict(raw.iloc[:0])
+    assert list(empty.columns) == ["origin", "passengers_t+1"] and len(empty) == 0
+
+
+def copy_experiment(airline, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(airline.experiment_dir, copy)
+    return copy
+
+
+def test_a_truncated_model_file_is_one_line_naming_it(airline, tmp_path):
+    copy = copy_experiment(airline, tmp_path)
+    model = copy / "best_model.keras"
+    model.write_bytes(model.read_bytes()[:2000])
+    with pytest.raises(hr.UserError, match=r"best_model.keras cannot be loaded .*damaged") as caught:
+        Predictor.load(copy)
+    assert "\n" not in str(caught.value) and str(copy) in str(caught.value)
+
+
+def test_a_model_with_a_lambda_layer_is_refused_in_one_line(airline, tmp_path):
+    import keras
+
+    copy = copy_experiment(airline, tmp_path)
+    inputs = keras.Input((6, 1))
+    outputs = keras.layers.Lambda(lambda x: x[:, -1, :] * 2.0)(inputs)
+    keras.Model(inputs, outputs).save(copy / "best_model.keras")
+    with pytest.raises(hr.UserError, match="cannot be loaded") as caught:
+        Predictor.load(copy)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_tampered_preprocessing_file_stops_predict_in_one_line(airline, tmp_path):
+    copy = copy_experiment(airline, tmp_path)
+    pre = json.loads((copy / "preprocessing.json").read_text())
+    (copy / "preprocessing.json").write_text(json.dumps({**pre, "scale": "big"}))
+    data = str(builtin_path(BUILTINS["airline"]))
+    done = subprocess.run([sys.executable, "-m", "hindsight_ray", "predict", str(copy), "--data", data],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: {copy}/preprocessing.json: scale is 'big', not list; the file is damaged or was edited by hand"]
