@@ -16,7 +16,6 @@ The command line is a thin shell over these functions.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +62,7 @@ class SweepResult:
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
             store = ExperimentStore(self.experiment_dir)
-            self._tables[name] = pd.read_parquet(io.BytesIO(store.read_bytes(name)))
+            self._tables[name] = store.read_table(name)
         return self._tables[name]
 
 
@@ -134,11 +133,6 @@ def load(experiment_dir: str | Path) -> SweepResult:
     store = ExperimentStore(str(experiment_dir))
     if not store.exists(SUMMARY_FILE):
         raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
-    try:
-        summary = store.read_json(SUMMARY_FILE)
-    except ValueError:
-        raise UserError(f"{experiment_dir}: {SUMMARY_FILE} is damaged (not readable JSON)") from None
-    if not isinstance(summary, dict):
-        raise UserError(f"{experiment_dir}: {SUMMARY_FILE} does not hold a sweep summary")
+    summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     # the folder given, never the one recorded: a moved or copied experiment reads its own files
     return SweepResult(store.location, cast(Summary, summary))

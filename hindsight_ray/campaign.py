@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import platform
 import time
 from collections.abc import Callable
@@ -112,8 +111,8 @@ def cell_row(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """One row of campaign.parquet from a finished sweep, and its anytime curve."""
     store = ExperimentStore(experiment_dir)
-    summary = store.read_json(SUMMARY_FILE)
-    trials = pd.read_parquet(io.BytesIO(store.read_bytes(TRIALS_FILE)))
+    summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
+    trials = store.read_table(TRIALS_FILE)
     metric, mode = summary["metric"], summary["mode"]
     curve = anytime(trials, metric, mode)
     best = summary.get("best") or {}

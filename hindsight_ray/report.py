@@ -218,7 +218,7 @@ def _learning_curves(store, epochs, trials, metric, best=None):
 def _predictions(store, summary=None):
     if not store.exists(PREDICTIONS_FILE):
         return None
-    frame = pd.read_parquet(io.BytesIO(store.read_bytes(PREDICTIONS_FILE)))
+    frame = store.read_table(PREDICTIONS_FILE)
     figure, axis = _figure((7, 3.2))
     x, xlabel = frame.index, "test window"
     if "origin" in frame and not pd.api.types.is_numeric_dtype(frame.origin):
@@ -258,9 +258,8 @@ def _baselines(store, summary):
 def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
     """Write ``report.md`` and its plots beside a finished sweep's tables; returns the report's path."""
     store = ExperimentStore(experiment_dir)
-    summary = store.read_json(SUMMARY_FILE)
-    trials = pd.read_parquet(io.BytesIO(store.read_bytes(TRIALS_FILE)))
-    epochs = pd.read_parquet(io.BytesIO(store.read_bytes(EPOCHS_FILE)))
+    summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
+    trials, epochs = store.read_table(TRIALS_FILE), store.read_table(EPOCHS_FILE)
     metric = summary["metric"]
     winner = (summary.get("stage1") or {}).get("winner")
     plots = [

@@ -171,12 +171,7 @@ def _recorded_config(
     """The config a sweep started with (overrides must agree with it) and its data fingerprint."""
     from hindsight_ray.config import apply_overrides, build_config
 
-    try:
-        raw = store.read_json(CONFIG_FILE)
-    except ValueError:
-        raise UserError(f"{store.location}: {CONFIG_FILE} is not valid JSON; this folder cannot be resumed") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a sweep config")
+    raw = store.read_mapping(CONFIG_FILE, "a sweep config; this folder cannot be resumed")
     recorded = raw.pop(FINGERPRINT_KEY, None)
     builder = raw.pop(BUILDER_KEY, None)
     try:

@@ -8,12 +8,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
 from hindsight_ray.core.location import ExperimentLocation, is_uri
 from hindsight_ray.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ExperimentLocation", "ExperimentStore", "is_uri"]
 
@@ -56,6 +59,32 @@ class ExperimentStore:
 
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads(self.read_text(name))
+
+    def read_mapping(self, name: str, holds: str) -> dict[str, Any]:
+        """A JSON object the tool wrote (``holds`` says what it should hold, for the message); a damaged
+        file, or one holding something else, is one ``UserError`` naming it."""
+        try:
+            value = self.read_json(name)
+        except (ValueError, UnicodeDecodeError):
+            raise UserError(f"{self.path(name)} is damaged (not readable JSON)") from None
+        if not isinstance(value, dict):
+            raise UserError(f"{self.path(name)} does not hold {holds}")
+        return value
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """A Parquet table the tool wrote; a truncated or foreign file is one ``UserError`` naming it."""
+        import io
+
+        import pandas as pd
+        import pyarrow as pa
+
+        if not self.exists(name):
+            raise UserError(f"{self.path(name)} is missing; the sweep has not finished (resume it first)")
+        try:
+            return pd.read_parquet(io.BytesIO(self.read_bytes(name)))
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{self.path(name)} is damaged ({reason})") from None
 
     def write_bytes(self, name: str, data: bytes) -> None:
         if self.local:

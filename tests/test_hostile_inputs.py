@@ -121,3 +121,23 @@ def test_texts_to_classify_are_checked_row_by_row():
     ]:
         with pytest.raises(UserError, match=message):
             checked_texts(rows)
+
+
+def test_report_on_a_damaged_trials_table_is_one_line(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text(json.dumps({"metric": "val_rmse", "mode": "min", "best": None}))
+    (tmp_path / "trials.parquet").write_bytes(b"PAR1 cut short")
+    (tmp_path / "epochs.parquet").write_bytes(b"")
+    assert cli.main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path}/trials.parquet is damaged (")
+    with pytest.raises(UserError, match="trials.parquet is damaged"):
+        hr.load(tmp_path).trials
+
+
+def test_a_config_record_that_is_not_json_stops_resume_in_one_line(tmp_path, capsys):
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    (experiment / "config.json").write_text('{"seed": ')
+    code = cli.main(["resume", str(experiment)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {experiment}/config.json is damaged (not readable JSON)"], err
