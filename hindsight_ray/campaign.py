@@ -20,6 +20,7 @@ from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
 from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
 CAMPAIGN_FILE = "campaign.parquet"
+_SET_BY_THE_CAMPAIGN = {"seed", "name", "storage", "search.strategy", "search.budget"}
 CAMPAIGN_KEYS = {"name", "base", "strategies", "datasets", "seeds", "budget", "storage", "manual"}
 
 
@@ -35,16 +36,33 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
         base = read_config_file(base_path)
     if not isinstance(base, dict):
         raise UserError(f"campaign {path}: base must be a config mapping or the path of a config file")
-    strategies = raw.get("strategies") or ["two_stage"]
+    for key in ("strategies", "datasets", "seeds"):
+        given = raw.get(key, "unset")
+        if given is None or (isinstance(given, list | dict) and not given):
+            raise UserError(f"campaign {path}: {key} is empty; list at least one (or leave the key out for the default)")
+    strategies = raw.get("strategies", ["two_stage"])
+    if not isinstance(strategies, list) or not all(isinstance(s, str) for s in strategies):
+        raise UserError(f"campaign {path}: strategies must be a list of strategy names")
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad:
         raise UserError(f"campaign {path}: unknown strategy {bad[0]!r} (have: {', '.join(STRATEGIES)})")
-    datasets = raw.get("datasets") or {"default": {}}
+    datasets = raw.get("datasets", {"default": {}})
     if not isinstance(datasets, dict) or not all(isinstance(v, dict | type(None)) for v in datasets.values()):
         raise UserError(f"campaign {path}: datasets must map a name to config overrides (dotted keys)")
+    for dataset, settings in datasets.items():
+        taken = sorted(_set_by_the_campaign(settings or {}))
+        if taken:
+            raise UserError(
+                f"campaign {path}: datasets.{dataset} sets {taken[0]}, which the campaign sets for every sweep "
+                "(use the campaign's seeds, strategies, budget, storage or name)"
+            )
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_whole(s) and s >= 0 for s in seeds):
         raise UserError(f"campaign {path}: seeds must be a non-empty list of non-negative integers")
+    for key, values in (("strategies", strategies), ("seeds", seeds)):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise UserError(f"campaign {path}: {key} lists {repeated[0]} twice; each would plan the same sweeps again")
     budget = raw.get("budget", "two_stage")
     budgets = budget if isinstance(budget, list) else [budget]
     for one in budgets or [None]:
@@ -77,6 +95,18 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
         for strategy in strategies:
             sweep_config(campaign, dataset, strategy, seeds[0], budget=1)  # validates every combination
     return campaign
+
+
+def _set_by_the_campaign(settings: dict[str, Any], prefix: str = "") -> list[str]:
+    """The keys of a dataset's overrides (dotted or nested) that the campaign itself sets for each sweep."""
+    found = []
+    for key, value in settings.items():
+        dotted = f"{prefix}{key}"
+        if dotted in _SET_BY_THE_CAMPAIGN or any(dotted.startswith(f"{k}.") for k in _SET_BY_THE_CAMPAIGN):
+            found.append(dotted)
+        elif isinstance(value, dict):
+            found += _set_by_the_campaign(value, f"{dotted}.")
+    return found
 
 
 def _whole(value: Any) -> bool:

@@ -34,7 +34,7 @@ from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, se
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
 from hindsight_ray.running.searcher_state import ensure_searcher_state
-from hindsight_ray.safety import Interrupted, experiment_lock, interruptions, running
+from hindsight_ray.safety import Interrupted, experiment_lock, in_use_by, interruptions, running
 from hindsight_ray.storage import ExperimentStore
 
 Printer = Callable[[str], None]
@@ -120,6 +120,9 @@ def resume_sweep(
     store = ExperimentStore(location)
     experiment = store.uri
     if not store.exists(CONFIG_FILE):
+        holder = in_use_by(location.path) if location.local else None
+        if holder:  # a sweep that made the folder a moment ago and has not written its config yet
+            raise UserError(f"experiment {location.path} is in use by a running sweep ({holder}); wait for it")
         raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
     name = location.name
     config, recorded, raw_builder = _recorded_config(store, name, overrides)

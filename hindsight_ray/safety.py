@@ -168,6 +168,26 @@ def _holder(path: Path) -> LockHolder | None:
         return None
 
 
+def in_use_by(experiment_dir: str) -> str | None:
+    """Who holds the folder's lock now (a sweep that has just made it and not yet written its config),
+    or None; reads only, creates nothing."""
+    import fcntl
+
+    path = Path(experiment_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(path)
+        return holder.describe() if holder else "another process"
+    finally:
+        os.close(fd)
+    return None
+
+
 @contextmanager
 def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
     """Hold the experiment folder for this driver alone while the block runs.

@@ -33,7 +33,17 @@ def write(tmp_path, campaign) -> str:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"strategies": ["two_stage", "annealing"]}, "unknown strategy 'annealing'"),
-    ({"seeds": []}, "seeds must be a non-empty list"),
+    ({"seeds": []}, "seeds is empty"),
+    ({"strategies": []}, "strategies is empty"),
+    ({"datasets": {}}, "datasets is empty"),
+    ({"strategies": None}, "strategies is empty"),
+    ({"strategies": ["grid", "random", "grid"]}, "strategies lists grid twice"),
+    ({"seeds": [0, 1, 0]}, "seeds lists 0 twice"),
+    ({"datasets": {"airline": {"seed": 4}}}, "datasets.airline sets seed, which the campaign sets"),
+    ({"datasets": {"airline": {"search.strategy": "grid"}}}, "sets search.strategy"),
+    ({"datasets": {"airline": {"search": {"budget": 40}}}}, "sets search.budget"),
+    ({"datasets": {"airline": {"storage": "/elsewhere"}}}, "sets storage"),
+    ({"datasets": {"airline": {"name": "x"}}}, "sets name"),
     ({"budget": -3}, "budget must be two_stage"),
     ({"budget": [True]}, "budget must be two_stage"),
     ({"budget": True}, "budget must be two_stage"),

@@ -141,3 +141,15 @@ def test_a_config_record_that_is_not_json_stops_resume_in_one_line(tmp_path, cap
     code = cli.main(["resume", str(experiment)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: {experiment}/config.json is damaged (not readable JSON)"], err
+
+
+def test_resume_of_a_folder_a_live_sweep_has_just_made_says_in_use(tmp_path, capsys):
+    from hindsight_ray.safety import experiment_lock
+
+    experiment = tmp_path / "cell"
+    with experiment_lock(str(experiment), create=True):  # made and locked; config.json not written yet
+        assert cli.main(["resume", str(experiment)]) == 2
+        err = capsys.readouterr().err
+        assert "is in use by a running sweep (pid" in err and "not a hindsight-ray experiment" not in err
+    assert cli.main(["resume", str(experiment)]) == 2  # the lock let go: an empty folder is just not an experiment
+    assert "is not a hindsight-ray experiment folder" in capsys.readouterr().err
