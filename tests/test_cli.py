@@ -69,7 +69,7 @@ BAD_INPUTS = [
     (["--set", "data.split.validation=0.5", "--set", "data.split.test=0.45"], "leaves too little for training"),
     (["--set", "data.source=missing.csv"], "missing.csv: file not found"),
     (["--set", "data.source=builtin:nope"], "no such bundled dataset"),
-    (["--set", "data.lags=500"], "too few for lags=500"),
+    (["--set", "data.lags=500"], "144 rows are too few; lags=500, horizon=1 and a 20%/20% validation/test split need at least 836"),
     (["--set", "data.target=[seats]"], "no column 'seats'"),
     (["--set", "search.metric=val_accuracy"], "val_accuracy needs a classification task"),
     (["--set", "resources.gpus_per_trial=0.3"], "must divide 1"),

@@ -286,11 +286,17 @@ def _split(data: DataConfig, values: int, rows_read: int, where: str) -> SplitRo
     """Rows of train, validation and test (chronological); too few for the windows is an error."""
     rows = split_rows(values, data.split.validation, data.split.test)
     if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
+        needed = next(n for n in range(values + 1, values + 10**7) if _enough(data, n)) + rows_read - values
         raise UserError(
-            f"{where}: {rows_read} rows are too few for lags={data.lags}, horizon={data.horizon} "
-            f"and a {rows.train}/{rows.validation}/{rows.test} train/validation/test split"
+            f"{where}: {rows_read} rows are too few; lags={data.lags}, horizon={data.horizon} and a "
+            f"{data.split.validation:.0%}/{data.split.test:.0%} validation/test split need at least {needed}"
         )
     return rows
+
+
+def _enough(data: DataConfig, values: int) -> bool:
+    rows = split_rows(values, data.split.validation, data.split.test)
+    return rows.train >= data.lags + data.horizon
 
 
 def prepare_timeseries(
