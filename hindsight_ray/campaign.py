@@ -39,7 +39,9 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     for key in ("strategies", "datasets", "seeds"):
         given = raw.get(key, "unset")
         if given is None or (isinstance(given, list | dict) and not given):
-            raise UserError(f"campaign {path}: {key} is empty; list at least one (or leave the key out for the default)")
+            raise UserError(
+                f"campaign {path}: {key} is empty; list at least one (or leave the key out for the default)"
+            )
     strategies = raw.get("strategies", ["two_stage"])
     if not isinstance(strategies, list) or not all(isinstance(s, str) for s in strategies):
         raise UserError(f"campaign {path}: strategies must be a list of strategy names")

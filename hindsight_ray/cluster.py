@@ -239,6 +239,33 @@ def check_memory(config: SweepConfig, available: float, where: str) -> None:
         )
 
 
+WORKER_BYTES = 700_000_000  # a process that has imported TensorFlow and trained a small LSTM: 0.72 GB max RSS
+
+
+def check_workers_memory(config: SweepConfig, trials: int, memory: float, where: str = "a node") -> None:
+    """Refuse packing more trials on one node than its memory holds: each runs in its own Ray worker, a
+    process with TensorFlow in it (:data:`WORKER_BYTES`) besides its model's own memory."""
+    from hindsight_ray.model import largest_trial_bytes
+
+    each = WORKER_BYTES + largest_trial_bytes(config)
+    if not memory or trials * each <= memory:
+        return
+    fits = max(1, int(memory // each))
+    raise UserError(
+        f"resources.cpus_per_trial {config.resources.cpus_per_trial:g} puts up to {trials} trials at once on {where} "
+        f"with {_gb(memory)}; each trial's worker needs about {_gb(each)} (TensorFlow and the "
+        f"model), {_gb(trials * each)} in all: raise resources.cpus_per_trial or set resources.max_concurrent "
+        f"to {fits} or fewer"
+    )
+
+
+def local_trials(config: SweepConfig) -> int:
+    """How many trials a local Ray started here runs at once (all this machine's CPUs are Ray's)."""
+    res = config.resources
+    fit = math.floor((os.cpu_count() or 1) / res.cpus_per_trial + 1e-9)
+    return max(1, min(fit, res.max_concurrent or fit))
+
+
 def live_nodes() -> list[dict[str, Any]]:
     """The alive nodes of the connected Ray cluster, as ``ray.nodes()`` describes them."""
     import ray
@@ -291,6 +318,7 @@ def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) 
         fit = math.floor(node.get("CPU", 0) / res.cpus_per_trial + 1e-9)
         if res.gpus_per_trial > 0:
             fit = min(fit, math.floor(node.get("GPU", 0) / res.gpus_per_trial + 1e-9))
+        check_workers_memory(config, min(fit, res.max_concurrent or fit), node.get("memory", 0))
         slots += fit
     if res.max_concurrent:
         return res.max_concurrent

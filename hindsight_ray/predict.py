@@ -39,7 +39,9 @@ class Predictor:
         for name in (BEST_MODEL_FILE, PREPROCESSING_FILE):
             if not store.exists(name):
                 raise UserError(f"{experiment_dir}: no {name}; the sweep has not finished (resume it first)")
-        preprocessing = read_preprocessing(store.read_text(PREPROCESSING_FILE), f"{experiment_dir}/{PREPROCESSING_FILE}")
+        preprocessing = read_preprocessing(
+            store.read_text(PREPROCESSING_FILE), f"{experiment_dir}/{PREPROCESSING_FILE}"
+        )
         from hindsight_ray.cluster import use_trial_numerics
         from hindsight_ray.trainable import configure_tensorflow
 

@@ -15,7 +15,15 @@ from typing import Any, cast
 import pandas as pd
 
 from hindsight_ray import results as tables
-from hindsight_ray.cluster import check_memory, check_resources, machine_memory, ray_address, ray_session
+from hindsight_ray.cluster import (
+    check_memory,
+    check_resources,
+    check_workers_memory,
+    local_trials,
+    machine_memory,
+    ray_address,
+    ray_session,
+)
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
 from hindsight_ray.core.disk import DiskFull
 from hindsight_ray.core.location import ExperimentLocation
@@ -64,6 +72,9 @@ def run_sweep(
     configured = config_callbacks(config, plan.name)  # a missing optional package: an error before Ray starts
     if not ray_address(config):
         check_memory(config, machine_memory(), "this machine")
+        check_workers_memory(
+            config, local_trials(config), machine_memory(), "this machine"
+        )  # before data is read, or Ray started
     prepared = prepare(config.data, seed=config.seed, table=table)
     if dry_run:
         for line in describe_plan(config, plan, prepared):

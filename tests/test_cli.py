@@ -287,8 +287,8 @@ def test_hostile_files_are_one_line_errors_before_anything_starts(tmp_path, cli)
     (["sweep", "--dry-run", "--address", "foo"], "resources.address: must be auto, host:port"),
     (["sweep", "--dry-run", "--storage", "/proc/hindsight"], "storage /proc/hindsight is not writable"),
     (["sweep", "--address", "127.0.0.1:9"], "resources.address 127.0.0.1:9: nothing answers at 127.0.0.1:9"),
-    (["report", "summary_only"], "summary_only: not a finished hindsight-ray experiment, or a damaged one"),
-    (["report", "bad_summary"], "bad_summary: not a finished hindsight-ray experiment, or a damaged one (JSONDecodeError"),
+    (["report", "summary_only"], "summary_only/trials.parquet is missing; the sweep has not finished"),
+    (["report", "bad_summary"], "bad_summary/summary.json is damaged (not readable JSON)"),
     (["resume", "foreign"], "foreign: config.json does not hold a hindsight-ray sweep config (unknown config key a)"),
 ])
 def test_names_paths_and_foreign_folders_are_one_line_errors(tmp_path, cli, args, message):
@@ -302,3 +302,11 @@ def test_names_paths_and_foreign_folders_are_one_line_errors(tmp_path, cli, args
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "hindsight_results").exists()
+
+
+def test_a_plan_of_more_workers_than_this_machine_holds_is_refused_before_ray(tmp_path, capsys):
+    from hindsight_ray.cli import main
+
+    code = main(["sweep", "--dry-run", "--set", f"storage={tmp_path}", "--set", "resources.cpus_per_trial=0.001"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "trials at once on this machine" in err[0] and "max_concurrent" in err[0]

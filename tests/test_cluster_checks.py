@@ -109,3 +109,13 @@ def test_a_token_the_user_has_turns_token_authentication_on(monkeypatch, tmp_pat
     assert use_found_token() and os.environ["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     assert not use_found_token() and os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice stands
+
+
+def test_many_tiny_trials_on_one_node_are_refused_by_their_workers_memory(tmp_path):
+    config = load_config(None, [f"storage={tmp_path}", "resources.cpus_per_trial=0.01"])
+    with pytest.raises(UserError, match=r"puts up to 200 trials at once on a node with 16.0 GB; .* "
+                                        r"set resources.max_concurrent to 2\d or fewer"):
+        trial_slots(config, [node(cpus=2, memory=16e9)])
+    capped = load_config(None, [f"storage={tmp_path}", "resources.cpus_per_trial=0.01", "resources.max_concurrent=8"])
+    assert trial_slots(capped, [node(cpus=2, memory=16e9)]) == 8  # a cap the memory holds is fine
+    assert trial_slots(load_config(None, [f"storage={tmp_path}"]), [node(cpus=2, memory=16e9)]) == 2

@@ -131,7 +131,7 @@ def test_report_on_a_damaged_trials_table_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path}/trials.parquet is damaged (")
     with pytest.raises(UserError, match="trials.parquet is damaged"):
-        hr.load(tmp_path).trials
+        _ = hr.load(tmp_path).trials
 
 
 def test_a_config_record_that_is_not_json_stops_resume_in_one_line(tmp_path, capsys):
