@@ -23,7 +23,15 @@ from typing import Any, cast
 
 import pandas as pd
 
-from hindsight_ray.config import SweepConfig, apply_overrides, build_config, read_config_file
+from hindsight_ray.config import (
+    SweepConfig,
+    apply_overrides,
+    build_config,
+    read_config_file,
+    value_origins,
+    with_origins,
+)
+from hindsight_ray.data.sources import DATAFRAME
 from hindsight_ray.errors import UserError
 from hindsight_ray.predict import Predictor
 from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE, Best, Summary
@@ -71,8 +79,13 @@ def resolve_config(
 ) -> SweepConfig:
     """A validated config from a YAML path, a mapping, a ``SweepConfig`` or None (the default), with
     ``--set``-style overrides (values parsed as YAML) and literal settings (taken as given)."""
+    before: dict[str, str] | None = None
     if isinstance(config, SweepConfig):
         raw = config.model_dump(mode="json")
+        before = dict(config._origins)
+        for key, origin in before.items():  # a dataset's own defaults go with it if the source changes
+            if origin.startswith("dataset "):
+                raw["data"].pop(key, None)
     elif isinstance(config, dict):
         raw = config
     elif isinstance(config, str | Path):
@@ -81,7 +94,8 @@ def resolve_config(
         raw = {}
     else:
         raise UserError(f"config must be a path, a mapping or a SweepConfig, got {type(config).__name__}")
-    return build_config(apply_overrides(raw, list(overrides or []), literal))
+    resolved = build_config(apply_overrides(raw, list(overrides or []), literal))
+    return with_origins(resolved, value_origins(raw, list(overrides or []), literal, before))
 
 
 def sweep(
@@ -103,7 +117,10 @@ def sweep(
     replaces the LSTM (``model.builder: "package.module:function"`` in a config)."""
     from hindsight_ray.runner import run_sweep
 
-    resolved = resolve_config(config, overrides, {"name": name, "storage": storage})
+    literal: dict[str, Any] = {"name": name, "storage": storage}
+    if data is not None:  # a DataFrame is its own source: no bundled dataset's preprocessing applies to it
+        literal["data.source"] = DATAFRAME
+    resolved = resolve_config(config, overrides, literal)
     summary = run_sweep(
         resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []), model_builder=model_builder
     )

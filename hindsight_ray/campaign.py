@@ -149,6 +149,10 @@ def cell_row(
     curve = anytime(trials, metric, mode)
     best = summary.get("best") or {}
     final = best.get("validation")
+    key = Objective(metric, mode).test_key.removeprefix("test_")
+    baselines = {  # each baseline's test score, beside the strategy's (NaN where one failed)
+        f"baseline_{name}": scores.get(key) for name, scores in (summary.get("baselines") or {}).items()
+    }
     return {
         "dataset": dataset,
         "strategy": strategy,
@@ -165,6 +169,7 @@ def cell_row(
         "wall_s": summary["wall_s"],
         "trials": summary["trials_run"],
         "to_within_1pct_s": seconds_to_within(curve, final, mode),
+        **baselines,
         "experiment": str(experiment_dir),
     }, curve
 

@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -290,6 +291,8 @@ def deterministic_for(setting: bool | str, gpus: int) -> bool:
 
 
 class SweepConfig(_Section):
+    # where each preprocessing value came from (default, dataset, config, --set): see value_origins
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     name: str | None = None
     storage: PathText = "./hindsight_results"
     seed: Int = Field(0, ge=0)
@@ -311,6 +314,15 @@ class SweepConfig(_Section):
         if value is not None and len(value.encode()) > 255:
             raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
         return value
+
+    def __eq__(self, other: object) -> bool:
+        """Equal settings are equal configs, whatever their values' origins."""
+        if not isinstance(other, SweepConfig):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.model_dump_json())
 
     @model_validator(mode="after")
     def _manual_has_points(self) -> SweepConfig:
@@ -371,7 +383,49 @@ def load_config(
 ) -> SweepConfig:
     """The config from an optional YAML file plus ``--set`` overrides and literal settings, validated."""
     raw = read_config_file(path) if path is not None else {}
-    return build_config(apply_overrides(raw, overrides or [], literal))
+    config = build_config(apply_overrides(raw, overrides or [], literal))
+    return with_origins(config, value_origins(raw, overrides or [], literal))
+
+
+PREPROCESSING_KEYS = ("lags", "horizon", "scale", "log", "difference", "season", "missing")
+
+
+def value_origins(
+    raw: dict[str, Any], overrides: list[str], literal: dict[str, Any] | None, before: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Where each preprocessing value (``data.<key>``) came from: ``--set`` (an override), ``argument``
+    (a keyword of the API or an option of the CLI), ``config`` (the file or mapping), ``dataset
+    builtin:NAME`` (that bundled dataset's own defaults, which apply only when it is the source), or
+    ``default``. ``before``: the origins of a config this one was made from."""
+
+    merged = apply_overrides(raw, overrides, literal)
+    source = (merged.get("data") or {}).get("source", DataConfig.model_fields["source"].default)
+    from_set = {tuple(parse_override(text)[0]) for text in overrides}
+    from_literal = {tuple(key.split(".")) for key, value in (literal or {}).items() if value is not None}
+    data = raw.get("data")
+    given: dict[str, Any] = data if isinstance(data, dict) else {}
+    dataset = DATASET_DEFAULTS.get(source, {}) if isinstance(source, str) else {}
+    origins = {}
+    for key in PREPROCESSING_KEYS:
+        path = ("data", key)
+        if path in from_set:
+            origins[key] = "--set"
+        elif path in from_literal:
+            origins[key] = "argument"
+        elif before and key in before and key in given:
+            origins[key] = before[key]
+        elif key in given:
+            origins[key] = "config"
+        elif key in dataset:
+            origins[key] = f"dataset {source}"
+        else:
+            origins[key] = "default"
+    return origins
+
+
+def with_origins(config: SweepConfig, origins: dict[str, str]) -> SweepConfig:
+    config._origins = dict(origins)
+    return config
 
 
 def config_to_dict(config: SweepConfig) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hindsight_ray import results as tables
@@ -124,10 +125,15 @@ def join_warming() -> None:
 
 
 def evaluate_on_test(
-    prepared: Prepared, checkpoint_path: str, location: ExperimentLocation, worker: bool = True
+    prepared: Prepared,
+    checkpoint_path: str,
+    location: ExperimentLocation,
+    worker: bool = True,
+    beside: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (in this process for a local
-    Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU)."""
+    Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU). ``beside``: the
+    baselines' test forecasts, written next to the model's in ``test_predictions.parquet``."""
     from ray.tune import Checkpoint
 
     from hindsight_ray.checkpoints import load_scored_model
@@ -153,6 +159,7 @@ def evaluate_on_test(
                 "origin": prepared.origins["test"],
                 "actual": prepared.actual["test"][:, 0],
                 "predicted": prepared.in_data_units("test", predicted)[:, 0],
+                **{name: values[:, 0] for name, values in (beside or {}).items()},
             }
         )
         store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
@@ -283,16 +290,17 @@ def finalize(
     experiment = store.uri
     outcomes = load_outcomes(store.where)
     trials, best_id = score_trials(config, outcomes, policy, read_queue_times(store.where))
-    summary = summarize(config, experiment, trials, policy, prepared.info, prepared.baselines)
+    baselines, forecasts = all_baselines(prepared)
+    summary = summarize(config, experiment, trials, policy, prepared.info, baselines)
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         if data_ref is None:  # a local Ray: here, where TensorFlow was imported while the trials ran
             warm_tensorflow()  # (if no trial started in this process, a resume say: now, with the trials' settings)
             join_warming()
-            test = evaluate_on_test(prepared, row.checkpoint_path, store.where, worker=False)
+            test = evaluate_on_test(prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts)
         else:
             evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where))
+            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where, beside=forecasts))
         if "error" in test:
             raise UserError(test["error"])
         for key, value in test.items():
@@ -304,6 +312,19 @@ def finalize(
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
     store.write_json(tables.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"
     return summary
+
+
+def all_baselines(prepared: Prepared) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The test scores of every baseline (the naive ones, and for a series the classical models fitted on
+    the training rows) and the series baselines' test forecasts, by name."""
+    baselines: dict[str, Any] = dict(prepared.baselines)
+    history = prepared.history
+    if history is None:
+        return baselines, {}
+    from hindsight_ray.data.classical import classical_baselines
+
+    classical, forecasts = classical_baselines(history, prepared.actual["test"])
+    return {**baselines, **classical}, {**history.naive, **forecasts}
 
 
 def describe_best(summary: tables.Summary, objective: Objective) -> str:

@@ -14,9 +14,9 @@ so "better" and "a trial's score" mean one thing everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ScoreRule = Literal["best_epoch", "last_epoch", "mean_last"]
 SCORE_RULES: tuple[ScoreRule, ...] = ("best_epoch", "last_epoch", "mean_last")
@@ -107,3 +107,27 @@ class Objective:
         if len(values) < len(window):
             return TrialScore(None, last, best_epoch)  # a diverged epoch among the last K: no score
         return TrialScore(math.fsum(values) / len(values), last, best_epoch)
+
+
+def baseline_verdict(summary: Mapping[str, Any], objective: Objective) -> str | None:
+    """How a finished sweep's chosen model stands against its best baseline on test, in words; None when
+    there is no test score or no baseline scored on the same metric."""
+    best = summary.get("best") or {}
+    test = best.get(objective.test_key)
+    key = objective.test_key.removeprefix("test_")
+    scored = {
+        name: float(b[key]) for name, b in (summary.get("baselines") or {}).items() if finite(b.get(key)) is not None
+    }
+    if test is None or finite(test) is None or not scored:
+        return None
+    name = min(scored, key=lambda n: scored[n]) if objective.mode == "min" else max(scored, key=lambda n: scored[n])
+    value = scored[name]
+    model = (summary.get("baselines") or {})[name].get("model")
+    label = f"{name.replace('_', ' ')}{f' ({model})' if model else ''}"
+    if is_better(value, test, objective.mode):
+        gap = abs(test - value) / abs(value) * 100 if value else float("inf")
+        return (
+            f"WORSE than the best baseline, {label}: test {key} {test:.4g} against {value:.4g} "
+            f"({gap:.0f}% {'higher' if objective.mode == 'min' else 'lower'})"
+        )
+    return f"better than every baseline (the best, {label}: test {key} {value:.4g})"

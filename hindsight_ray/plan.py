@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hindsight_ray.cluster import ray_address
-from hindsight_ray.config import SweepConfig
+from hindsight_ray.config import PREPROCESSING_KEYS, SweepConfig
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, dataset_name
 from hindsight_ray.errors import UserError
@@ -80,6 +80,21 @@ def check_storage(plan: Plan) -> None:
         raise UserError(f"storage {plan.storage} is not writable ({existing}: {exc.strerror or exc})") from None
 
 
+def describe_preprocessing(config: SweepConfig, prepared: Prepared | None) -> str:
+    """Each preprocessing value in effect and where it came from, e.g. ``log=true (dataset builtin:airline)``."""
+    origins = config._origins
+    parts = []
+    for key in PREPROCESSING_KEYS:
+        value = getattr(config.data, key)
+        origin = origins.get(key, "config")
+        if key == "season" and value is None:
+            inferred = prepared.info.get("season") if prepared is not None else None
+            value, origin = (inferred, "inferred from the dates") if inferred else ("none", "no regular dates")
+        shown = str(value).lower() if isinstance(value, bool) else value
+        parts.append(f"{key}={shown} ({origin})")
+    return ", ".join(parts)
+
+
 def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) -> list[str]:
     """The dry-run / start-of-sweep plan, a few lines a person can read."""
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -90,6 +105,8 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
         f"data        {config.data.source} ({config.data.kind}, task {config.task}, metric {config.metric} "
         f"{config.mode})",
     ]
+    if config.data.kind == "timeseries":
+        lines.append(f"preprocess  {describe_preprocessing(config, prepared)}")
     if prepared is not None:
         lines.append(f"            train/validation/test samples {prepared.info['windows']}")
     if config.search.strategy == "two_stage":

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.objective import Objective, is_better
+from hindsight_ray.objective import Objective, baseline_verdict, is_better
 from hindsight_ray.results import EPOCHS_FILE, PREDICTIONS_FILE, SUMMARY_FILE, TRIALS_FILE
 from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
@@ -227,7 +227,7 @@ def _predictions(store, summary=None):
         x, xlabel = origin + (step if pd.notna(step) else pd.Timedelta(0)), "date of the predicted value"
     axis.plot(x, frame["actual"], "k.-", label="actual")
     axis.plot(x, frame["predicted"], "r.-", label="best model")
-    for column in ("persistence", "seasonal_naive"):
+    for column in ("persistence", "seasonal_naive", "sarima", "ets"):
         if column in frame:
             axis.plot(x, frame[column], ":", label=column.replace("_", " "))
     target = ", ".join(summary.get("data", {}).get("targets") or ["value"]) if summary else "value"
@@ -271,10 +271,13 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
         _baselines(store, summary),
     ]
     best = summary.get("best") or {}
-    test_key = Objective(metric, summary["mode"]).test_key
+    objective = Objective(metric, summary["mode"])
+    test_key = objective.test_key
+    verdict = baseline_verdict(summary, objective)
     lines = [
         f"# Sweep {summary['experiment']}",
         "",
+        *([f"**The chosen model is {verdict}.**", ""] if verdict else []),
         f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
         f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
         f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall. A trial's score: "
@@ -290,7 +293,9 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
         ]
         for name, scores in (summary.get("baselines") or {}).items():
             value = scores.get(test_key.removeprefix("test_"))
-            lines.append(f"| {name.replace('_', ' ')} | | | | | | {value:.4g} |")
+            label = name.replace("_", " ") + (f" — {scores['model']}" if scores.get("model") else "")
+            shown = f"failed: {scores['failed']}" if "failed" in scores else "" if value is None else f"{value:.4g}"
+            lines.append(f"| {label} | | | | | | {shown} |")
         lines.append("")
     winner = (summary.get("stage1") or {}).get("winner")
     if winner:
@@ -348,9 +353,38 @@ def write_campaign_report(
         .reset_index()
         .rename(columns={"budget_row": "budget"})
     )
-    lines = [*header, "", summary_markdown(summary), ""] + [f"![{name}]({name})" for name in plots]
+    lines = [*header, "", summary_markdown(summary), "", *_campaign_baselines(table, summary, mode)]
+    lines += [f"![{name}]({name})" for name in plots]
     _write(store, lines)
     return store.path(REPORT_FILE)
+
+
+def _campaign_baselines(table: pd.DataFrame, summary: pd.DataFrame, mode: str) -> list[str]:
+    """Per dataset: every baseline's test score on the same test windows, and whether the best strategy
+    (by mean test score) beats the best of them."""
+    columns = [c for c in table.columns if c.startswith("baseline_")]
+    if not columns:
+        return []
+    lines = [
+        "Baselines on the same test windows (fitted on the same training rows; test, once each):",
+        "",
+        "| dataset | "
+        + " | ".join(c.removeprefix("baseline_").replace("_", " ") for c in columns)
+        + " | best strategy (mean test) | beats the best baseline |",
+        "|---" * (len(columns) + 3) + "|",
+    ]
+    for dataset, rows in table.groupby("dataset", sort=True):
+        values = rows[columns].astype(float).mean()
+        scored = summary[summary.dataset == dataset].dropna(subset=["test"])
+        if scored.empty:
+            continue
+        top = scored.loc[scored.test.idxmin() if mode == "min" else scored.test.idxmax()]
+        finite = values.dropna()
+        best_baseline = (finite.min() if mode == "min" else finite.max()) if len(finite) else np.nan
+        wins = "" if np.isnan(best_baseline) else "yes" if is_better(float(top.test), best_baseline, mode) else "no"
+        cells = " | ".join("failed" if np.isnan(v) else f"{v:.4g}" for v in values)
+        lines.append(f"| {dataset} | {cells} | {top.strategy} {top.test:.4g} | {wins} |")
+    return [*lines, ""]
 
 
 def _anytime_plot(

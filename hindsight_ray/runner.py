@@ -37,7 +37,7 @@ from hindsight_ray.finalize import (
     load_policy,
     set_aside_damaged_state,
 )
-from hindsight_ray.objective import SCORE_KEY
+from hindsight_ray.objective import SCORE_KEY, baseline_verdict
 from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
@@ -502,7 +502,9 @@ class _Ending:
         if written:
             self.echo(f"report      {written} (and report.html)")
         self.echo(f"tensorboard --logdir {self.experiment}  # every trial's curves")
+        verdict = baseline_verdict(self.summary, self.config.objective)
         self.echo(
             f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}"
+            + (f"; {verdict}" if verdict else "")
         )
         return self.summary

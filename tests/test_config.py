@@ -102,3 +102,27 @@ def test_speculation_is_on_by_default_where_extra_trials_have_hardware_of_their_
 
     config = load_config(None, overrides)
     assert speculative_for(config.search.stage2.speculative, slots, config.resources) is expected
+
+
+def test_a_bundled_datasets_preprocessing_applies_only_when_it_is_the_source():
+    from hindsight_ray.api import resolve_config
+
+    airline = resolve_config(None, ["data.lags=6"])
+    assert (airline.data.log, airline.data.difference, airline.data.scale) == (True, True, "standard")
+    assert airline._origins["log"] == "dataset builtin:airline" and airline._origins["lags"] == "--set"
+    own = resolve_config(None, [], {"data.source": "dataframe"})  # what hr.sweep(data=frame) resolves
+    assert (own.data.log, own.data.difference, own.data.scale) == (False, False, "minmax")
+    assert own._origins["log"] == "default"
+    again = resolve_config(airline, [], {"data.source": "dataframe"})  # a SweepConfig made for airline, reused
+    assert (again.data.log, again.data.scale, again._origins["lags"]) == (False, "minmax", "--set")
+    mine = resolve_config({"data": {"log": False}}, [])
+    assert mine.data.log is False and mine._origins["log"] == "config" and mine.data.difference is True
+
+
+def test_the_dry_run_prints_each_preprocessing_value_and_where_it_came_from(tmp_path, capsys):
+    from hindsight_ray.cli import main
+
+    assert main(["sweep", "--dry-run", "--set", f"storage={tmp_path}", "--set", "data.lags=6"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("preprocess"))
+    assert "lags=6 (--set)" in line and "log=true (dataset builtin:airline)" in line
+    assert "season=12 (inferred from the dates)" in line and "horizon=1 (default)" in line

@@ -64,3 +64,23 @@ def test_bad_settings_are_refused():
         Objective("val_rmse", "min", "median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="score_last_k"):
         Objective("val_rmse", "min", "mean_last", last_k=0)
+
+
+def test_the_verdict_says_plainly_when_the_chosen_model_loses_to_a_baseline():
+    from hindsight_ray.objective import baseline_verdict
+
+    summary = {"best": {"test_rmse": 20.85}, "baselines": {
+        "persistence": {"rmse": 52.49}, "seasonal_naive": {"rmse": 46.08},
+        "sarima": {"rmse": 15.69, "model": "SARIMA(0,1,1)(0,1,1)12 on log"}, "ets": {"failed": "LinAlgError: x"}}}
+    assert baseline_verdict(summary, Objective("val_rmse", "min")) == (
+        "WORSE than the best baseline, sarima (SARIMA(0,1,1)(0,1,1)12 on log): test rmse 20.85 against 15.69 "
+        "(33% higher)")
+    summary["best"]["test_rmse"] = 15.0
+    assert baseline_verdict(summary, Objective("val_rmse", "min")).startswith("better than every baseline (the best, "
+                                                                              "sarima")
+    text = {"best": {"test_accuracy": 0.48}, "baselines": {"majority_class": {"accuracy": 0.5}}}
+    assert baseline_verdict(text, Objective("val_accuracy", "max")) == (
+        "WORSE than the best baseline, majority class: test accuracy 0.48 against 0.5 (4% lower)")
+    assert baseline_verdict({"best": None, "baselines": {}}, Objective("val_rmse", "min")) is None
+    assert baseline_verdict({"best": {"test_loss": 1.0}, "baselines": summary["baselines"]},
+                            Objective("val_loss", "min")) is None  # no baseline scored on the same metric

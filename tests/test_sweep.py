@@ -141,7 +141,11 @@ def test_summary_and_console(airline_sweep):
     _, summary, experiment, lines = airline_sweep
     on_disk = json.loads((experiment / "summary.json").read_text())
     assert on_disk["best"] == summary["best"]
-    assert set(on_disk["baselines"]) == {"persistence", "seasonal_naive"}
+    assert set(on_disk["baselines"]) == {"persistence", "seasonal_naive", "sarima", "ets"}
+    assert on_disk["baselines"]["sarima"]["model"] == "SARIMA(0,1,1)(0,1,1)12 on log"
+    assert on_disk["baselines"]["sarima"]["rmse"] == pytest.approx(15.69, abs=0.05)  # the textbook airline model
+    verdict = "WORSE than the best baseline" if summary["best"]["test_rmse"] > 15.69 else "better than every baseline"
+    assert verdict in lines[-1] and verdict in (experiment / "report.md").read_text().splitlines()[2]
     assert on_disk["metric"] == "val_rmse" and on_disk["mode"] == "min"
     assert on_disk["wall_s"] > 0 and on_disk["trial_s"] > 0
     assert any(line.startswith("stage 1: 4/4 done, best units=") for line in lines)
@@ -157,6 +161,7 @@ def test_summary_and_console(airline_sweep):
         assert plot in report and (experiment / plot).stat().st_size > 1000, plot
     predictions = pd.read_parquet(experiment / "test_predictions.parquet")
     assert len(predictions) == summary["data"]["windows"][2] and predictions.actual.min() > 100  # passengers
+    assert {"persistence", "seasonal_naive", "sarima", "ets"} <= set(predictions.columns)
 
 
 def test_report_html_renders_in_headless_chromium(airline_sweep, tmp_path):
@@ -227,7 +232,8 @@ def small_sweep(source_settings: list[str], storage, name: str) -> dict:
 def test_sunspots_log_difference_sweep(local_ray, tmp_path):
     summary = small_sweep(["data.source=builtin:sunspots", "data.lags=11", "data.horizon=2", "data.difference=true",
                            "model.loss=mae", "model.dropout=0.1", "model.optimizer=adam"], tmp_path, "sun")
-    assert summary["best"]["test_rmse"] > 0 and set(summary["baselines"]) == {"persistence"}
+    assert summary["best"]["test_rmse"] > 0 and set(summary["baselines"]) == {"persistence", "sarima", "ets"}
+    assert "failed" not in summary["baselines"]["sarima"]  # one model per step of the 2-step horizon
     assert summary["data"]["difference"] is True
 
 

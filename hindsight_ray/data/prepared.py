@@ -37,6 +37,20 @@ class SeriesTransform:
 
 
 @dataclass(frozen=True)
+class SeriesHistory:
+    """What the classical models need: the targets in data units, where training ends, and the test
+    windows' origins (the row each window last observes) and horizon."""
+
+    values: np.ndarray  # [rows, targets], data units
+    targets: list[str]
+    train_rows: int  # rows 0..train_rows-1 hold every training window's targets
+    origins: np.ndarray  # per test window, the last observed row
+    horizon: int
+    season: int | None
+    naive: dict[str, np.ndarray] = field(default_factory=dict)  # persistence, seasonal naive: test forecasts
+
+
+@dataclass(frozen=True)
 class Prepared:
     """Train/validation/test arrays prepared once on the driver and shared through the object store."""
 
@@ -56,6 +70,7 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)  # JSON: what the predictor needs (fitted on train)
     origins: dict[str, np.ndarray] = field(default_factory=dict)  # series: split -> each window's last observed row
+    history: SeriesHistory | None = None  # series: what the classical baselines are fitted and run on
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, model targets) of ``train``, ``val`` or ``test``."""

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hindsight_ray.config import DataConfig
-from hindsight_ray.data.prepared import Prepared, SeriesTransform
+from hindsight_ray.data.prepared import Prepared, SeriesHistory, SeriesTransform
 from hindsight_ray.data.sources import BuiltinDataset, read_table
 from hindsight_ray.errors import UserError
 from hindsight_ray.metrics import regression_scores
@@ -370,6 +370,15 @@ def prepare_timeseries(
         baselines=baselines,
         preprocessing={"kind": "timeseries", **asdict(pre)},
         origins={"test": window_origins(frame, date_column, first_target[split == 2] - 1)},
+        history=SeriesHistory(
+            values=original,
+            targets=list(targets),
+            train_rows=shift + rows.train,
+            origins=first_target[split == 2] - 1,
+            horizon=data.horizon,
+            season=season,
+            naive=forecasts,
+        ),
         info={
             "rows": len(frame),
             "targets": targets,
