@@ -207,7 +207,9 @@ def trials_table(
         for key, value in at.items():
             if key.startswith("val_") and key not in row:
                 row[key] = value if finished_ok else None
-        row["queue_s"] = started - row["queued_at"] if started and row["queued_at"] else None
+        # the driver notes a trial as queued when Tune's event reaches it, which can be a few ms after the
+        # worker has started it: no wait, not a negative one
+        row["queue_s"] = max(0.0, started - row["queued_at"]) if started and row["queued_at"] else None
         row["total_s"] = finished - started if started and finished else None
         rows.append(row)
     columns = [*TRIAL_COLUMNS[:8], metric, objective.last_key, *TRIAL_COLUMNS[8:]]
