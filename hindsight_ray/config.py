@@ -126,6 +126,7 @@ class DataConfig(_Section):
     missing: Literal["error", "interpolate", "drop"] = "error"
     season: Int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
     difference: bool = False  # model first differences (inverted for metrics)
+    seasonal_difference: bool = False  # model differences a season apart (data.season or inferred; inverted)
     log: bool = False  # model the log of the series (inverted for metrics; values must be positive)
     # text
     text_column: str = "text"
@@ -387,7 +388,7 @@ def load_config(
     return with_origins(config, value_origins(raw, overrides or [], literal))
 
 
-PREPROCESSING_KEYS = ("lags", "horizon", "scale", "log", "difference", "season", "missing")
+PREPROCESSING_KEYS = ("lags", "horizon", "scale", "log", "difference", "seasonal_difference", "season", "missing")
 
 
 def value_origins(

@@ -123,18 +123,20 @@ class Predictor:
         frame, _ = sort_by_date(frame, pre.date_column, where)
         frame, values = numeric_values(frame, pre.numeric, pre.missing, where)
         target_index = [pre.numeric.index(c) for c in pre.targets]
-        values, levels = model_space(values, target_index, pre.log, pre.difference, where, pre.numeric)
-        shift = 1 if pre.difference else 0
-        if len(values) < pre.lags:
+        shift = pre.shift
+        if len(frame) < pre.lags + shift:
             raise UserError(
                 f"{where}: {len(frame)} rows; a forecast needs at least {pre.lags + shift} "
-                f"(lags={pre.lags}{' + 1 for differencing' if shift else ''})"
+                f"(lags={pre.lags}{f' + {shift} for differencing' if shift else ''})"
             )
+        values, levels = model_space(
+            values, target_index, pre.log, pre.difference, where, pre.numeric, pre.seasonal_lag
+        )
         inputs, _ = encode(pre, frame, values)
         starts = np.arange(len(inputs) - pre.lags + 1)
         x = np.stack([inputs[s : s + pre.lags] for s in starts]).astype(np.float32)
         last_seen = starts + pre.lags - 1 + shift  # in the frame's rows
-        outputs = to_data_units(pre, predict(self.model, x), levels[last_seen][:, target_index])
+        outputs = to_data_units(pre, predict(self.model, x), levels, last_seen + 1)
         table = pd.DataFrame(outputs, columns=columns)
         table.insert(0, "origin", window_origins(frame, pre.date_column, last_seen))
         return table
@@ -207,6 +209,9 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
                 raise bad(f"{key} is not one finite number per numeric column")
         if any(v == 0 for v in pre["scale"]):
             raise bad("scale has a zero")
+        lag = pre.get("seasonal_lag", 0)  # absent in files written before seasonal differencing
+        if not isinstance(lag, int) or isinstance(lag, bool) or lag < 0:
+            raise bad(f"seasonal_lag is {lag!r:.60}, not a whole number >= 0")
         if pre["lags"] < 1 or pre["horizon"] < 1:
             raise bad(f"lags {pre['lags']} / horizon {pre['horizon']} below 1")
         date_column = pre.get("date_column")

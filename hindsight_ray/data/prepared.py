@@ -15,8 +15,10 @@ class SeriesTransform:
     """How model outputs map back to the data's units: unscale, undo differencing, undo the log.
 
     Outputs are shaped ``[samples, horizon * targets]`` (target index fastest). ``base`` holds,
-    per split, the last observed level (log level when ``log``) of each target before a window's
-    first target; differenced forecasts are accumulated from it.
+    per split, the last observed level (log level when ``log``; its seasonal difference with
+    ``season``) of each target before a window's first target; differenced forecasts are accumulated
+    from it. With ``season`` (seasonal differencing at that lag), ``seasons`` holds per split the
+    last ``season`` observed levels ``[samples, season, targets]`` that each forecast adds back.
     """
 
     offset: np.ndarray  # per target, fitted on the training split only
@@ -24,6 +26,8 @@ class SeriesTransform:
     log: bool = False
     difference: bool = False
     base: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, targets]
+    season: int = 0  # seasonal differencing lag (0: none)
+    seasons: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, season, targets]
 
     def inverse(self, split: str, outputs: np.ndarray) -> np.ndarray:
         targets = self.offset.shape[0]
@@ -31,9 +35,30 @@ class SeriesTransform:
         values = values * self.scale + self.offset
         if self.difference:
             values = self.base[split][:, None, :] + np.cumsum(values, axis=1)
+        if self.season:  # y[t+k] = w[t+k] + y[t+k-season], the level a season back observed or forecast
+            known = list(np.moveaxis(self.seasons[split], 1, 0))  # season x [samples, targets]
+            for step in range(values.shape[1]):
+                values[:, step] = values[:, step] + known[step]
+                known.append(values[:, step])
         if self.log:
             values = np.exp(values)
         return values.reshape(len(outputs), -1)
+
+
+def inverse_bases(
+    levels: np.ndarray, first_targets: np.ndarray, target_index: list[int], difference: bool, season: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What :class:`SeriesTransform` adds back for windows whose first target is at ``first_targets``
+    (rows of ``levels``, the log levels when ``log``): the last observed (seasonally differenced) level,
+    and with ``season`` the last ``season`` levels ``[samples, season, targets]``."""
+    last = first_targets - 1
+    targets = levels[:, target_index]
+    base = targets[last] - (targets[last - season] if season else 0) if difference else targets[last]
+    if not season:
+        return base, None
+    return base, np.stack([targets[r - season + 1 : r + 1] for r in last]) if len(last) else np.empty(
+        (0, season, len(target_index))
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hindsight_ray.config import DataConfig
-from hindsight_ray.data.prepared import Prepared, SeriesHistory, SeriesTransform
+from hindsight_ray.data.prepared import Prepared, SeriesHistory, SeriesTransform, inverse_bases
 from hindsight_ray.data.sources import BuiltinDataset, read_table
 from hindsight_ray.errors import UserError
 from hindsight_ray.metrics import regression_scores
@@ -150,6 +150,12 @@ class SeriesPreprocessing:
     missing: str
     offset: list[float]  # per numeric column: scaled = (value - offset) / scale
     scale: list[float]
+    seasonal_lag: int = 0  # seasonal differencing at this lag (0: none)
+
+    @property
+    def shift(self) -> int:
+        """Rows the differencing uses up before the first model-space row."""
+        return self.seasonal_lag + (1 if self.difference else 0)
 
     @property
     def feature_names(self) -> list[str]:
@@ -211,10 +217,17 @@ def numeric_values(
 
 
 def model_space(
-    values: np.ndarray, target_index: list[int], log: bool, difference: bool, where: str, names: list[str]
+    values: np.ndarray,
+    target_index: list[int],
+    log: bool,
+    difference: bool,
+    where: str,
+    names: list[str],
+    seasonal_lag: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets (and their lagged copies) as the model sees them, before scaling: log, then first
-    differences (one row fewer). Also the levels (log levels with ``log``) that undo the differencing."""
+    """Targets (and their lagged copies) as the model sees them, before scaling: log, then seasonal
+    differences at ``seasonal_lag`` (that many rows fewer), then first differences (one row fewer). Also
+    the levels (log levels with ``log``) that undo the differencing."""
     if log:  # transforms apply to the targets, not to other features
         low = values[:, target_index].min(axis=0)
         if (low <= 0).any():
@@ -223,15 +236,19 @@ def model_space(
         values = values.copy()
         values[:, target_index] = np.log(values[:, target_index])
     levels = values
+    if seasonal_lag:
+        values = values[seasonal_lag:].copy()
+        values[:, target_index] = levels[seasonal_lag:, target_index] - levels[:-seasonal_lag, target_index]
     if difference:
+        seasonal = values
         values = values[1:].copy()
-        values[:, target_index] = np.diff(levels[:, target_index], axis=0)
+        values[:, target_index] = np.diff(seasonal[:, target_index], axis=0)
     return values, levels
 
 
 def encode(pre: SeriesPreprocessing, frame: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scaled model-space values -> (inputs ``[rows, features]``, scaled targets ``[rows, targets]``)."""
-    shift = 1 if pre.difference else 0
+    shift = pre.shift
     scaled = (values - np.asarray(pre.offset)) / np.asarray(pre.scale)
     inputs = scaled[:, [pre.numeric.index(c) for c in pre.inputs]]
     for column, categories in pre.categories.items():
@@ -241,16 +258,19 @@ def encode(pre: SeriesPreprocessing, frame: pd.DataFrame, values: np.ndarray) ->
     return inputs, scaled[:, [pre.numeric.index(c) for c in pre.targets]]
 
 
-def to_data_units(pre: SeriesPreprocessing, outputs: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """Model outputs ``[samples, horizon * targets]`` -> values in the data's units; ``base`` is the last
-    observed level (log level with ``log``) of each target before each window's first target."""
+def to_data_units(pre: SeriesPreprocessing, outputs: np.ndarray, levels: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Model outputs ``[samples, horizon * targets]`` -> values in the data's units; ``levels`` are the
+    frame's levels (log levels with ``log``), ``first`` each window's first forecast row."""
     index = [pre.numeric.index(c) for c in pre.targets]
+    base, seasons = inverse_bases(levels, first, index, pre.difference, pre.seasonal_lag)
     transform = SeriesTransform(
         offset=np.asarray(pre.offset)[index],
         scale=np.asarray(pre.scale)[index],
         log=pre.log,
         difference=pre.difference,
         base={"rows": base},
+        season=pre.seasonal_lag,
+        seasons={"rows": seasons} if seasons is not None else {},
     )
     return transform.inverse("rows", outputs)
 
@@ -282,11 +302,15 @@ def _columns(
     return date_column, list(targets), list(features)
 
 
-def _split(data: DataConfig, values: int, rows_read: int, where: str) -> SplitRows:
-    """Rows of train, validation and test (chronological); too few for the windows is an error."""
-    rows = split_rows(values, data.split.validation, data.split.test)
-    if rows.train < data.lags + data.horizon or min(rows.validation, rows.test) < 1:
-        needed = next(n for n in range(values + 1, values + 10**7) if _enough(data, n)) + rows_read - values
+def _split(data: DataConfig, rows_read: int, shift: int, where: str) -> SplitRows:
+    """Model-space rows of train, validation and test (chronological). The shares are taken of the rows
+    read, so that differencing never moves the test split (every preprocessing is scored on the same
+    test rows); the ``shift`` rows differencing uses up come off the training rows. Too few rows for
+    the windows is an error."""
+    read = split_rows(rows_read, data.split.validation, data.split.test)
+    rows = SplitRows(read.train - shift, read.validation, read.test)
+    if rows.train < data.lags + data.horizon:
+        needed = next(n for n in range(rows_read + 1, rows_read + 10**7) if _enough(data, n, shift))
         raise UserError(
             f"{where}: {rows_read} rows are too few; lags={data.lags}, horizon={data.horizon} and a "
             f"{data.split.validation:.0%}/{data.split.test:.0%} validation/test split need at least {needed}"
@@ -294,9 +318,20 @@ def _split(data: DataConfig, values: int, rows_read: int, where: str) -> SplitRo
     return rows
 
 
-def _enough(data: DataConfig, values: int) -> bool:
-    rows = split_rows(values, data.split.validation, data.split.test)
-    return rows.train >= data.lags + data.horizon
+def _seasonal_lag(data: DataConfig, season: int | None, where: str) -> int:
+    """The lag of ``data.seasonal_difference``: the season (set, or inferred from the dates); 0 without it."""
+    if not data.seasonal_difference:
+        return 0
+    if season is None:
+        raise UserError(
+            f"{where}: data.seasonal_difference needs a season; set data.season, or give a date column "
+            "with a regular frequency (monthly, quarterly, weekly, daily, hourly)"
+        )
+    return season
+
+
+def _enough(data: DataConfig, rows_read: int, shift: int) -> bool:
+    return split_rows(rows_read, data.split.validation, data.split.test).train - shift >= data.lags + data.horizon
 
 
 def prepare_timeseries(
@@ -315,10 +350,10 @@ def prepare_timeseries(
     frame, values = numeric_values(frame, numeric_columns, data.missing, where)
     target_index = [numeric_columns.index(c) for c in targets]
     original = values[:, target_index].copy()  # the targets in the data's own units
-    values, levels = model_space(values, target_index, data.log, data.difference, where, numeric_columns)
-    shift = 1 if data.difference else 0
-
-    rows = _split(data, len(values), len(frame), where)
+    seasonal_lag = _seasonal_lag(data, season, where)
+    shift = seasonal_lag + (1 if data.difference else 0)
+    rows = _split(data, len(frame), shift, where)  # before any transform: too few rows is said plainly
+    values, levels = model_space(values, target_index, data.log, data.difference, where, numeric_columns, seasonal_lag)
     offset, scale = fit_scaler(values[: rows.train], data.scale)
     training = frame.iloc[shift : shift + rows.train]
     pre = SeriesPreprocessing(
@@ -334,6 +369,7 @@ def prepare_timeseries(
         missing=data.missing,
         offset=[float(v) for v in offset],
         scale=[float(v) for v in scale],
+        seasonal_lag=seasonal_lag,
     )
     inputs, scaled_targets = encode(pre, frame, values)
     x, y = make_windows(inputs, scaled_targets, data.lags, data.horizon)
@@ -346,12 +382,18 @@ def prepare_timeseries(
         name: np.stack([original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]])
         for code, name in enumerate(split_names)
     }
+    bases = {
+        name: inverse_bases(levels, first_target[split == code], target_index, data.difference, seasonal_lag)
+        for code, name in enumerate(split_names)
+    }
     transform = SeriesTransform(
         offset=offset[target_index],
         scale=scale[target_index],
         log=data.log,
         difference=data.difference,
-        base={name: levels[first_target[split == code] - 1][:, target_index] for code, name in enumerate(split_names)},
+        base={name: base for name, (base, _) in bases.items()},
+        season=seasonal_lag,
+        seasons={name: seasons for name, (_, seasons) in bases.items() if seasons is not None},
     )
     forecasts = naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon, season)
     baselines = {name: regression_scores(actual["test"], forecast) for name, forecast in forecasts.items()}
@@ -386,6 +428,7 @@ def prepare_timeseries(
             "season": season,
             "log": data.log,
             "difference": data.difference,
+            "seasonal_difference": seasonal_lag,
             "split_rows": [rows.train, rows.validation, rows.test],
             "windows": [int((split == s).sum()) for s in range(3)],
         },

@@ -219,3 +219,35 @@ def test_missing_rows_can_be_dropped_and_scaling_switched_off(tmp_path):
     prepared = prepare(DataConfig(source=str(path), target=["v"], lags=2, missing="drop", scale="none"))
     assert prepared.info["rows"] == 40
     assert set(np.unique(prepared.x_train)) <= {1.0, 3.0}  # raw values, nothing interpolated or scaled
+
+
+@pytest.mark.parametrize("horizon", [1, 3, 14])  # 14: past one season, forecasts add back forecasts
+@pytest.mark.parametrize("difference", [True, False])
+def test_seasonal_differencing_round_trips_to_the_datas_units_on_the_same_test_rows(horizon, difference):
+    plain = prepare(DataConfig(horizon=horizon, difference=difference))
+    seasonal = prepare(DataConfig(horizon=horizon, difference=difference, seasonal_difference=True))
+    assert seasonal.info["seasonal_difference"] == 12 and seasonal.preprocessing["seasonal_lag"] == 12
+    # the split is taken of the rows read: differencing never moves the test rows
+    assert seasonal.info["windows"][1:] == plain.info["windows"][1:]
+    np.testing.assert_array_equal(seasonal.actual["test"], plain.actual["test"])
+    for split in ("train", "val", "test"):
+        _, y = seasonal.split(split)
+        np.testing.assert_allclose(seasonal.in_data_units(split, y), seasonal.actual[split], rtol=1e-5)
+
+
+def test_seasonal_differences_are_what_the_model_sees():
+    frame = pd.DataFrame({"month": pd.date_range("2000-01", periods=60, freq="MS"), "y": np.arange(60.0) ** 1.5 + 10})
+    prepared = prepare(DataConfig(source="dataframe", date_column="month", lags=3, seasonal_difference=True, scale="none"),
+                       table=frame)
+    y = frame.y.to_numpy()
+    wanted = y[12:] - y[:-12]  # the first window's inputs: the first three seasonal differences
+    np.testing.assert_allclose(prepared.x_train[0, :, 0], wanted[:3], rtol=1e-5)
+    np.testing.assert_allclose(prepared.y_train[0, 0], wanted[3], rtol=1e-5)
+
+
+def test_seasonal_differencing_without_a_season_is_one_line():
+    frame = pd.DataFrame({"y": np.arange(50.0)})  # no dates: no season to infer
+    with pytest.raises(UserError, match="data.seasonal_difference needs a season; set data.season"):
+        prepare(DataConfig(source="dataframe", seasonal_difference=True), table=frame)
+    prepared = prepare(DataConfig(source="dataframe", seasonal_difference=True, season=5, lags=3), table=frame)
+    assert prepared.info["seasonal_difference"] == 5
