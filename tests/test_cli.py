@@ -46,7 +46,7 @@ def test_datasets_lists_both_bundled_series(cli):
     assert result.returncode == 0
     assert "builtin:airline" in result.stdout and "144 rows" in result.stdout
     assert "builtin:sunspots" in result.stdout and "309 rows" in result.stdout
-    assert "preprocessing by default: data.log: true, data.difference: true, data.scale: standard" in result.stdout
+    assert "preprocessing by default: data.log: true, data.difference: true, data.seasonal_difference: true, data.scale: standard" in result.stdout
 
 
 def test_config_file_and_overrides(tmp_path, cli):
@@ -69,7 +69,7 @@ BAD_INPUTS = [
     (["--set", "data.split.validation=0.5", "--set", "data.split.test=0.45"], "leaves too little for training"),
     (["--set", "data.source=missing.csv"], "missing.csv: file not found"),
     (["--set", "data.source=builtin:nope"], "no such bundled dataset"),
-    (["--set", "data.lags=500"], "144 rows are too few; lags=500, horizon=1 and a 20%/20% validation/test split need at least 836"),
+    (["--set", "data.lags=500"], "144 rows are too few; lags=500, horizon=1 and a 20%/20% validation/test split need at least 856"),
     (["--set", "data.target=[seats]"], "no column 'seats'"),
     (["--set", "search.metric=val_accuracy"], "val_accuracy needs a classification task"),
     (["--set", "resources.gpus_per_trial=0.3"], "must divide 1"),

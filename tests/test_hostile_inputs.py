@@ -100,6 +100,8 @@ def test_a_whole_preprocessing_file_is_read_back():
         (lambda p: json.dumps({**p, "targets": []}), "targets"),
         (lambda p: json.dumps({**p, "categories": {"c": [1]}}), "categories"),
         (lambda p: json.dumps({**p, "date_column": 5}), "date_column"),
+        (lambda p: json.dumps({**p, "seasonal_lag": -12}), "seasonal_lag"),
+        (lambda p: json.dumps({**p, "seasonal_lag": True}), "seasonal_lag"),
     ],
 )
 def test_a_tampered_preprocessing_file_is_one_line_naming_the_field(tamper, names):

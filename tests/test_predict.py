@@ -32,8 +32,8 @@ def test_the_predictor_reproduces_the_test_predictions_from_raw_passenger_counts
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))
     forecasts = airline.predictor().predict(raw)
     assert list(forecasts.columns) == ["origin", "passengers_t+1"]
-    # one row per window the raw rows form: 144 rows, one lost to differencing, 6 lags
-    assert len(forecasts) == 144 - 1 - 6 + 1 and forecasts.origin.iloc[-1] == "1960-12-01"  # past the end
+    # one row per window the raw rows form: 144 rows, 12 + 1 lost to seasonal and first differences, 6 lags
+    assert len(forecasts) == 144 - 13 - 6 + 1 and forecasts.origin.iloc[-1] == "1960-12-01"  # past the end
     saved = pd.read_parquet(f"{airline.experiment_dir}/test_predictions.parquet")
     joined = saved.merge(forecasts, on="origin")
     assert len(joined) == len(saved) == airline.summary["data"]["windows"][2]
@@ -41,6 +41,9 @@ def test_the_predictor_reproduces_the_test_predictions_from_raw_passenger_counts
     assert 200 < forecasts["passengers_t+1"].iloc[-1] < 800  # thousands of passengers, not scaled units
     preprocessing = json.loads(open(f"{airline.experiment_dir}/preprocessing.json").read())
     assert preprocessing["log"] and preprocessing["difference"] and preprocessing["fingerprint"]["sha256"]
+    assert preprocessing["seasonal_lag"] == 12
+    with pytest.raises(hr.UserError, match=r"18 rows; a forecast needs at least 19 \(lags=6 \+ 13 for differencing\)"):
+        airline.predictor().predict(raw.iloc[:18])
 
 
 def test_predict_command_writes_forecasts_in_the_datas_units(airline, tmp_path):
@@ -51,7 +54,7 @@ def test_predict_command_writes_forecasts_in_the_datas_units(airline, tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_parquet(out)
-    assert len(table) == 138 and table["passengers_t+1"].between(50, 1500).all()
+    assert len(table) == 126 and table["passengers_t+1"].between(50, 1500).all()
     bad = subprocess.run([sys.executable, "-m", "hindsight_ray", "predict", airline.experiment_dir, "--data",
                           str(tmp_path / "nope.csv")], capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"error: --data {tmp_path / 'nope.csv'}: file not found"]

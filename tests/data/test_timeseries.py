@@ -34,7 +34,7 @@ def test_builtin_files_are_the_shared_copies(name):
 
 def test_airline_defaults_to_log_differences_with_standard_scaling_and_any_key_can_be_overridden():
     default = DataConfig()
-    assert (default.log, default.difference, default.scale) == (True, True, "standard")
+    assert (default.log, default.difference, default.seasonal_difference, default.scale) == (True, True, True, "standard")
     raw = DataConfig(scale="minmax", log=False)
     assert (raw.log, raw.difference, raw.scale) == (False, True, "minmax")
     other = DataConfig(source="builtin:sunspots")
@@ -47,7 +47,7 @@ def test_airline_defaults_to_log_differences_with_standard_scaling_and_any_key_c
 
 
 def test_airline_prepares_with_train_only_scaling_and_lag_windows():
-    prepared = prepare(DataConfig(log=False, difference=False, scale="minmax"))
+    prepared = prepare(DataConfig(log=False, difference=False, seasonal_difference=False, scale="minmax"))
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     assert len(raw) == 144 and raw[0] == 112 and raw[-1] == 432
     assert prepared.x_train.shape[1:] == (12, 1) and prepared.y_train.shape[1] == 1
@@ -172,7 +172,7 @@ def test_log_needs_positive_targets(tmp_path):
 
 
 def test_multistep_windows_never_cross_into_test_targets():
-    prepared = prepare(DataConfig(lags=6, horizon=4, log=False, difference=False))
+    prepared = prepare(DataConfig(lags=6, horizon=4, log=False, difference=False, seasonal_difference=False))
     rows = prepared.info["split_rows"]
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     train_targets = set(prepared.actual["train"].reshape(-1))
@@ -194,7 +194,7 @@ def test_categorical_features_are_one_hot_from_training_categories(tmp_path):
 
 
 def test_standard_scaling_uses_training_rows_only():
-    prepared = prepare(DataConfig(scale="standard", log=False, difference=False))
+    prepared = prepare(DataConfig(scale="standard", log=False, difference=False, seasonal_difference=False))
     raw = pd.read_csv(builtin_path(BUILTINS["airline"]))["passengers"].to_numpy(float)
     assert prepared.transform.offset[0] == pytest.approx(raw[:86].mean())
     assert prepared.transform.scale[0] == pytest.approx(raw[:86].std())
