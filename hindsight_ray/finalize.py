@@ -163,6 +163,14 @@ def evaluate_on_test(
             }
         )
         store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
+    else:  # each test text's class and the predicted one, named as the data names them
+        from hindsight_ray.metrics import predicted_classes
+
+        names = list(prepared.preprocessing.get("classes") or [])
+        actual, guess = np.asarray(prepared.y_test).reshape(-1).astype(int), predicted_classes(predicted)
+        label = (lambda ids: [names[i] for i in ids]) if names else (lambda ids: [str(i) for i in ids])
+        frame = pd.DataFrame({"actual": label(actual), "predicted": label(guess)})
+        store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     with tempfile.TemporaryDirectory() as folder:
         exported = os.path.join(folder, tables.BEST_MODEL_FILE)
         model.save(exported)

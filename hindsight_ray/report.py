@@ -215,8 +215,27 @@ def _learning_curves(store, epochs, trials, metric, best=None):
     return _save(store, figure, "learning_curves.png")
 
 
+def confusion_lines(store: ExperimentStore, summary: dict[str, Any]) -> list[str]:
+    """Text: the test split's confusion matrix (rows: the true class, columns: the predicted one)."""
+    if summary.get("metric") != "val_accuracy" or not store.exists(PREDICTIONS_FILE):
+        return []
+    frame = store.read_table(PREDICTIONS_FILE)
+    if not {"actual", "predicted"} <= set(frame.columns):
+        return []
+    classes = sorted(set(frame.actual) | set(frame.predicted))
+    counts = pd.crosstab(frame.actual, frame.predicted).reindex(index=classes, columns=classes, fill_value=0)
+    lines = [
+        "Test split, the chosen model: confusion matrix (rows: true class, columns: predicted).",
+        "",
+        "| true \\ predicted | " + " | ".join(map(str, classes)) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
+    lines += [f"| {c} | " + " | ".join(str(int(v)) for v in counts.loc[c]) + " |" for c in classes]
+    return [*lines, ""]
+
+
 def _predictions(store, summary=None):
-    if not store.exists(PREDICTIONS_FILE):
+    if not store.exists(PREDICTIONS_FILE) or (summary or {}).get("metric") == "val_accuracy":
         return None
     frame = store.read_table(PREDICTIONS_FILE)
     figure, axis = _figure((7, 3.2))
@@ -297,6 +316,7 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
             shown = f"failed: {scores['failed']}" if "failed" in scores else "" if value is None else f"{value:.4g}"
             lines.append(f"| {label} | | | | | | {shown} |")
         lines.append("")
+    lines += confusion_lines(store, summary)
     winner = (summary.get("stage1") or {}).get("winner")
     if winner:
         lines += [

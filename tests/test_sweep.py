@@ -219,6 +219,12 @@ def test_text_sweep_classifies(local_ray, tmp_path):
     assert summary["baselines"]["majority_class"]["accuracy"] == pytest.approx(0.5)
     trials = pd.read_parquet(tmp_path / "out" / "text" / "trials.parquet")
     assert len(trials) == 2 + 2 and trials.val_accuracy.notna().all()
+    predictions = pd.read_parquet(tmp_path / "out" / "text" / "test_predictions.parquet")
+    assert set(predictions.actual) == {"negative", "positive"} and len(predictions) == 24
+    assert (predictions.actual == predictions.predicted).mean() == pytest.approx(summary["best"]["test_accuracy"])
+    report = (tmp_path / "out" / "text" / "report.md").read_text().splitlines()
+    matrix = report[report.index("| true \\ predicted | negative | positive |") + 2:][:2]
+    assert sum(int(cell) for row in matrix for cell in row.strip("|").split("|")[1:]) == 24, matrix
 
 
 def small_sweep(source_settings: list[str], storage, name: str) -> dict:
