@@ -386,7 +386,8 @@ def _campaign_baselines(table: pd.DataFrame, summary: pd.DataFrame, mode: str) -
     if not columns:
         return []
     lines = [
-        "Baselines on the same test windows (fitted on the same training rows; test, once each):",
+        "Baselines on the same test windows (fitted on the same training rows; test, once each; n/a: none "
+        "for that dataset, or it failed to fit: see the sweep's summary.json):",
         "",
         "| dataset | "
         + " | ".join(c.removeprefix("baseline_").replace("_", " ") for c in columns)
@@ -402,7 +403,7 @@ def _campaign_baselines(table: pd.DataFrame, summary: pd.DataFrame, mode: str) -
         finite = values.dropna()
         best_baseline = (finite.min() if mode == "min" else finite.max()) if len(finite) else np.nan
         wins = "" if np.isnan(best_baseline) else "yes" if is_better(float(top.test), best_baseline, mode) else "no"
-        cells = " | ".join("failed" if np.isnan(v) else f"{v:.4g}" for v in values)
+        cells = " | ".join("n/a" if np.isnan(v) else f"{v:.4g}" for v in values)
         lines.append(f"| {dataset} | {cells} | {top.strategy} {top.test:.4g} | {wins} |")
     return [*lines, ""]
 
