@@ -229,9 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:  # the command itself (tests and notebooks pass argv and keep their stderr)
             quiet_native_stderr()
     if argv is None:
+        from hindsight_ray import cluster
         from hindsight_ray.safety import stop_on_sigterm
 
         stop_on_sigterm()
+        cluster.EXIT_WHEN_RAY_DIES = True  # the command ends at once, in one line, if its local Ray dies
     handlers = {
         "sweep": _sweep,
         "resume": _resume,

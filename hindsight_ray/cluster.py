@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,6 +165,68 @@ def ray_session(config: SweepConfig) -> Iterator[None]:
             import ray
 
             ray.shutdown()
+
+
+# The command sets this (``hindsight-ray ...``): when the local Ray it started dies, the process ends at
+# once with one line. From Python (a notebook) the line is printed and Ray's own errors follow.
+EXIT_WHEN_RAY_DIES = False
+RAY_CORE = {"gcs_server": "GCS server", "raylet": "raylet"}
+
+
+def _started_ray_processes() -> list[tuple[str, Any]]:
+    """(kind, ``Popen``) of every Ray process this process started (none when it joined a cluster)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is None:
+        return []
+    return [(kind, info.process) for kind, infos in node.all_processes.items() for info in infos]
+
+
+@contextmanager
+def local_ray_watch(experiment_dir: str, every: float = 0.5) -> Iterator[None]:
+    """While the block runs, watch the GCS server and raylet of the local Ray this process started: if
+    one dies (killed, out of memory), say so in one line with the resume command, instead of Ray's
+    dozens of lines of logs or a minute of silence while it waits for a GCS that is gone. Under the
+    command the process then ends at once (exit 1), after stopping the rest of the Ray it started;
+    what Ray saved is kept, and ``resume`` goes on from it."""
+    processes = _started_ray_processes()
+    core = [(kind, process) for kind, process in processes if kind in RAY_CORE]
+    if not core:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            dead = [(kind, process) for kind, process in core if process.poll() is not None]
+            if dead and not done.is_set():
+                kind, process = dead[0]
+                _ray_died(f"its {RAY_CORE[kind]}, pid {process.pid}, exited with {process.returncode}", experiment_dir,
+                          processes)  # fmt: skip
+                return
+
+    thread = threading.Thread(target=watch, name="hindsight-ray-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(every * 4)
+
+
+def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -> None:
+    sys.stderr.write(
+        f"error: the local Ray stopped ({why}); the trials finished so far and their checkpoints are kept: "
+        f"resume with  hindsight-ray resume {experiment_dir}\n"
+    )
+    sys.stderr.flush()
+    if not EXIT_WHEN_RAY_DIES:
+        return
+    for _, process in processes:  # only the processes this one started, by their handles
+        if process.poll() is None:
+            process.kill()
+    os._exit(1)
 
 
 def check_resources(config: SweepConfig, storage: str) -> int:

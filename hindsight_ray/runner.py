@@ -19,6 +19,7 @@ from hindsight_ray.cluster import (
     check_memory,
     check_resources,
     check_workers_memory,
+    local_ray_watch,
     local_trials,
     machine_memory,
     ray_address,
@@ -82,7 +83,7 @@ def run_sweep(
         return {"plan": plan.__dict__, "dry_run": True}
     with ray_session(config):
         slots = check_resources(config, plan.storage)  # before the folder exists: a refused sweep writes nothing
-        with _locked(plan, create=True), running(plan.experiment_dir):
+        with _locked(plan, create=True), running(plan.experiment_dir), local_ray_watch(plan.experiment_dir):
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
             if model_builder is not None:  # a Python function: resume needs it passed again
                 recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
@@ -174,9 +175,14 @@ def resume_sweep(
                 rebuilt = ensure_searcher_state(store, config, slots)
                 if rebuilt:
                     echo(f"rebuilt     {rebuilt}")
-            ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
+            with local_ray_watch(experiment):
+                ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
     with running(experiment):
         return ending.finish()  # Ray has shut down while the report was drawn
+
+
+# data keys added after sweeps had been recorded, and the value every sweep recorded before had
+ADDED_DATA_KEYS = {"seasonal_difference": False}
 
 
 def _recorded_config(
@@ -188,6 +194,10 @@ def _recorded_config(
     raw = store.read_mapping(CONFIG_FILE, "a sweep config; this folder cannot be resumed")
     recorded = raw.pop(FINGERPRINT_KEY, None)
     builder = raw.pop(BUILDER_KEY, None)
+    data = raw.get("data")
+    if isinstance(data, dict):  # a key added since the sweep started was off then, whatever its default now
+        for key, then in ADDED_DATA_KEYS.items():
+            data.setdefault(key, then)
     try:
         config = build_config(raw)
     except UserError as exc:

@@ -126,3 +126,17 @@ def test_the_dry_run_prints_each_preprocessing_value_and_where_it_came_from(tmp_
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("preprocess"))
     assert "lags=6 (--set)" in line and "log=true (dataset builtin:airline)" in line
     assert "season=12 (inferred from the dates)" in line and "horizon=1 (default)" in line
+
+
+def test_a_sweep_recorded_before_seasonal_differencing_resumes_without_it(tmp_path):
+    import json
+
+    from hindsight_ray.config import config_to_dict
+    from hindsight_ray.runner import _recorded_config
+    from hindsight_ray.storage import ExperimentStore
+
+    recorded = config_to_dict(load_config(None, []))
+    del recorded["data"]["seasonal_difference"]  # as config.json was written before the key existed
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    config, _, _ = _recorded_config(ExperimentStore(tmp_path), "old", [])
+    assert config.data.seasonal_difference is False and config.data.log is True

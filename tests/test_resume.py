@@ -359,3 +359,42 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_resume_finishes_it(small_di
     assert decisions(experiment) == reference
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert (trials.status == "TERMINATED").all()
+
+
+def _session_process_named(sid: int, name: str) -> int | None:
+    for pid in session_processes(sid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize(("process_name", "called"), [("raylet", "raylet"), ("gcs_server", "GCS server")])
+def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(tmp_path, reference, process_name,
+                                                                                called):
+    """The sweep's own local Ray loses its raylet or its GCS server (killed, out of memory): one error line
+    naming it and the resume command, exit 1 at once (not a minute of Ray waiting for a GCS that is gone),
+    no Ray process of the sweep left behind, and resume reaches the uninterrupted answer."""
+    experiment = tmp_path / "lost"
+    process = cli(*sweep_args(tmp_path, "lost"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: has_checkpoint(experiment, 1) or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before its Ray could be killed"
+        victim = _session_process_named(process.pid, process_name)
+        assert victim is not None, f"no {process_name} among the sweep's processes"
+        os.kill(victim, signal.SIGKILL)
+        output, _ = process.communicate(timeout=120)  # only a hang fails this; the watch polls twice a second
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)  # the rest of its Ray stopped too
+    assert process.returncode == 1, output[-3000:]
+    last = output.strip().splitlines()[-1]
+    assert last.startswith(f"error: the local Ray stopped (its {called}, pid {victim}, exited with -9)"), output[-3000:]
+    assert last.endswith(f"resume with  hindsight-ray resume {experiment}") and "Traceback" not in output
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert decisions(experiment) == reference
