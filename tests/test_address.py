@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.spawn import die_with_pytest
+
 pytestmark = pytest.mark.slow
 PORT = "6391"
 
@@ -29,7 +31,8 @@ def token_cluster():
     temp_dir = tempfile.mkdtemp(prefix="hr-head-", dir="/tmp")  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={PORT}",
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_pytest)
     try:
         deadline = time.monotonic() + 120
         while not _listening(int(PORT)):

@@ -17,6 +17,7 @@ import pytest
 from hindsight_ray.config import load_config
 from hindsight_ray.results import TrialOutcome
 from hindsight_ray.runner import run_sweep
+from tests.spawn import die_with_pytest
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ SETTINGS = [
 def cli(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen([sys.executable, "-m", "hindsight_ray", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_pytest, **kwargs)
 
 
 def sweep_args(storage: Path, name: str) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.spawn import die_with_pytest
 from tests.test_resume import SETTINGS, decisions, session_processes, wait_for
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,8 @@ def s3(tmp_path_factory):
     log = tmp_path_factory.mktemp("moto") / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=die_with_pytest)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "PYTHONWARNINGS": "ignore"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -71,7 +73,7 @@ def uri(s3: dict, path: str) -> str:
 
 def cli(s3: dict, *args: str, cwd: Path, env: dict | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "hindsight_ray", *args], cwd=cwd, env=env or s3["env"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_pytest, **kwargs)
 
 
 def run(s3: dict, *args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> tuple[int, str]:

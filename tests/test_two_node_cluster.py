@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.spawn import die_with_pytest
 from tests.test_address import _listening, _stop_group
 from tests.test_resume import wait_for
 from tests.test_s3 import free_port
@@ -48,7 +49,8 @@ def cluster(tmp_path_factory):
             [ray_cli(), "start", "--head", "--block", "--num-cpus=1", f"--port={ports['gcs']}",
              f"--ray-client-server-port={ports['client']}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={ports['dashboard']}", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_pytest))
         deadline = time.monotonic() + 180
         while not (_listening(ports["gcs"]) and _listening(ports["dashboard"]) and _listening(ports["client"])):
             assert started[0].poll() is None, "ray start --head exited"
@@ -57,7 +59,8 @@ def cluster(tmp_path_factory):
         started.append(subprocess.Popen(
             [ray_cli(), "start", f"--address=127.0.0.1:{ports['gcs']}", "--block", "--num-cpus=1",
              "--disable-usage-stats"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_pytest))
         probe = ("import ray, time\nray.init(address='127.0.0.1:GCS', log_to_driver=False)\n"
                  "while sum(n['Alive'] for n in ray.nodes()) < 2: time.sleep(0.5)\n"
                  "print(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))").replace("GCS", str(ports["gcs"]))
@@ -104,7 +107,8 @@ def test_ctrl_c_over_ray_client_exits_130_and_resume_finishes(cluster, tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "hindsight_ray", "sweep", "--address", address, "--storage", str(tmp_path),
          "--name", "stopped", "--no-report", *TINY, "--set=search.stage1.epochs=40"],
-        env=client_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env=client_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=die_with_pytest)
     try:
         wait_for(lambda: any(experiment.glob("train_lstm_*stage=1*/checkpoint_*")) or process.poll() is not None)
         assert process.poll() is None, "the sweep ended before it could be interrupted"

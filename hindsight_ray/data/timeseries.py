@@ -111,6 +111,8 @@ def naive_forecasts(series: np.ndarray, starts: np.ndarray, lags: int, horizon: 
 def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
     values = np.empty((len(frame), len(columns)), dtype=np.float64)
     for index, column in enumerate(columns):
+        if pd.api.types.is_complex_dtype(frame[column]) or frame[column].map(type).eq(complex).any():
+            raise UserError(f"{where}: column {column!r} holds complex numbers; give its real values (or two columns)")
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():

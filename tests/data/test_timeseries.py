@@ -251,3 +251,12 @@ def test_seasonal_differencing_without_a_season_is_one_line():
         prepare(DataConfig(source="dataframe", seasonal_difference=True), table=frame)
     prepared = prepare(DataConfig(source="dataframe", seasonal_difference=True, season=5, lags=3), table=frame)
     assert prepared.info["seasonal_difference"] == 5
+
+
+def test_a_complex_valued_column_is_refused_not_cut_to_its_real_part():
+    frame = pd.DataFrame({"y": np.arange(60.0) + 1j})
+    with pytest.raises(UserError, match="column 'y' holds complex numbers"):
+        prepare(DataConfig(source="dataframe", lags=3), table=frame)
+    mixed = pd.DataFrame({"y": [*range(59), 3 + 4j]}, dtype=object)
+    with pytest.raises(UserError, match="complex numbers"):
+        prepare(DataConfig(source="dataframe", lags=3, target="y"), table=mixed)
