@@ -59,6 +59,20 @@ def wait_for(condition, timeout: float = 240) -> None:
     raise AssertionError("timed out waiting for the sweep to get there")
 
 
+def stop_when(process: subprocess.Popen, condition, stop, what: str, timeout: float = 240) -> str:
+    """Once ``condition()`` holds, ``stop()`` the running sweep (a signal, a killed Ray process) and
+    return its output; the sweep's whole session is killed if it outlives the test's patience."""
+    try:
+        wait_for(lambda: condition() or process.poll() is not None, timeout=timeout)
+        assert process.poll() is None, f"the sweep ended before {what}"
+        stop()
+        output, _ = process.communicate(timeout=120)  # only a hang fails this
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return output
+
+
 def has_checkpoint(experiment: Path, stage: int) -> bool:
     """Some trial of ``stage`` has checkpointed (older checkpoints are deleted, so any one counts)."""
     return any(experiment.glob(f"train_lstm_*stage={stage}*/checkpoint_*"))
@@ -117,14 +131,8 @@ def test_interrupted_sweep_finalizes_nothing_and_resume_decides_like_an_uninterr
     scheduler sends it): Tune stops, nothing is finalized, exit 128+signal, and resume finishes the search."""
     experiment = tmp_path / "stopped"
     process = cli(*sweep_args(tmp_path, "stopped"), cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(lambda: has_checkpoint(experiment, stage) or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before it could be interrupted"
-        (os.killpg if group else os.kill)(process.pid, signum)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    output = stop_when(process, lambda: has_checkpoint(experiment, stage),
+                       lambda: (os.killpg if group else os.kill)(process.pid, signum), "it could be interrupted")
     wait_for(lambda: not session_processes(process.pid), timeout=60)
     assert process.returncode == 128 + signum, output[-3000:]
     assert f"hindsight-ray resume {experiment}" in output and "Traceback" not in output
@@ -266,14 +274,8 @@ TINY = ["--set=search.stage1.layers=[1]", "--set=search.stage1.units=[4]", "--se
 def test_sigterm_while_ray_starts_is_one_line_and_exit_143(tmp_path):
     process = cli("sweep", "--storage", str(tmp_path), "--name", "early", *TINY, cwd=tmp_path,
                   start_new_session=True)
-    try:
-        wait_for(lambda: _children_named(process.pid, "gcs_server") or process.poll() is not None, timeout=120)
-        assert process.poll() is None, "the sweep ended before Ray started"
-        os.kill(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    output = stop_when(process, lambda: _children_named(process.pid, "gcs_server"),
+                       lambda: os.kill(process.pid, signal.SIGTERM), "Ray started", timeout=120)
     wait_for(lambda: not session_processes(process.pid), timeout=60)
     assert process.returncode == 143, output
     lines = [line for line in output.splitlines() if line.startswith("error:")]
@@ -380,21 +382,35 @@ def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(t
     no Ray process of the sweep left behind, and resume reaches the uninterrupted answer."""
     experiment = tmp_path / "lost"
     process = cli(*sweep_args(tmp_path, "lost"), cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(lambda: has_checkpoint(experiment, 1) or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before its Ray could be killed"
-        victim = _session_process_named(process.pid, process_name)
-        assert victim is not None, f"no {process_name} among the sweep's processes"
-        os.kill(victim, signal.SIGKILL)
-        output, _ = process.communicate(timeout=120)  # only a hang fails this; the watch polls twice a second
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    victims = []
+
+    def kill_it() -> None:
+        victims.append(_session_process_named(process.pid, process_name))
+        assert victims[0] is not None, f"no {process_name} among the sweep's processes"
+        os.kill(victims[0], signal.SIGKILL)
+
+    output = stop_when(process, lambda: has_checkpoint(experiment, 1), kill_it, "its Ray could be killed")
+    victim = victims[0]
     wait_for(lambda: not session_processes(process.pid), timeout=60)  # the rest of its Ray stopped too
     assert process.returncode == 1, output[-3000:]
     last = output.strip().splitlines()[-1]
     assert last.startswith(f"error: the local Ray stopped (its {called}, pid {victim}, exited with -9)"), output[-3000:]
     assert last.endswith(f"resume with  hindsight-ray resume {experiment}") and "Traceback" not in output
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert decisions(experiment) == reference
+
+
+def test_sigterm_while_finalizing_is_exit_143_with_the_resume_line_and_resume_finishes(tmp_path, reference):
+    """SIGTERM once the test evaluation has written its predictions (the tables, the summary and the report
+    still to come): the graceful stop, exit 143, the resume line, and resume reaches the same answer."""
+    experiment = tmp_path / "ending"
+    process = cli(*sweep_args(tmp_path, "ending"), cwd=tmp_path, start_new_session=True)
+    output = stop_when(process, lambda: (experiment / "test_predictions.parquet").exists(),
+                       lambda: os.kill(process.pid, signal.SIGTERM), "it could be stopped while finalizing")
+    assert process.returncode == 143, output[-3000:]
+    assert f"hindsight-ray resume {experiment}" in output.strip().splitlines()[-1] and "Traceback" not in output
     resumed = cli("resume", str(experiment), cwd=tmp_path)
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
