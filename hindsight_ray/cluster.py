@@ -223,10 +223,38 @@ def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -
     sys.stderr.flush()
     if not EXIT_WHEN_RAY_DIES:
         return
-    for _, process in processes:  # only the processes this one started, by their handles
+    below = _descendants(os.getpid())  # before any dies: a dead parent's children are no longer below us
+    for _, process in processes:  # the Ray processes this one started, by their handles
         if process.poll() is None:
             process.kill()
+    for pid in below:  # and theirs: trial workers, Ray's agents (the command is ending)
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
     os._exit(1)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (children, their children, ...), read from /proc; [] elsewhere."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def check_resources(config: SweepConfig, storage: str) -> int:
