@@ -224,6 +224,7 @@ class SearchConfig(_Section):
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
     score: ScoreRule = "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
     score_last_k: Int = Field(3, ge=1)  # epochs averaged by score: mean_last
+    ensemble: Int = Field(1, ge=1, le=20)  # average up to this many best trials' models; k chosen on validation
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 

@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from hindsight_ray.config import SweepConfig
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared
 from hindsight_ray.errors import UserError
-from hindsight_ray.objective import Objective
+from hindsight_ray.objective import Objective, is_better
 from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.search.policy import TwoStagePolicy
 from hindsight_ray.storage import ExperimentStore
@@ -130,10 +131,18 @@ def evaluate_on_test(
     location: ExperimentLocation,
     worker: bool = True,
     beside: dict[str, np.ndarray] | None = None,
+    members: Sequence[str] = (),
+    metric: str = "",
+    mode: str = "min",
 ) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (in this process for a local
     Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU). ``beside``: the
-    baselines' test forecasts, written next to the model's in ``test_predictions.parquet``."""
+    baselines' test forecasts, written next to the model's in ``test_predictions.parquet``.
+
+    ``members``: the checkpoints of the next-best trials (``search.ensemble``). The average of the best
+    ``k`` models' outputs is scored on validation for every ``k`` up to ``1 + len(members)``; the ``k``
+    with the best ``metric`` (ties to the smaller) is the chosen model, tested once and exported as one
+    Keras model; ``ensemble`` in the result says which."""
     from ray.tune import Checkpoint
 
     from hindsight_ray.checkpoints import load_scored_model
@@ -141,15 +150,24 @@ def evaluate_on_test(
 
     if worker:
         configure_tensorflow(1)
-    try:
-        with Checkpoint(checkpoint_path, filesystem=location.fs).as_directory() as folder:
-            model = load_scored_model(folder)  # the scored (best) epoch's weights, not merely the last
-    except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
-        detail = (str(exc).strip().splitlines() or [""])[0][:200]
-        return {
-            "error": f"the best trial's checkpoint {checkpoint_path} cannot be read ({type(exc).__name__}: "
-            f"{detail}); its model cannot be exported"
-        }
+    models = []
+    for path in [checkpoint_path, *members]:
+        try:
+            with Checkpoint(path, filesystem=location.fs).as_directory() as folder:
+                models.append(load_scored_model(folder))  # the scored (best) epoch's weights, not merely the last
+        except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            whose = "the best trial's" if path == checkpoint_path else "an ensemble member's"
+            return {
+                "error": f"{whose} checkpoint {path} cannot be read ({type(exc).__name__}: "
+                f"{detail}); its model cannot be exported"
+            }
+    ensemble = None
+    if len(models) > 1:
+        k, scores = choose_ensemble(prepared, [predict(m, prepared.x_val) for m in models], metric, mode)
+        models = models[:k]
+        ensemble = {"k": k, "validation_by_k": scores}
+    model = models[0] if len(models) == 1 else averaged_model(models, prepared.x_test.shape[1:])
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(location)
@@ -175,7 +193,38 @@ def evaluate_on_test(
         exported = os.path.join(folder, tables.BEST_MODEL_FILE)
         model.save(exported)
         store.upload(tables.BEST_MODEL_FILE, exported)
-    return scores
+    return {**scores, "ensemble": ensemble} if ensemble else scores
+
+
+def ensemble_members(config: SweepConfig, trials: pd.DataFrame, best_id: str) -> list[str]:
+    """The checkpoints of the ``search.ensemble - 1`` best trials after the chosen one (that ran all their
+    epochs and have a score), best first."""
+    if config.search.ensemble <= 1:
+        return []
+    scored = trials[(trials.trial_id != best_id) & trials[config.metric].notna() & trials.checkpoint_path.notna()]
+    ranked = scored.sort_values(config.metric, ascending=config.mode == "min", kind="stable")
+    return [str(path) for path in ranked.checkpoint_path.head(config.search.ensemble - 1)]
+
+
+def choose_ensemble(prepared: Prepared, outputs: list[np.ndarray], metric: str, mode: str) -> tuple[int, list[float]]:
+    """The number ``k`` of best models whose averaged validation outputs score best on ``metric`` (ties
+    to the smaller ``k``), and the score of every ``k``."""
+    key = metric.removeprefix("val_")
+    scores = [float(prepared.scores("val", np.mean(outputs[:k], axis=0))[key]) for k in range(1, len(outputs) + 1)]
+    best = 0
+    for k, score in enumerate(scores):
+        if is_better(score, scores[best], mode):
+            best = k
+    return best + 1, scores
+
+
+def averaged_model(models: list[Any], input_shape: tuple[int, ...]) -> Any:
+    """One Keras model whose output is the mean of ``models``' outputs (what the predictor then loads)."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    members = [keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")(inputs) for i, m in enumerate(models)]
+    return keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
 
 
 def score_trials(
@@ -302,18 +351,31 @@ def finalize(
     summary = summarize(config, experiment, trials, policy, prepared.info, baselines)
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
+        members = ensemble_members(config, trials, best_id)
+        choice = {"members": members, "metric": config.metric, "mode": config.mode}
         if data_ref is None:  # a local Ray: here, where TensorFlow was imported while the trials ran
             warm_tensorflow()  # (if no trial started in this process, a resume say: now, with the trials' settings)
             join_warming()
-            test = evaluate_on_test(prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts)
+            test = evaluate_on_test(
+                prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
+            )
         else:
             evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where, beside=forecasts))
+            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where, beside=forecasts, **choice))
         if "error" in test:
             raise UserError(test["error"])
+        ensemble = test.pop("ensemble", None)
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best_id, key] = value
         summary["best"] = best_entry(config, trials, best_id, test, store.path(tables.BEST_MODEL_FILE))
+        if ensemble:
+            k = ensemble["k"]
+            summary["best"]["ensemble"] = {  # type: ignore[typeddict-unknown-key]
+                "k": k,
+                "trial_ids": [best_id, *trials.set_index("checkpoint_path").loc[members[: k - 1], "trial_id"]],
+                "validation": ensemble["validation_by_k"][k - 1],
+                "validation_by_k": ensemble["validation_by_k"],
+            }
     recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
     store.write_json(tables.PREPROCESSING_FILE, {**prepared.preprocessing, "fingerprint": recorded})
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
@@ -340,6 +402,13 @@ def describe_best(summary: tables.Summary, objective: Objective) -> str:
     if not best:
         return "none (every trial failed)"
     test = best.get(objective.test_key)
+    ensemble = best.get("ensemble") or {}
+    if ensemble.get("k", 1) > 1:
+        return (
+            f"the mean of the best {ensemble['k']} trials' models (led by layers={best['layers']} "
+            f"units={best['units']} lr={best['learning_rate']:g}) {objective.metric}={ensemble['validation']:.4g} "
+            f"test={test:.4g}"
+        )
     return (
         f"layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
         f"{objective.metric}={best['validation']:.4g} (epoch {best['epoch']}) test={test:.4g}"

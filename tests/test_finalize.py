@@ -108,3 +108,37 @@ def test_a_finished_trials_final_checkpoint_tune_did_not_register_is_found_on_st
     assert checkpoint_left_on_disk(fs, str(tmp_path / "nothing"), 3) is None
     (tmp_path / "checkpoint_000001" / "state.json").write_text("{broken")
     assert checkpoint_left_on_disk(fs, str(tmp_path), 3) is None
+
+
+class _ScoredOutputs:
+    """What choose_ensemble reads of Prepared: validation scores of averaged outputs (RMSE against 0)."""
+
+    def scores(self, split, outputs):
+        import numpy as np
+
+        return {"rmse": float(np.sqrt(np.mean(np.asarray(outputs) ** 2)))}
+
+
+def test_the_ensemble_size_is_the_k_whose_average_scores_best_on_validation_ties_to_the_smaller():
+    import numpy as np
+
+    from hindsight_ray.finalize import choose_ensemble
+
+    # errors that cancel: the best two together score 0, a third adds error back
+    outputs = [np.array([[1.0]]), np.array([[-1.0]]), np.array([[3.0]])]
+    k, scores = choose_ensemble(_ScoredOutputs(), outputs, "val_rmse", "min")
+    assert k == 2 and scores == pytest.approx([1.0, 0.0, 1.0])
+    same = [np.array([[1.0]])] * 3
+    assert choose_ensemble(_ScoredOutputs(), same, "val_rmse", "min")[0] == 1  # no gain: the single best
+
+
+def test_ensemble_members_are_the_next_best_scored_trials(tmp_path):
+    import pandas as pd
+
+    from hindsight_ray.finalize import ensemble_members
+
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "val_rmse": [3.0, 1.0, None, 2.0],
+                           "checkpoint_path": ["/a", "/b", "/c", "/d"]})
+    config = load_config(None, ["search.ensemble=3"])
+    assert ensemble_members(config, trials, "b") == ["/d", "/a"]  # c stopped early: no score, not a member
+    assert ensemble_members(load_config(None, []), trials, "b") == []

@@ -104,3 +104,19 @@ def test_a_new_architecture_is_a_new_model_and_the_oldest_is_let_go():
     assert len({id(m) for m in models}) == 3 and worker.reused == 0
     assert worker.build(4, 2, lambda: build_model(spec, 1, 4, 0.01, seed=2)) is models[2]
     assert worker.build(2, 2, lambda: build_model(spec, 1, 2, 0.01, seed=2)) is not models[0]  # evicted
+
+
+def test_an_averaged_model_saves_loads_in_safe_mode_and_predicts_the_mean(tmp_path):
+    from hindsight_ray.finalize import averaged_model
+
+    members = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        members.append(keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(3), keras.layers.Dense(1)],
+                                        name="trial_model"))  # as two checkpoints load: one name
+    x = np.random.default_rng(0).normal(size=(7, 5, 1)).astype("float32")
+    model = averaged_model(members, (5, 1))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    expected = (members[0].predict(x, verbose=0) + members[1].predict(x, verbose=0)) / 2
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5)

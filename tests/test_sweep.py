@@ -288,3 +288,24 @@ def test_asha_early_stops_stage1_and_only_full_trials_win(local_ray, tmp_path):
     winner = summary["stage1"]["winner"]["trial_id"]
     assert winner not in set(early.trial_id) and epochs[winner] == 9
     assert len(stage1) == 8 and summary["stage2"]["learning_rate_path"]
+
+
+def test_an_ensemble_of_the_best_trials_is_chosen_on_validation_and_exported_as_one_model(local_ray, tmp_path):
+    import keras
+
+    from hindsight_ray.data import BUILTINS, builtin_path
+    from hindsight_ray.predict import Predictor
+
+    summary = small_sweep(["data.lags=6", "search.ensemble=3"], tmp_path, "ens")
+    ensemble = summary["best"]["ensemble"]
+    scores = ensemble["validation_by_k"]
+    assert len(scores) == 3 and ensemble["k"] == 1 + min(range(3), key=lambda i: (scores[i], i))
+    assert scores[0] == pytest.approx(summary["best"]["validation"], rel=1e-5)  # k = 1: the chosen trial alone
+    assert len(ensemble["trial_ids"]) == ensemble["k"] and ensemble["trial_ids"][0] == summary["best"]["trial_id"]
+    experiment = tmp_path / "ens"
+    model = keras.models.load_model(experiment / "best_model.keras", safe_mode=True)
+    assert (model.name == "ensemble") == (ensemble["k"] > 1)
+    raw = pd.read_csv(builtin_path(BUILTINS["airline"]))
+    forecasts = Predictor.load(experiment).predict(raw)  # the exported model replays the tested predictions
+    saved = pd.read_parquet(experiment / "test_predictions.parquet").merge(forecasts, on="origin")
+    np.testing.assert_allclose(saved["passengers_t+1"], saved.predicted, rtol=1e-5)
