@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import pytest
@@ -13,6 +14,10 @@ HEAVY = ("ray", "tensorflow", "keras")
 def pytest_configure(config):
     """``pytest -m "not slow"`` (the unit tests) runs without Ray and TensorFlow: importing either fails
     there, so a unit test that starts needing them is caught at once."""
+    # Ray runs its workers at niceness 15: beside other work at 0 (CI beside other jobs) each trial worker
+    # then gets a few percent of a core and the suite crawls. The tests assert the order of events, not
+    # their speed: their Ray workers (every Ray a test or a command it spawns starts) run at 0.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if config.option.markexpr.replace(" ", "") == "notslow":
         for name in HEAVY:
             sys.modules.setdefault(name, None)  # type: ignore[assignment]
