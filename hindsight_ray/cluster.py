@@ -216,13 +216,21 @@ def local_ray_watch(experiment_dir: str, every: float = 0.5) -> Iterator[None]:
 
 
 def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -> None:
-    sys.stderr.write(
+    line = (
         f"error: the local Ray stopped ({why}); the trials finished so far and their checkpoints are kept: "
         f"resume with  hindsight-ray resume {experiment_dir}\n"
     )
-    sys.stderr.flush()
     if not EXIT_WHEN_RAY_DIES:
+        sys.stderr.write(line)
+        sys.stderr.flush()
         return
+    # the command's last words: nothing the other threads (the console, Ray's logs) print from here on
+    sys.stdout.flush()
+    sys.stderr.flush()
+    console = os.dup(sys.stderr.fileno())  # the real stderr (the command keeps it apart from native fd 2)
+    silent = os.open(os.devnull, os.O_WRONLY)
+    for fd in {sys.stdout.fileno(), sys.stderr.fileno(), 2}:
+        os.dup2(silent, fd)
     below = _descendants(os.getpid())  # before any dies: a dead parent's children are no longer below us
     for _, process in processes:  # the Ray processes this one started, by their handles
         if process.poll() is None:
@@ -232,6 +240,7 @@ def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -
             os.kill(pid, 9)
         except OSError:
             pass
+    os.write(console, line.encode())
     os._exit(1)
 
 
