@@ -78,7 +78,12 @@ def cli(s3: dict, *args: str, cwd: Path, env: dict | None = None, **kwargs) -> s
 
 def run(s3: dict, *args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> tuple[int, str]:
     process = cli(s3, *args, cwd=cwd, env=env)
-    output, _ = process.communicate(timeout=timeout)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a hang: stop it (its Ray with it) and show what it printed
+        process.kill()
+        output, _ = process.communicate()
+        return -9, f"(killed after {timeout:.0f} s)\n{output}"
     return process.returncode, output
 
 

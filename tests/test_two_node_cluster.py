@@ -131,9 +131,14 @@ def test_ctrl_c_over_ray_client_exits_130_and_resume_finishes(cluster, tmp_path)
 def test_ray_job_submit_runs_a_sweep(cluster, tmp_path):
     entrypoint = " ".join([sys.executable, "-m", "hindsight_ray", "sweep", "--storage", str(tmp_path), "--name",
                            "job", "--no-report", *TINY])
-    result = subprocess.run(
-        [ray_cli(), "job", "submit", "--address", f"http://127.0.0.1:{cluster['ports']['dashboard']}", "--",
-         *entrypoint.split()], env=cluster["env"], capture_output=True, text=True, timeout=600)
+    deadline = time.monotonic() + 120
+    while True:  # the head's job agent can come up after its dashboard answers: Ray says "try again later"
+        result = subprocess.run(
+            [ray_cli(), "job", "submit", "--address", f"http://127.0.0.1:{cluster['ports']['dashboard']}", "--",
+             *entrypoint.split()], env=cluster["env"], capture_output=True, text=True, timeout=600)
+        if "No available agent to submit job" not in result.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "succeeded" in result.stdout, result.stdout[-3000:]
     trials = pd.read_parquet(tmp_path / "job" / "trials.parquet")
