@@ -125,16 +125,7 @@ def _lr_path(store, summary, metric):
     best = (summary.get("best") or {}).get("trial_id")
     for iteration, step in zip(iterations, path, strict=True):
         if step["trial_id"] == best and step["score"] is not None:
-            twin.scatter(
-                [iteration],
-                [step["score"]],
-                s=160,
-                marker="*",
-                color="gold",
-                edgecolor="black",
-                zorder=4,
-                label=f"best: lr {step['learning_rate']:.4g}",
-            )
+            _star(twin, [iteration], [step["score"]], f"best: lr {step['learning_rate']:.4g}", size=160)
             twin.legend(fontsize=7, loc="upper right")
     twin.set_ylabel(f"{metric} (trial score)", color="tab:red")
     axis.legend(fontsize=7, loc="lower left")
@@ -197,16 +188,7 @@ def _learning_curves(store, epochs, trials, metric, best=None):
         axis.plot(chosen.epoch, chosen[metric], color="black", lw=1.8, label="the chosen trial")
         at = chosen[chosen.epoch == best.get("epoch")]
         if not at.empty:
-            axis.scatter(
-                at.epoch,
-                at[metric],
-                s=120,
-                marker="*",
-                color="gold",
-                edgecolor="black",
-                zorder=4,
-                label=f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model",
-            )
+            _star(axis, at.epoch, at[metric], f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model")
         axis.legend(fontsize=7)
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
@@ -272,6 +254,11 @@ def _baselines(store, summary):
     axis.set_ylabel(test_key)
     axis.set_title("test split: best model and baselines")
     return _save(store, figure, "baselines.png")
+
+
+def _star(axis: Any, x: Any, y: Any, label: str, size: int = 120) -> None:
+    """The chosen point of a plot: a gold star above the other marks."""
+    axis.scatter(x, y, s=size, marker="*", color="gold", edgecolor="black", zorder=4, label=label)
 
 
 def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:

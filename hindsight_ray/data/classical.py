@@ -114,8 +114,9 @@ def _sarima(train: np.ndarray, rows: int, season: int | None) -> tuple[Any, str]
             results = model.fit(disp=False)
         except (np.linalg.LinAlgError, ValueError):
             continue
-        # AIC is comparable only between models of the same differencing: prefer the differenced models'
-        # own ranking by comparing within d, then take the best overall (a reasonable, small auto-ARIMA)
+        # one AIC ranking across every candidate, a small auto-ARIMA: statsmodels keeps the levels in the
+        # state space (differencing inside it), so models of different differencing are compared on
+        # nearly the same data (the diffuse first observations aside), not exactly
         if np.isfinite(results.aic) and results.aic < best_aic:
             best, best_aic = results, results.aic
             best_name = f"SARIMA{order}" + (f"{seasonal[:3]}{seasonal[3]}" if seasonal[3] else "")
