@@ -8,10 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Interrupted", "SweepResult", "TwoStageSearch", "UserError", "__version__", "load", "resume", "sweep"]
+__all__ = [
+    "Interrupted",
+    "SweepResult",
+    "TwoStageLimiter",
+    "TwoStageSearch",
+    "UserError",
+    "__version__",
+    "load",
+    "resume",
+    "sweep",
+]
 
 _LAZY = {
     "TwoStageSearch": "hindsight_ray.search.two_stage",
+    "TwoStageLimiter": "hindsight_ray.search.two_stage",
     "sweep": "hindsight_ray.api",
     "resume": "hindsight_ray.api",
     "load": "hindsight_ray.api",

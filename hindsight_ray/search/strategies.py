@@ -24,7 +24,7 @@ from ray.tune import Stopper
 
 from hindsight_ray.config import STRATEGIES
 from hindsight_ray.search.policy import stage2_iterations
-from hindsight_ray.search.two_stage import TwoStageSearch
+from hindsight_ray.search.two_stage import TwoStageLimiter, TwoStageSearch
 
 __all__ = ["STRATEGIES", "EpochBudget", "Strategy", "asha", "build_strategy"]
 
@@ -162,7 +162,7 @@ def build_strategy(
         )
         return Strategy(
             name,
-            ConcurrencyLimiter(search, max_concurrent=slots),
+            TwoStageLimiter(search, max_concurrent=slots),
             search.scheduler(early_stop),
             search.total_trials,
             two_stage=search,

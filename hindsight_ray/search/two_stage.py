@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, stopped_early
 
@@ -92,6 +92,12 @@ class TwoStageSearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._last_results[trial_id] = result
 
+    def live_trial_ids(self) -> set[str]:
+        """The trials suggested whose end has not been reported yet."""
+        if self._policy is None:
+            return set()
+        return {t.trial_id for t in self._policy.trials.values() if t.status in ("running", "stopping")}
+
     def unneeded(self, trial_id: str) -> bool:
         """True when a speculative trial can no longer matter (it is then recorded as stopped)."""
         return self._policy is not None and self._policy.unneeded(trial_id)
@@ -136,6 +142,33 @@ class TwoStageSearch(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as handle:
             self.set_state(json.load(handle))
+
+
+class TwoStageLimiter(ConcurrencyLimiter):
+    """Ray's ``ConcurrencyLimiter`` for a :class:`TwoStageSearch`, whose live trials are the search's own.
+
+    Ray's limiter keeps its own set of live trials, saved apart from the searcher's state, and passes on
+    only the ends of trials in that set. After a resume from object storage the two files can come from
+    different moments (they upload one after the other); a trial suggested in between then ends unheard,
+    and the search waits for it at the stage-1 barrier for ever. Here the live set is read from the
+    search's state, which a resume rebuilds from Ray's own record of the trials.
+    """
+
+    searcher: TwoStageSearch
+
+    def __init__(self, searcher: TwoStageSearch, max_concurrent: int) -> None:
+        super().__init__(searcher, max_concurrent=max_concurrent, batch=False)
+
+    @property
+    def live_trials(self) -> set[str]:  # type: ignore[override]
+        return self.searcher.live_trial_ids()
+
+    @live_trials.setter
+    def live_trials(self, _value: set[str]) -> None:
+        """Ray's limiter assigns (and restores) its own set: it is derived here, so that is ignored."""
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)  # the search ignores strangers
 
 
 class TwoStageScheduler(FIFOScheduler):

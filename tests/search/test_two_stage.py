@@ -74,6 +74,49 @@ def test_works_inside_concurrency_limiter():
     assert limited.suggest("c") is None
 
 
+def _resumed_with_a_stale_limiter_state(tmp_path, limiter_type):
+    """Ray's files as an upload cut short leaves them: the search's state knows trial b, the limiter's
+    (``search_gen_state-*``, saved apart) is from before b was suggested. Restored as ``Tuner.restore`` does."""
+    import pickle
+
+    from ray.tune.search import SearchGenerator
+
+    limiter = limiter_type(make_search(), max_concurrent=2)
+    tuner_pickle = pickle.dumps(limiter)  # tuner.pkl: the limiter as the sweep began
+    generator = SearchGenerator(limiter)
+    limiter.suggest("a")
+    generator.save_to_dir(str(tmp_path), "old")  # search_gen_state-old.json: live trials {a}
+    limiter.suggest("b")
+    limiter.searcher.save(str(tmp_path / "searcher-state-old.pkl"))  # the newer searcher state: a and b
+    resumed = SearchGenerator(pickle.loads(tuner_pickle))
+    resumed.restore_from_dir(str(tmp_path))
+    return resumed.searcher
+
+
+def test_a_plain_concurrency_limiter_drops_the_end_of_a_trial_its_stale_state_missed(tmp_path):
+    """Why TwoStageLimiter exists: Ray's limiter passes on only the ends of trials in its own set."""
+    limiter = _resumed_with_a_stale_limiter_state(tmp_path, ConcurrencyLimiter)
+    limiter.on_trial_complete("a", {"val_rmse": 2.0, "epoch": 2, "params": 5})
+    limiter.on_trial_complete("b", {"val_rmse": 1.0, "epoch": 2, "params": 5})
+    assert limiter.searcher.policy.trials["b"].status == "running"  # never told: the barrier would hold for ever
+
+
+def test_the_two_stage_limiter_reads_its_live_trials_from_the_restored_search(tmp_path):
+    from hindsight_ray.search.two_stage import TwoStageLimiter
+
+    limiter = _resumed_with_a_stale_limiter_state(tmp_path, TwoStageLimiter)
+    assert limiter.live_trials == {"a", "b"}
+    assert limiter.suggest("c") is None  # two live trials fill max_concurrent=2
+    limiter.on_trial_complete("a", {"val_rmse": 2.0, "epoch": 2, "params": 5})
+    limiter.on_trial_complete("b", {"val_rmse": 1.0, "epoch": 2, "params": 5})
+    assert limiter.live_trials == set()
+    stage2 = limiter.suggest("c")
+    assert stage2["stage"] == 2 and stage2["units"] == 8  # b won stage 1: its end was heard
+    assert limiter.live_trials == {"c"}
+    limiter.on_trial_complete("stranger", {"val_rmse": 0.5})  # a trial the search never suggested: ignored
+    assert limiter.live_trials == {"c"}
+
+
 def test_a_trial_ended_before_its_last_epoch_counts_as_stopped():
     search = make_search()
     search.suggest("a"), search.suggest("b")
