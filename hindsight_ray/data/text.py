@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -69,28 +71,51 @@ def clean_text(texts: pd.Series) -> list[str]:
     return texts.fillna("").astype(str).str.replace(r"<br\s*/?>", " ", regex=True).tolist()
 
 
-def vectorize(train: list[str], others: list[list[str]], num_words: int, max_length: int):
-    """Adapt a vocabulary on ``train`` only; every list -> ids padded and truncated at the front.
-    Returns the vocabulary (ids are positions in it), the training ids and the others' ids."""
-    import keras
-    import tensorflow as tf
+# Keras' TextVectorization defaults, in plain Python (that layer needs TensorFlow, which a JAX or PyTorch
+# sweep may not have): ASCII letters lowered, this punctuation removed, split on ASCII whitespace
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']')
+_WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
+PADDING, UNKNOWN = "", "[UNK]"
 
-    layer = keras.layers.TextVectorization(max_tokens=num_words, output_mode="int", ragged=True)
-    layer.adapt(tf.data.Dataset.from_tensor_slices(train).batch(4096))
-    vocabulary = [str(word) for word in layer.get_vocabulary()]
+
+def tokens(text: str) -> list[str]:
+    """One text's words, standardised and split as Keras' ``TextVectorization`` does by default."""
+    return [word for word in _WHITESPACE.split(_PUNCTUATION.sub("", text.translate(_LOWER))) if word]
+
+
+def vocabulary_of(texts: list[str], num_words: int) -> list[str]:
+    """The ``num_words`` entries of a vocabulary learnt from ``texts``: padding, unknown, then the words by
+    count, ties to the later word in code-point order (Keras' ``adapt``)."""
+    counts = Counter(word for text in texts for word in tokens(text))
+    counts.pop(PADDING, None), counts.pop(UNKNOWN, None)
+    ranked = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    return [PADDING, UNKNOWN, *(word for word, _ in ranked[: max(0, num_words - 2)])]
+
+
+def vectorize(train: list[str], others: list[list[str]], num_words: int, max_length: int):
+    """Learn a vocabulary on ``train`` only; every list -> ids padded and truncated at the front.
+    Returns the vocabulary (ids are positions in it), the training ids and the others' ids."""
+    vocabulary = vocabulary_of(train, num_words)
     return vocabulary, token_ids(vocabulary, train, max_length), [token_ids(vocabulary, t, max_length) for t in others]
+
+
+def pad_front(rows: list, max_length: int) -> np.ndarray:
+    """Id sequences -> an int32 matrix, each row padded with 0 and truncated at the front (Keras'
+    ``pad_sequences`` defaults)."""
+    matrix = np.zeros((len(rows), max_length), dtype=np.int32)
+    for index, row in enumerate(rows):
+        kept = list(row)[-max_length:] if max_length else []
+        if kept:
+            matrix[index, max_length - len(kept) :] = kept
+    return matrix
 
 
 def token_ids(vocabulary: list[str], texts: list[str], max_length: int) -> np.ndarray:
     """Texts -> ids in ``vocabulary`` (0 padding, 1 unknown), padded and truncated at the front; the same
     rule for training data and for the predictor's raw strings."""
-    import keras
-    import tensorflow as tf
-
-    layer = keras.layers.TextVectorization(output_mode="int", ragged=True, vocabulary=vocabulary)
-    ragged = layer(tf.constant(texts, dtype=tf.string))
-    rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
-    return keras.utils.pad_sequences(rows, maxlen=max_length, padding="pre", truncating="pre").astype(np.int32)
+    index = {word: position for position, word in enumerate(vocabulary) if position > 1}
+    return pad_front([[index.get(word, 1) for word in tokens(text)] for text in texts], max_length)
 
 
 def _token_prepared(
@@ -140,10 +165,8 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
     where = f"data.source {data.source}"
     if table is None and path is not None and path.suffix.lower() == ".npz":
         train_ids, train_labels, test_ids, test_labels = read_imdb_npz(path, data.num_words, where)
-        import keras
-
         held_out = _carve_validation(train_labels, data.split.validation, seed)
-        pad = lambda rows: keras.utils.pad_sequences(rows, maxlen=data.max_length).astype(np.int32)  # noqa: E731
+        pad = lambda rows: pad_front(rows, data.max_length)  # noqa: E731
         train_rows = [row for row, out in zip(train_ids, held_out, strict=True) if not out]
         val_rows = [row for row, out in zip(train_ids, held_out, strict=True) if out]
         y_npz = [train_labels[~held_out], train_labels[held_out], test_labels]

@@ -8,7 +8,7 @@ import pytest
 
 from hindsight_ray.config import DataConfig
 from hindsight_ray.data import prepare
-from hindsight_ray.data.text import class_labels, clean_text, stratified_split, vectorize
+from hindsight_ray.data.text import class_labels, clean_text, stratified_split, tokens, vectorize, vocabulary_of
 from hindsight_ray.errors import UserError
 
 
@@ -50,7 +50,6 @@ def test_html_breaks_are_stripped():
     assert clean_text(pd.Series(["good<br />film<br/>yes"])) == ["good film yes"]
 
 
-@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
     vocabulary, train, (test,) = vectorize(["good good film", "bad film"], [["unseen good"]], num_words=100,
                                            max_length=4)
@@ -60,13 +59,38 @@ def test_vocabulary_comes_from_train_only_and_padding_is_at_the_front():
     assert test[0].tolist()[:2] == [0, 0] and test[0, 2] == 1  # "unseen" is out of vocabulary
 
 
-@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
+def test_words_are_lowered_stripped_and_split_as_keras_does():
+    assert tokens("Don't STOP, É!\tnow\xa0here\n") == ["dont", "stop", "É", "now\xa0here"]  # ASCII rules only
+    assert vocabulary_of(["b a", "a b", "c"], num_words=3) == ["", "[UNK]", "b"]  # a tie goes to the later word
+
+
+@pytest.mark.slow  # the reference: Keras' TextVectorization, which needs TensorFlow
+def test_the_vocabulary_and_ids_equal_keras_text_vectorization():
+    import random
+
+    import keras
+    import tensorflow as tf
+
+    rng = random.Random(0)
+    alphabet = [*"abcABCxyzÉéß ü!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'", "  ", "\t", "\n", "\xa0", "\u2003", "\r", "\x0b"]
+    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(3000)]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(400)]
+    others = [" ".join(rng.choice(words) for _ in range(40)) for _ in range(50)]
+    vocabulary, train, (other,) = vectorize(texts, [others], num_words=120, max_length=17)
+    layer = keras.layers.TextVectorization(max_tokens=120, output_mode="int", ragged=True)
+    layer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(4096))
+    assert [str(word) for word in layer.get_vocabulary()] == vocabulary
+    for batch, ids in ((texts, train), (others, other)):
+        ragged = layer(tf.constant(batch, dtype=tf.string))
+        rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
+        assert (keras.utils.pad_sequences(rows, maxlen=17, padding="pre", truncating="pre") == ids).all()
+
+
 def test_long_texts_keep_their_end():
     _, train, (tail,) = vectorize(["a b c d e f"], [["e f"]], num_words=100, max_length=2)
     assert train.shape == (1, 2) and train.tolist() == tail.tolist()  # truncated at the front, as the notebook
 
 
-@pytest.mark.slow  # Keras' TextVectorization: TensorFlow
 def test_text_csv_prepares(tmp_path):
     rng = np.random.default_rng(0)
     words = ["great", "awful", "plot", "actor", "boring", "superb"]
