@@ -63,9 +63,10 @@ class SweepResult:
         """One row per trial and epoch (``epochs.parquet``)."""
         return self._table(EPOCHS_FILE)
 
-    def predictor(self) -> Predictor:
-        """The best model with its preprocessing: raw data in, predictions in the data's terms out."""
-        return Predictor.load(self.experiment_dir)
+    def predictor(self, backend: str | None = None) -> Predictor:
+        """The best model with its preprocessing: raw data in, predictions in the data's terms out; on Keras'
+        ``backend`` (default: the one Keras runs on here, else the sweep's)."""
+        return Predictor.load(self.experiment_dir, backend)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:

@@ -17,13 +17,10 @@ from typing import Any
 from hindsight_ray.config import SweepConfig
 from hindsight_ray.errors import UserError
 from hindsight_ray.storage import is_uri
+from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
+from hindsight_ray.training.backend import worker_env
 
-WORKER_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "KERAS_BACKEND": "tensorflow",
-    "PYTHONWARNINGS": "ignore",
-}
+WORKER_ENV = worker_env(DEFAULT_BACKEND)  # the trials' environment on the default backend (TensorFlow)
 
 
 def use_trial_numerics() -> None:
@@ -56,7 +53,7 @@ def start_ray(config: SweepConfig) -> bool:
     options: dict[str, Any] = {
         "log_to_driver": False,
         "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": WORKER_ENV},
+        "runtime_env": {"env_vars": worker_env(config.model.backend)},
     }
     if address:
         options["address"] = address

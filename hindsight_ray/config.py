@@ -161,6 +161,7 @@ class ModelConfig(_Section):
     dropout: Float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
     loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
     builder: str | None = None  # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
+    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"  # Keras 3's backend, in trials and driver
 
     @field_validator("builder")
     @classmethod

@@ -129,14 +129,22 @@ class DiskWatch(Callback):
             )
 
 
-class WarmTensorFlow(Callback):
-    """At the first trial result, TensorFlow's import into the driver begins in the background
-    (:func:`~hindsight_ray.finalize.warm_tensorflow`), for the test evaluation a local sweep runs there: after
+class WarmBackend(Callback):
+    """At the first trial result, the import of Keras' backend into the driver begins in the background
+    (:func:`~hindsight_ray.finalize.warm_backend`), for the test evaluation a local sweep runs there: after
     the first workers' own imports, which every trial start waits for, not beside them."""
+
+    backend = "tensorflow"  # what an experiment pickled before model.backend existed ran on
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        from hindsight_ray.finalize import warm_tensorflow
+        from hindsight_ray.finalize import warm_backend
 
-        warm_tensorflow()
+        warm_backend(self.backend)
+
+
+WarmTensorFlow = WarmBackend  # its name in the Tuner pickles of experiments begun before model.backend

@@ -23,6 +23,8 @@ from hindsight_ray.objective import Objective, is_better
 from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.search.policy import TwoStagePolicy
 from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.training import backend
+from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
 
 
 def load_policy(store: ExperimentStore) -> TwoStagePolicy:
@@ -85,17 +87,17 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
     return outcomes
 
 
-_warming: list[threading.Thread] = []  # this process's one background import of TensorFlow, once started
+_warming: list[threading.Thread] = []  # this process's one background import of Keras' backend, once started
 
 
-def warm_tensorflow() -> None:
-    """Import TensorFlow into this process in the background, at the lowest CPU priority, while the trials
-    run (from the first trial result: the import holds the GIL for seconds, and takes CPU the first workers'
-    own imports need):
-    the best model's test evaluation then runs here at once, instead of in a new Ray worker that starts and
-    imports TensorFlow again (about 5 s of every local sweep). This process's TensorFlow takes GPU memory
-    only as it needs it (the trials' stays theirs). Started once; ``join_warming`` before the process exits."""
-    if _warming:
+def warm_backend(name: str = DEFAULT_BACKEND) -> None:
+    """Import Keras on backend ``name`` into this process in the background, at the lowest CPU priority,
+    while the trials run (from the first trial result: the import holds the GIL for seconds, and takes CPU
+    the first workers' own imports need): the best model's test evaluation then runs here at once, instead
+    of in a new Ray worker that starts and imports its framework again (about 5 s of every local sweep).
+    This process's framework takes GPU memory only as it needs it (the trials' stays theirs). Started once;
+    ``join_warming`` before the process exits. Nothing happens when Keras runs on another backend here."""
+    if _warming or backend.running() not in (None, name):
         return
     from hindsight_ray.cluster import use_trial_numerics
 
@@ -106,21 +108,18 @@ def warm_tensorflow() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
         except (AttributeError, OSError):
             pass
-        try:
-            import tensorflow as tf
-
-            for gpu in tf.config.list_physical_devices("GPU"):  # take GPU memory as needed, never all of it:
-                tf.config.experimental.set_memory_growth(gpu, True)  # a next sweep's trials need it
-        except Exception:  # noqa: BLE001 - TensorFlow initialised already, or absent: the evaluation says so
+        try:  # all this machine's cores, as the evaluation had before there was a backend module
+            backend.configure(name, os.cpu_count() or 1, deterministic=False)
+        except Exception:  # noqa: BLE001 - initialised already, or absent: the evaluation says so
             pass
 
-    thread = threading.Thread(target=work, name="hindsight-import-tensorflow", daemon=True)
+    thread = threading.Thread(target=work, name=f"hindsight-import-{name}", daemon=True)
     thread.start()
     _warming.append(thread)
 
 
 def join_warming() -> None:
-    """Wait for the background import of TensorFlow, if one started (never exit while it runs)."""
+    """Wait for the background import of Keras' backend, if one started (never exit while it runs)."""
     for thread in _warming:
         thread.join()
 
@@ -134,6 +133,7 @@ def evaluate_on_test(
     members: Sequence[str] = (),
     metric: str = "",
     mode: str = "min",
+    backend_name: str = DEFAULT_BACKEND,
 ) -> dict[str, Any]:
     """Load a trial's final model, score it once on the test split, export it (in this process for a local
     Ray, else as a Ray task: ``worker``, whose TensorFlow is sized to its one CPU). ``beside``: the
@@ -146,10 +146,10 @@ def evaluate_on_test(
     from ray.tune import Checkpoint
 
     from hindsight_ray.checkpoints import load_scored_model
-    from hindsight_ray.trainable import configure_tensorflow, predict
+    from hindsight_ray.trainable import predict
 
     if worker:
-        configure_tensorflow(1)
+        backend.configure(backend_name, 1)
     models = []
     for path in [checkpoint_path, *members]:
         try:
@@ -352,16 +352,20 @@ def finalize(
     if best_id is not None:
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         members = ensemble_members(config, trials, best_id)
-        choice = {"members": members, "metric": config.metric, "mode": config.mode}
-        if data_ref is None:  # a local Ray: here, where TensorFlow was imported while the trials ran
-            warm_tensorflow()  # (if no trial started in this process, a resume say: now, with the trials' settings)
+        name = config.model.backend
+        choice = {"members": members, "metric": config.metric, "mode": config.mode, "backend_name": name}
+        here = backend.running() in (None, name)  # this process can run Keras on the sweep's backend
+        if data_ref is None and here:  # a local Ray: here, where the backend was imported while the trials ran
+            warm_backend(name)  # (if no trial started in this process, a resume say: now, with the trials' settings)
             join_warming()
             test = evaluate_on_test(
                 prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
             )
-        else:
-            evaluate = ray.remote(num_cpus=1)(evaluate_on_test)
-            test = ray.get(evaluate.remote(data_ref, row.checkpoint_path, store.where, beside=forecasts, **choice))
+        else:  # a cluster, or Keras here already on another backend (a second sweep in one Python session)
+            options = {"num_cpus": 1, "runtime_env": {"env_vars": backend.worker_env(name)}}
+            data = ray.put(prepared) if data_ref is None else data_ref
+            evaluate = ray.remote(**options)(evaluate_on_test)
+            test = ray.get(evaluate.remote(data, row.checkpoint_path, store.where, beside=forecasts, **choice))
         if "error" in test:
             raise UserError(test["error"])
         ensemble = test.pop("ensemble", None)
@@ -377,7 +381,8 @@ def finalize(
                 "validation_by_k": ensemble["validation_by_k"],
             }
     recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
-    store.write_json(tables.PREPROCESSING_FILE, {**prepared.preprocessing, "fingerprint": recorded})
+    preprocessing = {**prepared.preprocessing, "fingerprint": recorded, "backend": config.model.backend}
+    store.write_json(tables.PREPROCESSING_FILE, preprocessing)
     store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
     store.write_json(tables.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"

@@ -55,6 +55,15 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
     )
 
 
+def check_backend(name: str) -> None:
+    """A local sweep on a Keras backend this machine cannot import: one line before Ray starts."""
+    from hindsight_ray.training.backend import PACKAGES, installed
+
+    if not installed(name):
+        extra = {"jax": " (pip install 'hindsight-ray[jax]')", "torch": " (pip install torch)"}.get(name, "")
+        raise UserError(f"model.backend {name}: {PACKAGES[name]} is not installed here{extra}")
+
+
 def check_storage(plan: Plan) -> None:
     """Refuse to overwrite an experiment, and fail now if storage cannot be written; creates nothing."""
     if not plan.location.local:

@@ -31,8 +31,10 @@ class Predictor:
         self.kind = preprocessing.get("kind")
 
     @classmethod
-    def load(cls, experiment_dir: str | Path) -> Predictor:
-        """The predictor of a finished experiment (``best_model.keras`` + ``preprocessing.json``)."""
+    def load(cls, experiment_dir: str | Path, backend: str | None = None) -> Predictor:
+        """The predictor of a finished experiment (``best_model.keras`` + ``preprocessing.json``), on Keras'
+        ``backend``: by default the one Keras already runs on in this process, else the sweep's own (a
+        ``.keras`` file loads on any of them). Only that backend's framework is imported."""
         import tempfile
 
         store = ExperimentStore(str(experiment_dir))
@@ -42,12 +44,20 @@ class Predictor:
         preprocessing = read_preprocessing(
             store.read_text(PREPROCESSING_FILE), f"{experiment_dir}/{PREPROCESSING_FILE}"
         )
-        from hindsight_ray.cluster import use_trial_numerics
-        from hindsight_ray.trainable import configure_tensorflow
+        from hindsight_ray.training import backend as backends
 
-        use_trial_numerics()  # the same numbers as the sweep's own evaluation, in any process
-        configure_tensorflow(1)
-        import keras
+        chosen = backend or backends.running() or pre_backend(preprocessing)
+        if chosen not in backends.BACKENDS:
+            raise UserError(f"backend {chosen!r}: not one of {', '.join(backends.BACKENDS)}")
+        if not backends.installed(chosen):
+            raise UserError(
+                f"{experiment_dir} was trained on Keras' {chosen} backend, which is not installed here: "
+                f"install it, or load it on another with hindsight_ray.load(..., backend=...)"
+            )
+        try:  # the same numbers as the sweep's own evaluation (TensorFlow: oneDNN off), in any process
+            keras = backends.configure(chosen, 1)
+        except backends.BackendError as exc:
+            raise UserError(f"{experiment_dir}: {exc}") from None
 
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder, BEST_MODEL_FILE)
@@ -169,6 +179,11 @@ _SERIES_KEYS = {
 }  # fmt: skip
 
 
+def pre_backend(preprocessing: dict[str, Any]) -> str:
+    """The backend the sweep trained on (files written before ``model.backend`` existed: TensorFlow)."""
+    return str(preprocessing.get("backend") or "tensorflow")
+
+
 def read_preprocessing(text: str, where: str) -> dict[str, Any]:
     """``preprocessing.json`` read and checked: the fields the predictor replays, of the right types and
     consistent with one another. Anything else is one ``UserError`` naming the file and the field."""
@@ -185,6 +200,8 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
     kind = pre.get("kind")
     if kind not in ("text", "timeseries", None):  # None: token ids (imdb.npz), nothing to replay
         raise bad(f"kind is {kind!r:.60}, not text or timeseries")
+    if pre.get("backend", "tensorflow") not in ("tensorflow", "jax", "torch"):  # absent: written before backends
+        raise bad(f"backend is {pre.get('backend')!r:.60}, not tensorflow, jax or torch")
     for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(kind, {}).items():
         value = pre.get(key)
         if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):

@@ -50,6 +50,7 @@ TRIAL_COLUMNS = [
     "node_id",
     "gpu_ids",
     "deterministic",
+    "backend",
     "retries",
     "checkpoint_path",
 ]
@@ -200,6 +201,7 @@ def trials_table(
             "node_id": last.get("node_id"),
             "gpu_ids": last.get("gpu_ids"),
             "deterministic": last.get("deterministic"),
+            "backend": last.get("backend"),
             "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
             "checkpoint_path": outcome.checkpoint_path,
             **{name: last.get(name) for name in TIMERS},

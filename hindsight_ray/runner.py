@@ -39,7 +39,7 @@ from hindsight_ray.finalize import (
     set_aside_damaged_state,
 )
 from hindsight_ray.objective import SCORE_KEY, baseline_verdict
-from hindsight_ray.plan import Plan, check_storage, describe_plan, make_plan, search_budget, stage_epochs
+from hindsight_ray.plan import Plan, check_backend, check_storage, describe_plan, make_plan, search_budget, stage_epochs
 from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
 from hindsight_ray.running.searcher_state import ensure_searcher_state
@@ -72,6 +72,7 @@ def run_sweep(
     builder = _builder(config, model_builder)
     configured = config_callbacks(config, plan.name)  # a missing optional package: an error before Ray starts
     if not ray_address(config):
+        check_backend(config.model.backend)  # the trials and the test evaluation run on this machine
         check_memory(config, machine_memory(), "this machine")
         check_workers_memory(
             config, local_trials(config), machine_memory(), "this machine"
@@ -158,6 +159,8 @@ def resume_sweep(
                 "from Python with hindsight_ray.resume(..., model_builder=that function)"
             )
         builder = _builder(config, model_builder)
+        if not ray_address(config):
+            check_backend(config.model.backend)
         prepared = prepare(config.data, seed=config.seed, table=table)
         for name in set_aside_damaged_state(store):
             echo(f"damaged     {name} (not readable JSON) set aside as damaged-{name}")
@@ -290,6 +293,7 @@ def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any
         mixed_precision=config.resources.mixed_precision,
         checkpoint_seconds=config.run.checkpoint_seconds,
         deterministic=config.run.deterministic,
+        backend=config.model.backend,
         builder=builder,
         report_seconds=report_seconds(config, plan),
     )
@@ -312,7 +316,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
-    from hindsight_ray.console import DiskWatch, Progress, StageConsole, TrialClock, WarmTensorFlow
+    from hindsight_ray.console import DiskWatch, Progress, StageConsole, TrialClock, WarmBackend
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -361,7 +365,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
                 console,
                 progress,
                 *callbacks,
-                *([] if ray_address(config) else [WarmTensorFlow()]),
+                *([] if ray_address(config) else [WarmBackend(config.model.backend)]),
             ],  # local: test evaluation here
             verbose=0,
         ),
@@ -448,7 +452,7 @@ def _fit(
             _stop_remote_tuner(tuner)
         raise
     finally:
-        join_warming()  # WarmTensorFlow's import, begun at the first trial result
+        join_warming()  # WarmBackend's import, begun at the first trial result
     store = ExperimentStore(plan.location)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)

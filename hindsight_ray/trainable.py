@@ -19,6 +19,8 @@ from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.model import ModelSpec, TracedModels, build_model, training_loss
 from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
 from hindsight_ray.results import FOLDED_KEY, epoch_row
+from hindsight_ray.training import backend
+from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
 
 TIMERS = ("data_s", "build_s", "train_s", "eval_s", "checkpoint_s")
 TRACED = TracedModels()  # this worker's traced models, by architecture
@@ -48,6 +50,7 @@ class TrialSetup:
     checkpoint_seconds: float = 30.0
     report_seconds: float = 0.0  # run.report_seconds: epochs ending sooner after the last report go with the next
     deterministic: bool | str = "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
+    backend: str = DEFAULT_BACKEND  # model.backend: Keras 3's backend (tensorflow, jax, torch)
     builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
 
 
@@ -60,33 +63,6 @@ def trial_seed(sweep_seed: int, config: dict[str, Any]) -> int:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's shuffle, so a restart mid-trial replays the same order."""
     return zlib.crc32(f"{seed}/{epoch}".encode()) % (2**31 - 1)
-
-
-def configure_tensorflow(cpus: float, mixed_precision: bool = False, deterministic: bool = True) -> None:
-    """Thread pools sized to the trial's CPUs, GPU memory growth on, deterministic ops (unless not asked for).
-
-    Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPU(s), so TensorFlow sees only those;
-    memory growth lets trials packed on one GPU (fractional ``gpus_per_trial``) share it.
-    """
-    import tensorflow as tf
-
-    threads = max(1, int(cpus))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # TensorFlow already initialised in this process; the pools stay as they were
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised: growth was set by the first trial in this process
-    if deterministic:  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
-        tf.config.experimental.enable_op_determinism()
-    if mixed_precision and tf.config.list_physical_devices("GPU"):
-        import keras
-
-        keras.mixed_precision.set_global_policy("mixed_float16")
 
 
 def validation_loss(loss: str, actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -187,7 +163,11 @@ def _start_trial(
     context = ray.get_runtime_context()
     gpu_ids = context.get_accelerator_ids().get("GPU", [])
     deterministic = deterministic_for(setup.deterministic, len(gpu_ids))
-    configure_tensorflow(context.get_assigned_resources().get("CPU", 1), setup.mixed_precision, deterministic)
+    cpus = context.get_assigned_resources().get("CPU", 1)
+    try:
+        backend.configure(setup.backend, cpus, len(gpu_ids), setup.mixed_precision, deterministic)
+    except backend.BackendError as exc:  # a reused Ray worker of another sweep, on another backend
+        raise RuntimeError(f"model.backend {setup.backend}: {exc}; start a new Ray for this sweep") from None
     best_weights: list[np.ndarray] | None = None  # the scored epoch's weights when it is not the latest
     loaded = None if restored is None else restore_readable(restored, state)
     if loaded is not None:
@@ -204,6 +184,7 @@ def _start_trial(
         "node_ip": ray.util.get_node_ip_address(),
         "gpu_ids": ",".join(str(g) for g in gpu_ids),
         "deterministic": deterministic,
+        "backend": setup.backend,
         "node_id": context.get_node_id(),
         "pid": os.getpid(),
     }

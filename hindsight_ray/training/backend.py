@@ -1,0 +1,170 @@
+"""The Keras backend a sweep trains on (``model.backend``): TensorFlow, JAX or PyTorch, and all that differs
+between them in one place: the environment a process needs before Keras is imported, thread pools, GPU
+memory, deterministic ops and mixed precision.
+
+Keras 3 runs the same model, the same ``.keras`` file and the same ``train_on_batch`` on the three; what is
+left here is what each framework wants set around them. Nothing here imports a framework the sweep did
+not choose (Keras' serialisation imports TensorFlow whenever it is installed; that is switched off).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from typing import Any
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT = "tensorflow"
+PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # the module each backend imports
+
+
+class BackendError(RuntimeError):
+    """This process runs Keras on another backend already (Keras picks one at its import, for good)."""
+
+
+def worker_env(backend: str) -> dict[str, str]:
+    """Environment variables a process needs before it imports Keras on ``backend`` (Ray workers get them
+    through the job's runtime environment).
+
+    TensorFlow: quiet, oneDNN off (the driver's evaluation then computes the trials' numbers). JAX: no
+    preallocation (it takes 75% of a GPU at its first operation otherwise, and trials packed on one GPU
+    with fractional ``gpus_per_trial`` need to share it). PyTorch: expandable segments, so that its caching
+    allocator gives back what one trial freed to the next trial packed on the same GPU.
+    """
+    env = {"KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore"}
+    if backend == "tensorflow":
+        env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0")
+    elif backend == "jax":
+        env.update(XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    elif backend == "torch":
+        env.update(PYTORCH_CUDA_ALLOC_CONF="expandable_segments:True")
+    return env
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s framework is installed here (its distribution, without importing it)."""
+    try:
+        importlib.metadata.distribution(PACKAGES[backend])
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.util.find_spec(PACKAGES[backend]) is not None  # on the path without metadata
+    except ValueError:
+        return False
+    return True
+
+
+def running() -> str | None:
+    """The backend Keras runs on in this process, or None when Keras is not imported yet."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    return str(keras.backend.backend())
+
+
+def use(backend: str) -> Any:
+    """Keras on ``backend`` in this process (its environment set first, unless the user set it); the
+    ``keras`` module. :class:`BackendError` when Keras already runs on another backend here."""
+    current = running()
+    if current is not None and current != backend:
+        raise BackendError(
+            f"this process runs Keras on {current} already and cannot switch to {backend} "
+            "(Keras picks its backend once, at import)"
+        )
+    for name, value in worker_env(backend).items():
+        if name == "KERAS_BACKEND":
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
+    import keras
+
+    if backend != "tensorflow":
+        _no_tensorflow_in_serialisation()
+    return keras
+
+
+def _no_tensorflow_in_serialisation() -> None:
+    """Keras' serialisation asks ``tf.available`` (which imports TensorFlow, 2-4 s and 0.5 GB, whenever it is
+    installed) to recognise TensorFlow shapes; on another backend there are none to recognise."""
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:  # another Keras layout: TensorFlow may be imported, nothing else changes
+        return
+    lazy = getattr(module_utils, "tensorflow", None)
+    if lazy is not None and getattr(lazy, "module", None) is None and "tensorflow" not in sys.modules:
+        lazy._available = False
+
+
+def configure(
+    backend: str, cpus: float, gpus: int = 0, mixed_precision: bool = False, deterministic: bool = True
+) -> Any:
+    """Keras on ``backend`` for one trial (or the driver's evaluation): thread pools sized to its CPUs, GPU
+    memory shared, deterministic ops unless not asked for, mixed precision on GPUs when asked; the ``keras``
+    module. Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPU(s), so each framework sees only those."""
+    threads = max(1, int(cpus))
+    if backend == "jax" and deterministic and "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+    if backend == "torch" and deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' deterministic mode
+    keras = use(backend)
+    if backend == "tensorflow":
+        _configure_tensorflow(threads, deterministic)
+    elif backend == "torch":
+        _configure_torch(threads, deterministic)
+    if mixed_precision and gpus > 0:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    return keras
+
+
+def _configure_tensorflow(threads: int, deterministic: bool) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process; the pools stay as they were
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)  # trials packed on one GPU share it
+        except RuntimeError:
+            pass  # already initialised: growth was set by the first trial in this process
+    if deterministic:  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
+        tf.config.experimental.enable_op_determinism()
+
+
+def _configure_torch(threads: int, deterministic: bool) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass  # set once per process, before any parallel work: a reused worker keeps its first
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def gpu_memory_bytes(backend: str) -> int | None:
+    """The most GPU memory this process's framework has held (None without a GPU, or where not known)."""
+    try:
+        if backend == "torch":
+            import torch
+
+            return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+        if backend == "jax":
+            import jax
+
+            devices = [d for d in jax.devices() if d.platform == "gpu"]
+            stats = devices[0].memory_stats() if devices else None
+            return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    except Exception:  # noqa: BLE001 - a figure for the record, never a reason for a trial to fail
+        return None
