@@ -1,0 +1,123 @@
+"""The same sweep on Keras' JAX backend (CPU): a series sweep, SIGKILL and resume to the same answer, a text
+sweep, the predictor in a fresh process without TensorFlow, and a model loaded on another backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_resume import cli, decisions, has_checkpoint, session_processes, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("jax") is None, reason="jax is not installed (the test extra has it)")]
+
+SETTINGS = [
+    "model.backend=jax", "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]", "search.stage1.epochs=4",
+    "search.stage2.max_iterations=4", "search.stage2.epochs=4", "data.lags=6",
+]
+
+
+def sweep_args(storage: Path, name: str, settings: list[str] = SETTINGS) -> list[str]:
+    return ["sweep", "--storage", str(storage), "--name", name, "--no-report", *[f"--set={s}" for s in settings]]
+
+
+def python(code: str, cwd: Path) -> dict:
+    """Run ``code`` in a fresh interpreter; its last stdout line, as JSON."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def jax_reference(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("jax")
+    process = cli(*sweep_args(storage, "whole"), cwd=storage)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    return storage / "whole", decisions(storage / "whole")
+
+
+def test_a_jax_sweep_records_its_backend_and_beats_nothing_by_accident(jax_reference):
+    experiment, _ = jax_reference
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert set(trials.backend) == {"jax"} and (trials.status == "TERMINATED").all()
+    assert json.loads((experiment / "preprocessing.json").read_text())["backend"] == "jax"
+    assert np.isfinite(trials.val_rmse).all()
+
+
+def test_sigkill_then_resume_on_jax_decides_like_an_uninterrupted_run(jax_reference, tmp_path):
+    experiment = tmp_path / "killed"
+    process = cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: has_checkpoint(experiment, 1) or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.communicate()
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert decisions(experiment) == jax_reference[1]  # determinism holds on JAX too: the same answer
+
+
+def test_the_predictor_loads_in_a_fresh_process_without_tensorflow_and_on_another_backend(jax_reference):
+    experiment, _ = jax_reference
+    code = """
+        import json, sys
+        import hindsight_ray as hr
+        import pandas as pd
+        from hindsight_ray.data.sources import BUILTINS, builtin_path
+        predictor = hr.load(EXPERIMENT).predictor(backend=BACKEND)
+        forecast = predictor.predict(pd.read_csv(builtin_path(BUILTINS["airline"])))
+        import keras
+        print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "backend": keras.backend.backend(),
+                          "forecast": [float(v) for v in forecast.iloc[:, -1].tail(5)]}))
+    """.replace("EXPERIMENT", repr(str(experiment)))
+    on_jax = python(code.replace("BACKEND", "None"), experiment.parent)  # the sweep's own backend
+    assert on_jax["backend"] == "jax" and not on_jax["tensorflow"]
+    on_tensorflow = python(code.replace("BACKEND", "'tensorflow'"), experiment.parent)  # a .keras file loads on any
+    assert on_tensorflow["backend"] == "tensorflow"
+    np.testing.assert_allclose(on_tensorflow["forecast"], on_jax["forecast"], rtol=1e-4)
+
+
+def test_a_text_sweep_on_jax_never_imports_tensorflow(tmp_path):
+    rng = np.random.default_rng(0)
+    good, bad, filler = ["great", "superb", "moving"], ["awful", "boring", "dull"], ["plot", "actor", "film", "the"]
+    rows = []
+    for i in range(120):
+        words = [*rng.choice(filler, 6), *rng.choice(good if i % 2 else bad, 2)]
+        rows.append({"text": " ".join(words) + "!", "label": "positive" if i % 2 else "negative"})
+    pd.DataFrame(rows).to_csv(tmp_path / "reviews.csv", index=False)
+    overrides = ["model.backend=jax", "data.kind=text", f"data.source={tmp_path / 'reviews.csv'}",
+                 "data.max_length=12", "data.num_words=50", "search.stage1.layers=[1]", "search.stage1.units=[4,8]",
+                 "search.stage1.epochs=3", "search.stage1.learning_rate=0.01", "search.stage2.max_iterations=1",
+                 "search.stage2.epochs=3"]
+    result = python(f"""
+        import json, sys
+        import hindsight_ray as hr
+        result = hr.sweep(overrides={overrides!r}, storage={str(tmp_path)!r}, name="text", report=False)
+        probabilities = result.predictor().predict(["a great and superb film", "an awful boring plot"])
+        import keras
+        print(json.dumps({{"tensorflow": "tensorflow" in sys.modules, "backend": keras.backend.backend(),
+                          "accuracy": result.summary["best"]["test_accuracy"],
+                          "p": [float(p) for p in probabilities.reshape(-1)]}}))
+    """, tmp_path)
+    assert result["backend"] == "jax" and not result["tensorflow"]  # the driver: data, evaluation, export
+    assert 0 <= result["accuracy"] <= 1 and all(0 <= p <= 1 for p in result["p"])
+    trials = pd.read_parquet(tmp_path / "text" / "trials.parquet")
+    assert set(trials.backend) == {"jax"} and len(trials) == 2 + 2

@@ -1,0 +1,46 @@
+"""The backend module's rules, without any framework: the environment each backend needs, and the refusals."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from hindsight_ray.errors import UserError
+from hindsight_ray.plan import check_backend
+from hindsight_ray.training import backend
+
+
+def test_each_backend_gets_its_own_environment():
+    assert backend.worker_env("jax")["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"  # trials packed on one GPU share it
+    assert "expandable_segments" in backend.worker_env("torch")["PYTORCH_CUDA_ALLOC_CONF"]
+    assert backend.worker_env("tensorflow")["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    for name in backend.BACKENDS:
+        env = backend.worker_env(name)
+        assert env["KERAS_BACKEND"] == name
+        assert not any(key.startswith("TF_") for key in env) or name == "tensorflow"
+
+
+def test_keras_on_another_backend_already_is_refused_in_one_line(monkeypatch):
+    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "torch"))
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    assert backend.running() == "torch"
+    with pytest.raises(backend.BackendError, match="runs Keras on torch already and cannot switch to jax"):
+        backend.use("jax")
+
+
+def test_a_backend_not_installed_is_one_line_before_ray_starts(monkeypatch):
+    monkeypatch.setattr(backend, "installed", lambda name: name == "tensorflow")
+    with pytest.raises(UserError, match=r"model.backend jax: jax is not installed here \(pip install 'hindsight-ray\[jax\]'\)"):
+        check_backend("jax")
+    check_backend("tensorflow")
+
+
+def test_the_config_names_the_three_backends():
+    from hindsight_ray.config import load_config
+
+    assert load_config(None, []).model.backend == "tensorflow"
+    assert load_config(None, ["model.backend=jax"]).model.backend == "jax"
+    with pytest.raises(UserError, match="model.backend"):
+        load_config(None, ["model.backend=mxnet"])
