@@ -76,7 +76,9 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
     if spec.optimizer not in _OPTIMIZERS:
         raise ValueError(f"unknown optimizer {spec.optimizer!r}")
     initializer_seed = iter(range(seed * 1000, seed * 1000 + 1000))
-    if keras.backend.backend() != "tensorflow":  # JAX's seeds are 32-bit (TensorFlow's 64: its models stay as they were)
+    if (
+        keras.backend.backend() != "tensorflow"
+    ):  # JAX's seeds are 32-bit (TensorFlow's 64: its models stay as they were)
         initializer_seed = iter(s % 2**32 for s in initializer_seed)
     inputs = keras.Input(shape=spec.input_shape, dtype="int32" if spec.num_words else "float32")
     x = inputs

@@ -63,7 +63,7 @@ class Predictor:
             local = Path(folder, BEST_MODEL_FILE)
             local.write_bytes(store.read_bytes(BEST_MODEL_FILE))
             try:
-                model = keras.models.load_model(local, safe_mode=True)
+                model = keras.models.load_model(local, safe_mode=True, compile=False)  # predicting needs no optimizer
             except Exception as exc:  # a truncated zip, a foreign layer, a Lambda refused by safe mode
                 raise UserError(
                     f"{experiment_dir}/{BEST_MODEL_FILE} cannot be loaded ({_first_line(exc)}); "

@@ -51,6 +51,8 @@ TRIAL_COLUMNS = [
     "gpu_ids",
     "deterministic",
     "backend",
+    "cudnn",
+    "gpu_peak_bytes",
     "retries",
     "checkpoint_path",
 ]
@@ -202,6 +204,8 @@ def trials_table(
             "gpu_ids": last.get("gpu_ids"),
             "deterministic": last.get("deterministic"),
             "backend": last.get("backend"),
+            "cudnn": last.get("cudnn"),
+            "gpu_peak_bytes": last.get("gpu_peak_bytes"),
             "retries": max(int(last.get("retries", 0) or 0), outcome.num_failures),
             "checkpoint_path": outcome.checkpoint_path,
             **{name: last.get(name) for name in TIMERS},

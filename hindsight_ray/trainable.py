@@ -185,6 +185,7 @@ def _start_trial(
         "gpu_ids": ",".join(str(g) for g in gpu_ids),
         "deterministic": deterministic,
         "backend": setup.backend,
+        "cudnn": bool(gpu_ids) and backend.cudnn_lstm(model),
         "node_id": context.get_node_id(),
         "pid": os.getpid(),
     }
@@ -253,6 +254,7 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             SCORE_EPOCH_KEY: scored.epoch,
             "best_epoch": scored.best_epoch,
             "epoch_s": time.perf_counter() - started,
+            **({"gpu_peak_bytes": backend.gpu_memory_bytes(setup.backend)} if static["gpu_ids"] else {}),
             "retries": state["retries"],
             "started_at": state["started_at"],
             **{name: state[name] for name in TIMERS},

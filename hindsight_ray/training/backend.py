@@ -148,6 +148,34 @@ def _configure_torch(threads: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def cudnn_lstm(model: Any) -> bool:
+    """Whether every LSTM of ``model`` meets the conditions under which Keras runs it on cuDNN's fused
+    kernel on this backend (tanh / sigmoid, not unrolled, with bias, no mask, a GPU there): False on CPUs."""
+    import keras
+    from keras.src import backend as keras_backend
+
+    lstms = [layer for layer in _layers(model) if isinstance(layer, keras.layers.LSTM)]
+    return bool(lstms) and all(
+        keras_backend.cudnn_ok(
+            layer.cell.activation, layer.cell.recurrent_activation, layer.unroll, layer.cell.use_bias
+        )
+        and layer.use_cudnn in ("auto", True)
+        and not layer.cell.recurrent_dropout
+        for layer in lstms
+    )
+
+
+def _layers(model: Any) -> list[Any]:
+    """Every layer of ``model``, the ones inside wrappers (``Bidirectional``) too."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        for inner in ("forward_layer", "backward_layer", "layer"):
+            if getattr(layer, inner, None) is not None:
+                found.append(getattr(layer, inner))
+    return found
+
+
 def gpu_memory_bytes(backend: str) -> int | None:
     """The most GPU memory this process's framework has held (None without a GPU, or where not known)."""
     try:
