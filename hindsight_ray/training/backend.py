@@ -176,6 +176,26 @@ def _layers(model: Any) -> list[Any]:
     return found
 
 
+def device_name(backend: str) -> str:
+    """The first GPU as ``backend`` sees it, or ``cpu``."""
+    try:
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        if backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            return str(gpus[0].device_kind) if gpus else "cpu"
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")) if gpus else "cpu"
+    except Exception:  # noqa: BLE001 - a name for the record
+        return "unknown"
+
+
 def gpu_memory_bytes(backend: str) -> int | None:
     """The most GPU memory this process's framework has held (None without a GPU, or where not known)."""
     try:
