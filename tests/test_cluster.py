@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -47,6 +48,12 @@ def test_cluster_yaml_passes_rays_own_validation():
     # with the project's cluster extra, which every node installs
     install = " ".join(prepared["setup_commands"])
     assert "hindsight-ray[cluster]" in install
+    # the Keras backend's GPU wheels: the line installs what BACKEND names (run with pip replaced by echo)
+    line = next(c for c in prepared["setup_commands"] if "BACKEND=" in c)
+    for backend, wheel in (("tensorflow", "tensorflow[and-cuda]>=2.21,<3"), ("torch", "torch"), ("jax", "jax[cuda12]")):
+        script = line.replace("BACKEND=tensorflow", f"BACKEND={backend}").replace("~/venv/bin/pip install -q", "echo")
+        shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split()
+        assert shown[0] == wheel, (backend, shown)
     import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

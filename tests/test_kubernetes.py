@@ -91,6 +91,7 @@ def test_token_auth_gpu_workers_and_the_projects_image(name, manifest, cluster):
     assert cluster["authOptions"]["mode"] == "token"
     dockerfile = (ROOT / "launch/kubernetes/Dockerfile").read_text()
     assert "'.[cluster]'" in dockerfile and "wget" in dockerfile  # the project, job submission, KubeRay's probes
+    assert "ARG BACKEND=tensorflow" in dockerfile and "torch) wheel='torch'" in dockerfile and "jax[cuda12]" in dockerfile
     pods = [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
     images = {c["image"] for pod in pods for c in pod["spec"]["containers"]}
     assert images == {"REGISTRY/hindsight-ray:0.1.0"}
