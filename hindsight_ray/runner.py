@@ -70,7 +70,7 @@ def run_sweep(
     plan = make_plan(config)
     check_storage(plan)
     builder = _builder(config, model_builder)
-    configured = config_callbacks(config, plan.name)  # a missing optional package: an error before Ray starts
+    configured = config_callbacks(config, plan)  # a missing optional package: an error before Ray starts
     if not ray_address(config):
         check_backend(config.model.backend)  # the trials and the test evaluation run on this machine
         check_memory(config, machine_memory(), "this machine")
@@ -216,25 +216,32 @@ def _recorded_config(
     return config, recorded, builder
 
 
-def config_callbacks(config: SweepConfig, name: str) -> list[Any]:
-    """The Ray Tune callbacks ``run.callbacks`` names: ``mlflow`` -> Ray's ``MLflowLoggerCallback``, one MLflow
-    run per trial with its config and every epoch's metrics, in experiment ``run.mlflow.experiment``."""
+def config_callbacks(config: SweepConfig, plan: Plan) -> list[Any]:
+    """The Ray Tune callbacks ``run.callbacks`` names: ``mlflow`` -> :class:`MlflowTracker`, a parent run for the
+    sweep and a nested run per trial with every epoch's metrics, in experiment ``run.mlflow.experiment``."""
     import importlib.util
 
     callbacks: list[Any] = []
     if "mlflow" in config.run.callbacks:
         if importlib.util.find_spec("mlflow") is None:
             raise UserError("run.callbacks mlflow needs MLflow: pip install 'hindsight-ray[mlflow]'")
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-        callbacks.append(
-            MLflowLoggerCallback(
-                tracking_uri=config.run.mlflow.tracking_uri,
-                experiment_name=config.run.mlflow.experiment or name,
-                tags={"hindsight_ray.strategy": config.search.strategy},
-            )
-        )
+        callbacks.append(mlflow_tracker(config, plan.experiment_dir, plan.name))
     return callbacks
+
+
+def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
+    """The sweep's :class:`~hindsight_ray.reporting.mlflow_tracking.MlflowTracker` (its runs are found again
+    from the experiment folder, so one made for a resume logs into the same runs)."""
+    from hindsight_ray.reporting.mlflow_tracking import MlflowTracker, flat_items
+
+    return MlflowTracker(
+        experiment_dir,
+        config.run.mlflow.tracking_uri,
+        config.run.mlflow.experiment or name,
+        name,
+        params=dict(flat_items(config_to_dict(config))),
+        tags={"hindsight.strategy": config.search.strategy, "hindsight.dataset": str(config.data.source)},
+    )
 
 
 def _builder(config: SweepConfig, model_builder: Any) -> Any:
@@ -510,12 +517,28 @@ class _Ending:
             self.drawing = pool.submit(write_sweep_report, experiment)
             pool.shutdown(wait=False)  # the thread ends with the drawing
 
+    def _finish_mlflow(self) -> None:
+        """The sweep's scores, best trial and exported model on its MLflow parent run: one line, and one per
+        error (the sweep's own results are written already)."""
+        store = ExperimentStore(self.experiment)
+        tracker = mlflow_tracker(self.config, self.experiment.uri, self.experiment.name)
+        errors = tracker.finish(dict(self.summary), store.read_table(tables.TRIALS_FILE))
+        state = tracker.state or {}
+        self.echo(
+            f"mlflow      run {self.experiment.name} ({state.get('parent_run_id', '?')}) in experiment "
+            f"{tracker.experiment!r} at {tracker.tracking_uri or 'MLflow default tracking URI'}"
+        )
+        for error in errors[:5]:
+            self.echo(f"mlflow      not logged: {error}")
+
     def finish(self) -> Summary:
         written = self.drawing.result() if self.drawing is not None else None
         self.echo(f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
         if written:
             self.echo(f"report      {written} (and report.html)")
         self.echo(f"tensorboard --logdir {self.experiment}  # every trial's curves")
+        if "mlflow" in self.config.run.callbacks:
+            self._finish_mlflow()
         verdict = baseline_verdict(self.summary, self.config.objective)
         self.echo(
             f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}"

@@ -3,6 +3,7 @@
     python launch/bench_backends.py                 # every backend installed: tensorflow, jax, torch
     python launch/bench_backends.py --backends jax  # some of them
     python launch/bench_backends.py --quick         # smaller sweeps (a smoke run)
+    python launch/bench_backends.py --sweeps text --seeds 0 1 2   # model quality across seeds
 
 Two sweeps per backend, each a fresh ``hindsight-ray sweep`` command (its own local Ray):
 the default airline sweep, and a text sweep on 4,000 generated reviews of 250 tokens. Prints one line
@@ -20,26 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from gpu_check import reviews  # launch/gpu_check.py: the same generated reviews
 
 from hindsight_ray.training.backend import BACKENDS, installed
-
-
-def reviews(path: Path, rows: int, tokens: int, seed: int = 0) -> None:
-    """IMDB-like reviews: 250 words from a 2,000-word vocabulary, a few of them carrying the label."""
-    rng = np.random.default_rng(seed)
-    vocabulary = np.array([f"w{i}" for i in range(2000)])
-    good, bad = vocabulary[:20], vocabulary[20:40]
-    texts, labels = [], []
-    for i in range(rows):
-        label = i % 2
-        words = rng.choice(vocabulary[40:], tokens)
-        marks = rng.choice(good if label else bad, 6)
-        words[rng.choice(tokens, 6, replace=False)] = marks
-        texts.append(" ".join(words))
-        labels.append("positive" if label else "negative")
-    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
 
 
 def sweep(backend: str, storage: Path, name: str, settings: list[str]) -> dict:
@@ -69,29 +54,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="*", default=[b for b in BACKENDS if installed(b)])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sweeps", nargs="*", default=["airline", "text"], choices=["airline", "text"])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0], help="the sweeps' seed (weights, shuffles)")
     args = parser.parse_args()
     quick = ["search.stage1.layers=[1]", "search.stage1.units=[8,16]", "search.stage1.epochs=3",
              "search.stage2.max_iterations=1", "search.stage2.epochs=3"]
     airline = quick if args.quick else []
     rows, tokens = (400, 50) if args.quick else (4000, 250)
     text = ["data.kind=text", "data.num_words=2000", f"data.max_length={tokens}", "search.stage1.layers=[1]",
-            "search.stage1.units=[16,32]", "search.stage1.epochs=3", "search.stage1.learning_rate=0.005",
-            "search.stage2.max_iterations=2", "search.stage2.epochs=3", "model.batch_size=64"]
+            "search.stage1.units=[16,32]", "search.stage1.epochs=5", "search.stage1.learning_rate=0.005",
+            "search.stage2.max_iterations=2", "search.stage2.epochs=5", "model.batch_size=64"]
     lines = []
     with tempfile.TemporaryDirectory(prefix="hindsight-bench-backends-") as folder:
         storage = Path(folder)
-        reviews(storage / "reviews.csv", rows, tokens)
+        reviews(storage / "reviews.csv", rows, tokens, vocabulary=2000)
         text.append(f"data.source={storage / 'reviews.csv'}")
         for name, settings in (("airline", airline), ("text", text)):
-            for backend in args.backends:
-                line = sweep(backend, storage, f"{name}-{backend}", settings)
-                lines.append(line)
-                if "error" in line:
-                    print(f"{name:8s} {backend:10s} failed: {line['error']}")
-                    continue
-                print(f"{name:8s} {backend:10s} wall {line['wall_s']:6.1f} s  epoch {line['epoch_s_median']:.4f} s "
-                      f"(median of {line['trials']} trials)  validation {line['validation']:.4f}  "
-                      f"test {line['test']:.4f}", flush=True)
+            if name not in args.sweeps:
+                continue
+            for seed in args.seeds:
+                for backend in args.backends:
+                    line = sweep(backend, storage, f"{name}-{backend}-{seed}", [*settings, f"seed={seed}"])
+                    lines.append({**line, "seed": seed})
+                    if "error" in line:
+                        print(f"{name:8s} {backend:10s} seed {seed} failed: {line['error']}")
+                        continue
+                    print(f"{name:8s} {backend:10s} seed {seed} wall {line['wall_s']:6.1f} s  epoch "
+                          f"{line['epoch_s_median']:.4f} s (median of {line['trials']} trials)  validation "
+                          f"{line['validation']:.4f}  test {line['test']:.4f}", flush=True)
     print(json.dumps({"bench": "backends", "cpu": True, "results": lines}))
 
 

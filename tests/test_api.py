@@ -80,7 +80,7 @@ def test_a_sweep_on_a_dataframe_with_a_tune_callback_and_mlflow(local_ray, tmp_p
     again = hr.resume(result.experiment_dir, data=series())  # finished: handed back as it is
     assert again.summary == result.summary
     client = mlflow.tracking.MlflowClient(store)  # run.callbacks: [mlflow] logged every trial
-    runs = client.search_runs([client.get_experiment_by_name("hr-test").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("hr-test").experiment_id], "tags.`hindsight.role` = 'trial'")
     assert len(runs) == len(result.trials) == 4
     assert all("val_rmse" in run.data.metrics and "layers" in run.data.params for run in runs)
 
