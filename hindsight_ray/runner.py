@@ -324,6 +324,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     from ray import tune
 
     from hindsight_ray.console import DiskWatch, Progress, StageConsole, TrialClock, WarmBackend
+    from hindsight_ray.reporting.tensorboard_tracking import TensorBoardWriter
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -373,6 +374,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
                 progress,
                 *callbacks,
                 *([] if ray_address(config) else [WarmBackend(config.model.backend)]),
+                *([TensorBoardWriter(plan.experiment_dir, config.metric, config.mode)] if plan.location.local else []),
             ],  # local: test evaluation here
             verbose=0,
         ),
@@ -493,6 +495,19 @@ def _stop_remote_tuner(tuner: Any) -> None:
             pass
 
 
+def tensorboard_hint(experiment: ExperimentLocation) -> str:
+    """The closing line that opens the sweep's curves in TensorBoard (and how to get TensorBoard)."""
+    import importlib.util
+
+    from hindsight_ray.reporting.tensorboard_tracking import FOLDER
+
+    import shlex
+
+    where = f"{experiment.path}/{FOLDER}" if experiment.local else experiment.uri
+    missing = "" if importlib.util.find_spec("tensorboard") else " (pip install 'hindsight-ray[tensorboard]' first)"
+    return f"tensorboard --logdir {shlex.quote(where)}  # every trial's curves, every epoch{missing}"
+
+
 class _Ending:
     """A finalized sweep's report, drawn in the background from here on (while Ray shuts down), and its last
     lines; ``finish()`` waits for the drawing, prints them and returns the summary."""
@@ -536,7 +551,7 @@ class _Ending:
         self.echo(f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
         if written:
             self.echo(f"report      {written} (and report.html)")
-        self.echo(f"tensorboard --logdir {self.experiment}  # every trial's curves")
+        self.echo(tensorboard_hint(self.experiment))
         if "mlflow" in self.config.run.callbacks:
             self._finish_mlflow()
         verdict = baseline_verdict(self.summary, self.config.objective)

@@ -137,6 +137,25 @@ def test_scores_are_best_epochs_and_the_exported_model_reproduces_the_best(airli
         best["validation"], abs=1e-5)
 
 
+def test_tensorboard_has_every_epoch_readable_run_names_the_metric_first_and_hparams(airline_sweep):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    _, summary, experiment, _ = airline_sweep
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    root = experiment / "tensorboard"
+    runs = json.loads((root / "runs.json").read_text())
+    assert sorted(runs) == sorted(trials.trial_id)
+    for row in trials.itertuples():
+        name = runs[row.trial_id]
+        assert name.startswith(f"{row.layers}x{row.units} lr={row.learning_rate:g} #"), name
+        events = event_accumulator.EventAccumulator(str(root / name), size_guidance={"scalars": 0})
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        assert sorted(tags)[0] == "1_score/val_rmse" and "3_training/loss" in tags  # the sweep's metric first
+        # every epoch at its own step, though Tune got most of them folded into one report (report_seconds 60)
+        assert [e.step for e in events.Scalars("1_score/val_rmse")] == list(range(1, row.epochs + 1))
+        assert "hparam/val_rmse" in tags and events.PluginTagToContent("hparams")  # the HParams view's data
+
+
 def test_summary_and_console(airline_sweep):
     _, summary, experiment, lines = airline_sweep
     on_disk = json.loads((experiment / "summary.json").read_text())
@@ -151,7 +170,7 @@ def test_summary_and_console(airline_sweep):
     assert any(line.startswith("stage 1: 4/4 done, best units=") for line in lines)
     assert any(line.startswith("stage 2: iteration 3/3 lr=") for line in lines)
     assert any(str(experiment) in line for line in lines if line.startswith("results in"))
-    assert any(line.startswith(f"tensorboard --logdir {experiment}  #") for line in lines)  # one hint, the experiment
+    assert any(line.startswith(f"tensorboard --logdir {experiment}/tensorboard  #") for line in lines)  # one hint
     assert lines[-1].startswith("done in ") and sum(line.startswith("tensorboard") for line in lines) == 1
     report = (experiment / "report.md").read_text()
     page = (experiment / "report.html").read_text()
