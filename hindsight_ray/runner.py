@@ -498,10 +498,9 @@ def _stop_remote_tuner(tuner: Any) -> None:
 def tensorboard_hint(experiment: ExperimentLocation) -> str:
     """The closing line that opens the sweep's curves in TensorBoard (and how to get TensorBoard)."""
     import importlib.util
+    import shlex
 
     from hindsight_ray.reporting.tensorboard_tracking import FOLDER
-
-    import shlex
 
     where = f"{experiment.path}/{FOLDER}" if experiment.local else experiment.uri
     missing = "" if importlib.util.find_spec("tensorboard") else " (pip install 'hindsight-ray[tensorboard]' first)"
