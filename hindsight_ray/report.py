@@ -54,7 +54,7 @@ def seconds_to_within(curve: pd.DataFrame, final: float | None, mode: str, toler
 
 
 # -- one sweep ------------------------------------------------------------------------------
-def _heatmap(store, trials, metric, winner_cell=None):
+def _heatmap(store, trials, metric, winner_cell=None, summary=None):
     stage1 = trials[(trials.stage == 1) & trials[metric].notna()]
     if stage1.empty:
         return None
@@ -78,7 +78,7 @@ def _heatmap(store, trials, metric, winner_cell=None):
             axis.text(
                 column, row, f"{value:.3g}", ha="center", va="center", fontsize=8, color="white" if dark else "black"
             )
-    figure.colorbar(image, label=metric, extend="both" if low is not None else "neither")
+    figure.colorbar(image, label=metric_label(metric, summary), extend="both" if low is not None else "neither")
     winner = winner_cell or {}
     if winner.get("layers") in table.index and winner.get("units") in table.columns:
         row, column = list(table.index).index(winner["layers"]), list(table.columns).index(winner["units"])
@@ -126,24 +126,46 @@ def _lr_path(store, summary, metric):
     for iteration, step in zip(iterations, path, strict=True):
         if step["trial_id"] == best and step["score"] is not None:
             _star(twin, [iteration], [step["score"]], f"best: lr {step['learning_rate']:.4g}", size=160)
-            twin.legend(fontsize=7, loc="upper right")
-    twin.set_ylabel(f"{metric} (trial score)", color="tab:red")
-    axis.legend(fontsize=7, loc="lower left")
+    twin.set_ylabel(f"{metric_label(metric, summary)}, trial score", color="tab:red")
+    _legend_below(axis, twin)
     axis.set_title("stage 2: learning-rate path")
     return _save(store, figure, "stage2_path.png")
+
+
+def timeline_rows(ran: pd.DataFrame) -> list[str]:
+    """Each trial's row in the timeline: its node and GPU (or CPU), then a slot, the first free one there when
+    it started (trials that share a GPU or a node's CPUs each get their own slot)."""
+    node = ran.get("node_ip", pd.Series("", index=ran.index)).fillna("").astype(str)
+    gpu = ran.get("gpu_ids", pd.Series("", index=ran.index)).fillna("").astype(str)
+    place = np.where(gpu != "", node + " GPU " + gpu, node + " CPU").tolist()
+    rows: dict[Any, str] = {}
+    free_at: dict[str, list[float]] = {}
+    for index in ran.sort_values("started_at").index:
+        where = place[ran.index.get_loc(index)].strip()
+        lanes = free_at.setdefault(where, [])
+        started, finished = ran.at[index, "started_at"], ran.at[index, "finished_at"]
+        lane = next((i for i, end in enumerate(lanes) if end <= started + 1e-6), len(lanes))
+        if lane == len(lanes):
+            lanes.append(finished)
+        else:
+            lanes[lane] = finished
+        rows[index] = f"{where} · slot {lane + 1}"
+    return [rows[index] for index in ran.index]
 
 
 def _timeline(store, trials):
     ran = trials.dropna(subset=["started_at", "finished_at"]).copy()
     if ran.empty:
         return None
-    gpu = ran.get("gpu_ids", pd.Series("", index=ran.index)).fillna("")
-    worker = ran.get("pid", pd.Series(0, index=ran.index)).fillna(0).astype(int).astype(str)
-    ran["row"] = np.where(gpu != "", "gpu " + gpu, "worker " + worker)
+    ran["row"] = timeline_rows(ran)
     rows = sorted(ran.row.unique())
     start = ran.started_at.min()
-    figure, axis = _figure((8, 0.5 + 0.45 * len(rows)))
+    span = max(float(ran.finished_at.max() - start), 1e-9)
+    width_in = 9.0
+    figure, axis = _figure((width_in, 0.6 + 0.45 * len(rows)))
+    seconds_per_char = span / (width_in * 0.8) * 6 * 0.6 / 72  # a 6-pt character in seconds of the x axis
     colors = {1: "tab:blue", 2: "tab:orange"}
+    hidden = 0
     for _, trial in ran.iterrows():
         stage = trial.get("stage")
         unused = trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
@@ -154,6 +176,11 @@ def _timeline(store, trials):
         )
         lr = trial.get("learning_rate")
         label = f"{trial.get('layers')}x{trial.get('units')}" + ("" if stage == 1 or pd.isna(lr) else f" {lr:.3g}")
+        if len(label) * seconds_per_char > width * 0.95:  # a label wider than its bar would cover its neighbours
+            label = "" if stage == 1 or pd.isna(lr) else f"{lr:.3g}"
+        if not label or len(label) * seconds_per_char > width * 0.95:
+            hidden += 1
+            continue
         axis.text(
             trial.started_at - start + width / 2,
             rows.index(trial.row),
@@ -163,16 +190,18 @@ def _timeline(store, trials):
             fontsize=6,
             clip_on=True,
         )
-    axis.set_yticks(range(len(rows)), rows)
+    axis.set_yticks(range(len(rows)), rows, fontsize=7)
     axis.set_xlabel("seconds since the first trial started")
+    note = f"; {hidden} bars too short to label (stage 2's rates: the path above)" if hidden else ""
     axis.set_title(
-        "trial timeline, layers x units [lr] (blue: stage 1, orange: stage 2, green: other, gray: stopped or unused)",
-        fontsize=9,
+        "trial timeline by node, device and slot: layers x units [lr] (blue: stage 1, orange: stage 2, green: other, "
+        f"gray: stopped or unused){note}",
+        fontsize=8,
     )
     return _save(store, figure, "timeline.png")
 
 
-def _learning_curves(store, epochs, trials, metric, best=None):
+def _learning_curves(store, epochs, trials, metric, best=None, summary=None):
     if epochs.empty or metric not in epochs:
         return None
     stages = trials.set_index("trial_id").stage.to_dict()
@@ -189,10 +218,16 @@ def _learning_curves(store, epochs, trials, metric, best=None):
         at = chosen[chosen.epoch == best.get("epoch")]
         if not at.empty:
             _star(axis, at.epoch, at[metric], f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model")
-        axis.legend(fontsize=7)
+        _legend_below(axis, columns=2)
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     axis.set_xlabel("epoch")
-    axis.set_ylabel(metric)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel(metric_label(metric, summary))
     axis.set_yscale("log" if metric != "val_accuracy" else "linear")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 8, 9, 10: not 8x10^0
+    axis.yaxis.set_major_formatter(plain)
+    axis.yaxis.set_minor_formatter(plain)
     axis.set_title("learning curves (blue: stage 1, orange: stage 2, black: chosen)")
     return _save(store, figure, "learning_curves.png")
 
@@ -213,6 +248,14 @@ def confusion_lines(store: ExperimentStore, summary: dict[str, Any]) -> list[str
         "|---" * (len(classes) + 1) + "|",
     ]
     lines += [f"| {c} | " + " | ".join(str(int(v)) for v in counts.loc[c]) + " |" for c in classes]
+    lines += ["", "| class | precision | recall | F1 | test reviews |", "|---|---|---|---|---|"]
+    for name in classes:
+        hit = int(counts.at[name, name])
+        predicted, actual = int(counts[name].sum()), int(counts.loc[name].sum())
+        precision = hit / predicted if predicted else float("nan")
+        recall = hit / actual if actual else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else float("nan")
+        lines.append(f"| {name} | {precision:.3f} | {recall:.3f} | {f1:.3f} | {actual} |")
     return [*lines, ""]
 
 
@@ -235,7 +278,7 @@ def _predictions(store, summary=None):
     axis.set_ylabel(f"{target} (data units)")
     axis.set_xlabel(xlabel)
     figure.autofmt_xdate()
-    axis.legend(fontsize=8)
+    _legend_below(axis, columns=6)
     axis.set_title("test split: predictions against actual values (first target, first step)")
     return _save(store, figure, "predictions.png")
 
@@ -251,9 +294,39 @@ def _baselines(store, summary):
     figure, axis = _figure((5, 3))
     bars = axis.bar(names, values, color=["tab:red"] + ["tab:gray"] * (len(names) - 1))
     axis.bar_label(bars, fmt="%.4g", fontsize=8)
-    axis.set_ylabel(test_key)
+    axis.set_ylabel(metric_label(test_key, summary))
+    axis.tick_params(axis="x", labelrotation=20)
     axis.set_title("test split: best model and baselines")
     return _save(store, figure, "baselines.png")
+
+
+def metric_label(metric: str, summary: dict[str, Any] | None) -> str:
+    """An axis label with the metric's units: an error in the target's own units, accuracy as a fraction."""
+    name = metric.removeprefix("val_").removeprefix("test_")
+    split = "test" if metric.startswith("test_") else "validation"
+    if name == "accuracy":
+        return f"{split} accuracy (fraction correct)"
+    if name == "loss":
+        return f"{split} loss (the training loss)"
+    targets = ", ".join((summary or {}).get("data", {}).get("targets") or []) or "data units"
+    if name in ("rmse", "mae"):
+        return f"{split} {name.upper()} ({targets})"
+    if name == "mape":
+        return f"{split} MAPE (%)"
+    return metric
+
+
+def _legend_below(axis: Any, *axes: Any, columns: int = 3) -> None:
+    """One legend for ``axis`` (and ``axes`` sharing its plot) under the plot, where it covers no data."""
+    handles, labels = [], []
+    for each in (axis, *axes):
+        more = each.get_legend_handles_labels()
+        handles += more[0]
+        labels += more[1]
+    if handles:
+        axis.legend(
+            handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False
+        )
 
 
 def _star(axis: Any, x: Any, y: Any, label: str, size: int = 120) -> None:
@@ -269,10 +342,10 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
     metric = summary["metric"]
     winner = (summary.get("stage1") or {}).get("winner")
     plots = [
-        _heatmap(store, trials, metric, winner),
+        _heatmap(store, trials, metric, winner, summary),
         _lr_path(store, summary, metric),
         _timeline(store, trials),
-        _learning_curves(store, epochs, trials, metric, summary.get("best")),
+        _learning_curves(store, epochs, trials, metric, summary.get("best"), summary),
         _predictions(store, summary),
         _baselines(store, summary),
     ]
@@ -286,7 +359,9 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
         *([f"**The chosen model is {verdict}.**", ""] if verdict else []),
         f"Strategy `{summary['strategy']}` on `{summary['data']['source']}`, metric `{metric}` ({summary['mode']}), "
         f"seed {summary['seed']}: {summary['trials_run']} trials, {summary['trial_epochs']} trial-epochs, "
-        f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall. A trial's score: "
+        f"{summary['trial_s']:.1f} trial-seconds, {summary['wall_s']:.1f} s wall (from the first trial queued "
+        "to the last one ended; the command's own time adds Ray's start, the data, the test evaluation and "
+        "this report). A trial's score: "
         f"`{summary.get('score', 'last_epoch')}`.",
         "",
     ]

@@ -10,11 +10,16 @@ import re
 from hindsight_ray.storage import ExperimentStore
 
 HTML_FILE = "report.html"
-_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1800px;margin:2em auto;padding:0 2em;
 color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
 th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.6em 0;border:1px solid #eee}
-code{background:#f4f4f4;padding:0 0.25em;border-radius:3px}h1{font-size:1.6em}"""
+code{background:#f4f4f4;padding:0 0.25em;border-radius:3px}h1{font-size:1.6em}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(640px,100%),1fr));gap:0.8em;align-items:start}
+.plots img{width:100%;margin:0}"""
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 
 
 def _inline(text: str) -> str:
@@ -46,11 +51,16 @@ def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
                 index += 1
             blocks.append(_table(lines[start:index]))
             continue
-        image = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip())
-        if image:
-            data = base64.b64encode(store.read_bytes(image.group(2))).decode("ascii")
-            blocks.append(f'<img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
+        image = _IMAGE.fullmatch(line.strip())
+        if image:  # consecutive pictures side by side, as many as the window's width holds
+            pictures = []
+            while index < len(lines) and (image := _IMAGE.fullmatch(lines[index].strip())):
+                data = base64.b64encode(store.read_bytes(image.group(2))).decode("ascii")
+                pictures.append(f'<img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}">')
+                index += 1
+            blocks.append(f'<div class="plots">{"".join(pictures)}</div>')
+            continue
+        if line.startswith("#"):
             level = min(len(line) - len(line.lstrip("#")), 6)
             text = line.lstrip("#").strip()
             title = text if level == 1 else title

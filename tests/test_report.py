@@ -58,3 +58,51 @@ def test_report_html_is_one_self_contained_page(tmp_path):
     images = [a for t, a in seen.tags if t == "img"]
     assert images == [{"alt": "plot", "src": "data:image/png;base64," + base64.b64encode(png).decode()}]
     assert "http" not in page and "&lt;on&gt;" in page  # no network, text escaped
+
+
+def test_consecutive_pictures_share_one_row_that_uses_the_width(tmp_path):
+    import base64
+
+    from hindsight_ray.report_html import markdown_to_html
+    from hindsight_ray.storage import ExperimentStore
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(png)
+    page = markdown_to_html("# x\n\n![a](a.png)\n![b](b.png)\n", ExperimentStore(str(tmp_path)))
+    assert page.count('<div class="plots">') == 1 and page.count("<img") == 2
+    assert "max-width:1800px" in page and "grid-template-columns" in page
+
+
+def test_timeline_rows_are_node_device_and_slot():
+    from hindsight_ray.report import timeline_rows
+
+    ran = pd.DataFrame({
+        "node_ip": ["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"],
+        "gpu_ids": ["", "", "", "", "0"],
+        "started_at": [0.0, 1.0, 5.0, 0.0, 0.0],
+        "finished_at": [4.0, 6.0, 8.0, 3.0, 2.0],
+    })
+    # the third trial starts after the first ended: it takes the first's slot, not a third one
+    assert timeline_rows(ran) == ["10.0.0.1 CPU · slot 1", "10.0.0.1 CPU · slot 2", "10.0.0.1 CPU · slot 1",
+                                  "10.0.0.2 CPU · slot 1", "10.0.0.1 GPU 0 · slot 1"]
+
+
+def test_axis_labels_carry_units():
+    from hindsight_ray.report import metric_label
+
+    summary = {"data": {"targets": ["passengers"]}}
+    assert metric_label("val_rmse", summary) == "validation RMSE (passengers)"
+    assert metric_label("test_mae", summary) == "test MAE (passengers)"
+    assert metric_label("val_accuracy", None) == "validation accuracy (fraction correct)"
+
+
+def test_text_reports_get_per_class_scores(tmp_path):
+    from hindsight_ray.report import confusion_lines
+    from hindsight_ray.storage import ExperimentStore
+
+    frame = pd.DataFrame({"actual": ["neg", "neg", "pos", "pos", "pos"], "predicted": ["neg", "pos", "pos", "pos", "neg"]})
+    frame.to_parquet(tmp_path / "test_predictions.parquet")
+    lines = confusion_lines(ExperimentStore(str(tmp_path)), {"metric": "val_accuracy"})
+    assert "| neg | 0.500 | 0.500 | 0.500 | 2 |" in lines  # 1 of 2 predicted neg right, 1 of 2 neg found
+    assert "| pos | 0.667 | 0.667 | 0.667 | 3 |" in lines

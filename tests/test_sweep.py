@@ -178,6 +178,9 @@ def test_summary_and_console(airline_sweep):
     for plot in ("stage1_heatmap.png", "stage2_path.png", "timeline.png", "learning_curves.png", "predictions.png",
                  "baselines.png"):
         assert plot in report and (experiment / plot).stat().st_size > 1000, plot
+        pixels = __import__("matplotlib.image").image.imread(experiment / plot)
+        drawn = np.unique(pixels.reshape(-1, pixels.shape[-1])[::7], axis=0)
+        assert pixels.shape[0] > 150 and pixels.shape[1] > 300 and len(drawn) > 20, plot  # a picture, not a blank
     predictions = pd.read_parquet(experiment / "test_predictions.parquet")
     assert len(predictions) == summary["data"]["windows"][2] and predictions.actual.min() > 100  # passengers
     assert {"persistence", "seasonal_naive", "sarima", "ets"} <= set(predictions.columns)
