@@ -145,30 +145,35 @@ class TwoStageSearch(Searcher):
 
 
 class TwoStageLimiter(ConcurrencyLimiter):
-    """Ray's ``ConcurrencyLimiter`` for a :class:`TwoStageSearch`, whose live trials are the search's own.
+    """Ray's ``ConcurrencyLimiter`` for a :class:`TwoStageSearch`, whose live trials agree with the search's.
 
     Ray's limiter keeps its own set of live trials, saved apart from the searcher's state, and passes on
     only the ends of trials in that set. After a resume from object storage the two files can come from
     different moments (they upload one after the other); a trial suggested in between then ends unheard,
-    and the search waits for it at the stage-1 barrier for ever. Here the live set is read from the
-    search's state, which a resume rebuilds from Ray's own record of the trials.
+    and the search waits for it at the stage-1 barrier for ever. Here every end reaches the search, and
+    after a restore the live set is taken again from the search's state (which a resume rebuilds from
+    Ray's own record of the trials); in between it is kept as Ray keeps it, at no cost per trial.
     """
 
     searcher: TwoStageSearch
 
     def __init__(self, searcher: TwoStageSearch, max_concurrent: int) -> None:
         super().__init__(searcher, max_concurrent=max_concurrent, batch=False)
+        self._from_search = False
 
-    @property
-    def live_trials(self) -> set[str]:  # type: ignore[override]
-        return self.searcher.live_trial_ids()
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._from_search = True  # the search's own state is restored after this one: read it at first use
 
-    @live_trials.setter
-    def live_trials(self, _value: set[str]) -> None:
-        """Ray's limiter assigns (and restores) its own set: it is derived here, so that is ignored."""
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if getattr(self, "_from_search", False):
+            self.live_trials = self.searcher.live_trial_ids()
+            self._from_search = False
+        return super().suggest(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         self.searcher.on_trial_complete(trial_id, result=result, error=error)  # the search ignores strangers
+        self.live_trials.discard(trial_id)
 
 
 class TwoStageScheduler(FIFOScheduler):

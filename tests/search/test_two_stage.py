@@ -105,8 +105,8 @@ def test_the_two_stage_limiter_reads_its_live_trials_from_the_restored_search(tm
     from hindsight_ray.search.two_stage import TwoStageLimiter
 
     limiter = _resumed_with_a_stale_limiter_state(tmp_path, TwoStageLimiter)
+    assert limiter.suggest("c") is None  # two live trials (the search's, not the stale {a}) fill max_concurrent=2
     assert limiter.live_trials == {"a", "b"}
-    assert limiter.suggest("c") is None  # two live trials fill max_concurrent=2
     limiter.on_trial_complete("a", {"val_rmse": 2.0, "epoch": 2, "params": 5})
     limiter.on_trial_complete("b", {"val_rmse": 1.0, "epoch": 2, "params": 5})
     assert limiter.live_trials == set()
