@@ -26,7 +26,7 @@ from hindsight_ray.cluster import (
     ray_session,
 )
 from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
-from hindsight_ray.core.disk import DiskFull
+from hindsight_ray.core.disk import DiskFull, is_disk_full
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, prepare
 from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
@@ -446,6 +446,11 @@ def _fit(
             try:
                 tuner.fit()
             except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+                if is_disk_full(exc):  # the same line as when a trial's checkpoint finds the disk full first
+                    raise UserError(
+                        f"cannot write {plan.experiment_dir}: {exc.strerror or 'No space left on device'}; free "
+                        f"some space, then hindsight-ray resume {plan.experiment_dir}"
+                    ) from None
                 raise UserError(
                     f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
                     f"the cause, then hindsight-ray resume {plan.experiment_dir}"
