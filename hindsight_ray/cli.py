@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("experiment", metavar="EXPERIMENT_DIR")
     predict.add_argument("--data", required=True, metavar="FILE", help="raw rows: a series, or a text column")
     predict.add_argument("--out", metavar="FILE", help="where to write (.csv or .parquet); default: CSV on stdout")
+    predict.add_argument(
+        "--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend to load on (default: the sweep's)"
+    )
     return parser
 
 
@@ -169,7 +172,7 @@ def _predict(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise UserError(f"--data {args.data}: file not found")
     frame = read_table(source, f"--data {args.data}")
-    predictor = Predictor.load(args.experiment)
+    predictor = Predictor.load(args.experiment, args.backend)
     predicted = predictor.predict(frame)
     if not isinstance(predicted, pd.DataFrame):  # text: probabilities beside the rows they belong to
         columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]

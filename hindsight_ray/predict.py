@@ -51,8 +51,9 @@ class Predictor:
             raise UserError(f"backend {chosen!r}: not one of {', '.join(backends.BACKENDS)}")
         if not backends.installed(chosen):
             raise UserError(
-                f"{experiment_dir} was trained on Keras' {chosen} backend, which is not installed here: "
-                f"install it, or load it on another with hindsight_ray.load(..., backend=...)"
+                f"Keras' {chosen} backend is not installed here ({experiment_dir} was trained on "
+                f"{pre_backend(preprocessing)}): install it, or load the model on another backend "
+                "(predict --backend, or hindsight_ray.load(...).predictor(backend=...))"
             )
         try:  # the same numbers as the sweep's own evaluation (TensorFlow: oneDNN off), in any process
             keras = backends.configure(chosen, 1)

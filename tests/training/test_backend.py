@@ -44,3 +44,19 @@ def test_the_config_names_the_three_backends():
     assert load_config(None, ["model.backend=jax"]).model.backend == "jax"
     with pytest.raises(UserError, match="model.backend"):
         load_config(None, ["model.backend=mxnet"])
+
+
+def test_a_model_trained_on_a_backend_not_installed_here_is_one_line_naming_the_way_out(tmp_path, monkeypatch):
+    import json
+
+    from hindsight_ray.predict import Predictor
+
+    (tmp_path / "best_model.keras").write_bytes(b"not read before the check")
+    (tmp_path / "preprocessing.json").write_text(json.dumps({"kind": None, "backend": "torch"}))
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    with pytest.raises(UserError, match=r"Keras' torch backend is not installed here .*predict --backend"):
+        Predictor.load(tmp_path)
+    (tmp_path / "preprocessing.json").write_text(json.dumps({"kind": None, "backend": "mxnet"}))
+    with pytest.raises(UserError, match="backend is 'mxnet', not tensorflow, jax or torch"):
+        Predictor.load(tmp_path)
