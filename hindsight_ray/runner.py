@@ -226,21 +226,6 @@ def config_callbacks(config: SweepConfig, plan: Plan) -> list[Any]:
         if importlib.util.find_spec("mlflow") is None:
             raise UserError("run.callbacks mlflow needs MLflow: pip install 'hindsight-ray[mlflow]'")
         callbacks.append(mlflow_tracker(config, plan.experiment_dir, plan.name))
-    if "wandb" in config.run.callbacks:
-        if importlib.util.find_spec("wandb") is None:
-            raise UserError("run.callbacks wandb needs W&B: pip install wandb")
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
-        os.environ["WANDB_MODE"] = config.run.wandb.mode  # offline: Ray asks for no API key, nothing is sent
-        os.environ.setdefault("WANDB_SILENT", "true")  # no W&B banner per trial on the console
-        callbacks.append(
-            WandbLoggerCallback(
-                project=config.run.wandb.project or plan.name,
-                group=plan.name,
-                mode=config.run.wandb.mode,
-                excludes=["folded_epochs"],
-            )
-        )
     return callbacks
 
 
