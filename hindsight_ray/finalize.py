@@ -354,6 +354,7 @@ def finalize(
         members = ensemble_members(config, trials, best_id)
         name = config.model.backend
         choice = {"members": members, "metric": config.metric, "mode": config.mode, "backend_name": name}
+        join_warming()  # a background import of Keras ends before this process's backend is asked
         here = backend.running() in (None, name)  # this process can run Keras on the sweep's backend
         if data_ref is None and here:  # a local Ray: here, where the backend was imported while the trials ran
             warm_backend(name)  # (if no trial started in this process, a resume say: now, with the trials' settings)

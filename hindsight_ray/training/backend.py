@@ -59,7 +59,10 @@ def running() -> str | None:
     keras = sys.modules.get("keras")
     if keras is None:
         return None
-    return str(keras.backend.backend())
+    which = getattr(getattr(keras, "backend", None), "backend", None)
+    if not callable(which):  # Keras is being imported (another thread): it takes the backend the env names
+        return os.environ.get("KERAS_BACKEND", DEFAULT)
+    return str(which())
 
 
 def use(backend: str) -> Any:
