@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 
 from hindsight_ray.training.backend import installed
-from tests.test_resume import cli, decisions, has_checkpoint, session_processes, wait_for
+from tests.test_resume import cli, decisions, has_checkpoint, sigkill_when
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +65,8 @@ def test_the_sweep_records_its_backend(reference):
 def test_sigkill_then_resume_decides_like_an_uninterrupted_run(reference, tmp_path):
     backend, _, expected = reference
     experiment = tmp_path / "killed"
-    process = cli(*sweep_args(tmp_path, "killed", backend), cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(lambda: has_checkpoint(experiment, 1) or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.communicate()
-    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    sigkill_when(cli(*sweep_args(tmp_path, "killed", backend), cwd=tmp_path, start_new_session=True),
+                 lambda: has_checkpoint(experiment, 1))
     resumed = cli("resume", str(experiment), cwd=tmp_path)
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output

@@ -102,11 +102,10 @@ def reference(tmp_path_factory):
     return decisions(storage / "whole")
 
 
-def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
-    experiment = tmp_path / "killed"
-    process = cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True)
+def sigkill_when(process: subprocess.Popen, condition) -> None:
+    """SIGKILL the sweep's whole session once ``condition()`` holds; wait until none of it is left."""
     try:
-        wait_for(lambda: has_checkpoint(experiment, stage) or process.poll() is not None)
+        wait_for(lambda: condition() or process.poll() is not None)
         assert process.poll() is None, "the sweep ended before it could be killed"
     finally:
         try:
@@ -115,6 +114,12 @@ def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
             pass  # it had already ended; the assertion above says so
         process.communicate()
     wait_for(lambda: not session_processes(process.pid), timeout=60)  # no stray Ray processes
+
+
+def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
+    experiment = tmp_path / "killed"
+    sigkill_when(cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True),
+                 lambda: has_checkpoint(experiment, stage))
     assert not (experiment / "summary.json").exists()
     began = time.time()
     resumed = cli("resume", str(experiment), cwd=tmp_path)
