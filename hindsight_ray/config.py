@@ -263,6 +263,13 @@ class MlflowConfig(_Section):
     experiment: str | None = None  # default: the sweep's name
 
 
+class WandbConfig(_Section):
+    project: str = "hindsight-ray"  # the trials of a sweep are a group named after it
+    entity: str | None = None  # default: the logged-in user's
+    mode: Literal["offline", "online"] = "offline"  # offline: kept on disk (wandb sync uploads them later)
+    dir: str | None = None  # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
+
+
 class RunConfig(_Section):
     max_failures: Int = Field(2, ge=0)
     # auto: after the last epoch, and after any epoch that ends checkpoint_seconds or more after the last
@@ -273,11 +280,14 @@ class RunConfig(_Section):
     # epochs shorter than this are told to Tune together (each report costs a round trip to the driver, ~8 ms);
     # epochs.parquet keeps every epoch; 0: a report every epoch (always so with a budget or asha)
     report_seconds: Float = Field(0.5, ge=0)
-    callbacks: list[Literal["mlflow"]] = []  # mlflow: Ray Tune's MLflowLoggerCallback (pip install '.[mlflow]')
+    # mlflow: a parent run per sweep, a nested run per trial (pip install '.[mlflow]'); wandb: a W&B run per
+    # trial grouped by the sweep, and one for the sweep (pip install '.[wandb]')
+    callbacks: list[Literal["mlflow", "wandb"]] = []
     # TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials (where it
     # costs speed and refuses ops without deterministic kernels); true / false force it
     deterministic: bool | Literal["auto"] = "auto"
     mlflow: MlflowConfig = MlflowConfig()
+    wandb: WandbConfig = WandbConfig()
 
 
 def speculative_for(setting: bool | str, slots: int, resources: ResourcesConfig | None = None) -> bool:

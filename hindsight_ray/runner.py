@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -218,15 +219,15 @@ def _recorded_config(
 
 def config_callbacks(config: SweepConfig, plan: Plan) -> list[Any]:
     """The Ray Tune callbacks ``run.callbacks`` names: ``mlflow`` -> :class:`MlflowTracker`, a parent run for the
-    sweep and a nested run per trial with every epoch's metrics, in experiment ``run.mlflow.experiment``."""
+    sweep and a nested run per trial with every epoch's metrics, in experiment ``run.mlflow.experiment``;
+    ``wandb`` -> :class:`WandbTracker`, a W&B run per trial grouped by the sweep. One not installed: a one-line
+    error (this runs before Ray starts)."""
     import importlib.util
 
-    callbacks: list[Any] = []
-    if "mlflow" in config.run.callbacks:
-        if importlib.util.find_spec("mlflow") is None:
-            raise UserError("run.callbacks mlflow needs MLflow: pip install 'hindsight-ray[mlflow]'")
-        callbacks.append(mlflow_tracker(config, plan.experiment_dir, plan.name))
-    return callbacks
+    for name in config.run.callbacks:
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"run.callbacks {name} needs {name}: pip install 'hindsight-ray[{name}]'")
+    return [TRACKERS[name](config, plan.experiment_dir, plan.name) for name in config.run.callbacks]
 
 
 def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
@@ -242,6 +243,22 @@ def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
         params=dict(flat_items(config_to_dict(config))),
         tags={"hindsight.strategy": config.search.strategy, "hindsight.dataset": str(config.data.source)},
     )
+
+
+def wandb_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
+    """The sweep's :class:`~hindsight_ray.reporting.wandb_tracking.WandbTracker` (runs found again from the
+    experiment folder); W&B keeps its runs in the experiment folder when that is on this machine."""
+    from hindsight_ray.reporting.wandb_tracking import WandbTracker
+
+    settings = config.run.wandb
+    where = ExperimentLocation.parse(experiment_dir)
+    run_dir = settings.dir or (where.path if where.local else None)  # W&B writes <run_dir>/wandb
+    return WandbTracker(
+        experiment_dir, run_dir, settings.project, settings.entity, settings.mode, name, config_to_dict(config)
+    )
+
+
+TRACKERS = {"mlflow": mlflow_tracker, "wandb": wandb_tracker}
 
 
 def _builder(config: SweepConfig, model_builder: Any) -> Any:
@@ -503,7 +520,6 @@ def _stop_remote_tuner(tuner: Any) -> None:
 def tensorboard_hint(experiment: ExperimentLocation) -> str:
     """The closing line that opens the sweep's curves in TensorBoard (and how to get TensorBoard)."""
     import importlib.util
-    import shlex
 
     from hindsight_ray.reporting.tensorboard_tracking import FOLDER
 
@@ -550,6 +566,19 @@ class _Ending:
         for error in errors[:5]:
             self.echo(f"mlflow      not logged: {error}")
 
+    def _finish_wandb(self) -> None:
+        """The sweep's run in its W&B group (scores, the trials' table, the model artifact): one line, and one
+        per error."""
+        store = ExperimentStore(self.experiment)
+        tracker = wandb_tracker(self.config, self.experiment.uri, self.experiment.name)
+        errors = tracker.finish(dict(self.summary), store.read_table(tables.TRIALS_FILE))
+        where = f"project {tracker.project!r}, group {tracker.sweep!r}"
+        if tracker.mode == "offline":
+            where += f", offline: wandb sync {shlex.quote(str(tracker.run_dir or 'wandb'))} uploads them"
+        self.echo(f"wandb       {len(tracker.state.get('runs', {}))} trial runs and the sweep's ({where})")
+        for error in errors[:5]:
+            self.echo(f"wandb       not logged: {error}")
+
     def finish(self) -> Summary:
         written = self.drawing.result() if self.drawing is not None else None
         self.echo(f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
@@ -558,6 +587,8 @@ class _Ending:
         self.echo(tensorboard_hint(self.experiment))
         if "mlflow" in self.config.run.callbacks:
             self._finish_mlflow()
+        if "wandb" in self.config.run.callbacks:
+            self._finish_wandb()
         verdict = baseline_verdict(self.summary, self.config.objective)
         self.echo(
             f"done in {time.time() - self.began:.0f} s: best {describe_best(self.summary, self.config.objective)}"

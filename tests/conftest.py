@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -18,6 +20,14 @@ def pytest_configure(config):
     # then gets a few percent of a core and the suite crawls. The tests assert the order of events, not
     # their speed: their Ray workers (every Ray a test or a command it spawns starts) run at 0.
     os.environ.setdefault("RAY_worker_niceness", "0")
+    # Every Ray the tests start (fixtures, spawned commands, their workers) lives under this run's own temp
+    # root: a Ray started without an address joins "the last cluster started here" found in its temp root,
+    # which must never be a user's `ray start` on this machine or another test run's (or pytest-xdist
+    # worker's, for those who run the suite with -n: a worker never keeps the root its controller made).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker or not os.environ.get("RAY_TMPDIR"):
+        os.environ["RAY_TMPDIR"] = config._hindsight_ray_tmp = tempfile.mkdtemp(prefix=f"hr-{worker or 'main'}-",
+                                                                               dir="/tmp")
     if config.option.markexpr.replace(" ", "") == "notslow":
         for name in HEAVY:
             sys.modules.setdefault(name, None)  # type: ignore[assignment]
@@ -26,6 +36,12 @@ def pytest_configure(config):
     from hindsight_ray.cluster import use_trial_numerics
 
     use_trial_numerics()
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_hindsight_ray_tmp", None)
+    if folder:  # every Ray of this process has stopped with its fixture or its spawned command
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

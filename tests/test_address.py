@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.spawn import die_with_pytest
+from tests.test_s3 import free_port
 
 pytestmark = pytest.mark.slow
-PORT = "6391"
 
 
 @pytest.fixture()
@@ -29,17 +29,18 @@ def token_cluster():
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     temp_dir = tempfile.mkdtemp(prefix="hr-head-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={PORT}",
+    port = free_port()
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={port}",
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=die_with_pytest)
     try:
         deadline = time.monotonic() + 120
-        while not _listening(int(PORT)):
+        while not _listening(port):
             assert head.poll() is None, "ray start --head exited"
             assert time.monotonic() < deadline, "ray start --head did not come up in 120 s"
             time.sleep(0.5)
-        yield env
+        yield {"env": env, "address": f"127.0.0.1:{port}"}
     finally:
         _stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -76,11 +77,12 @@ def client_env(head_env: dict[str, str]) -> dict[str, str]:
 
 def test_sweep_runs_on_a_token_protected_cluster(token_cluster, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "hindsight_ray", "sweep", "--address", f"127.0.0.1:{PORT}", "--storage", str(tmp_path),
-         "--name", "remote", "--no-report", "--set", "search.stage1.layers=[1]", "--set", "search.stage1.units=[4]",
-         "--set", "search.stage1.epochs=2", "--set", "search.stage2.max_iterations=1", "--set",
-         "search.stage2.epochs=2"],
-        env={**client_env(token_cluster), "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "hindsight_ray", "sweep", "--address", token_cluster["address"],
+         "--storage", str(tmp_path), "--name", "remote", "--no-report", "--set", "search.stage1.layers=[1]",
+         "--set", "search.stage1.units=[4]", "--set", "search.stage1.epochs=2",
+         "--set", "search.stage2.max_iterations=1", "--set", "search.stage2.epochs=2"],
+        env={**client_env(token_cluster["env"]), "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True,
+        timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "remote" / "summary.json").read_text())
     assert summary["trials_run"] == 3 and summary["best"] is not None

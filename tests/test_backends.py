@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from hindsight_ray.training.backend import installed
-from tests.test_resume import cli, decisions, has_checkpoint, sigkill_when
+from tests.faults import cli, decisions, has_checkpoint, sigkill_when
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.faults import SETTINGS, decisions, session_processes, wait_for
 from tests.spawn import die_with_pytest
-from tests.test_resume import SETTINGS, decisions, session_processes, wait_for
 
 pytestmark = pytest.mark.slow
 BUCKET = "sweeps"

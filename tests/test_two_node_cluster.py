@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.faults import wait_for
 from tests.spawn import die_with_pytest
 from tests.test_address import _listening, _stop_group
-from tests.test_resume import wait_for
 from tests.test_s3 import free_port
 
 pytestmark = pytest.mark.slow

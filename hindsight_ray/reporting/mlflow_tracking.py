@@ -10,22 +10,22 @@ experiment folder (``mlflow.json``), so that a resumed sweep goes on logging int
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import queue
-import threading
 import time
 from typing import Any
 
-from ray.tune import Callback
-
-from hindsight_ray.results import FOLDED_KEY, epoch_row
+from hindsight_ray.reporting.queued_tracking import (
+    TRIAL_TIMERS,
+    QueuedTracker,
+    epoch_metrics,
+    finite_numbers,
+    run_name,
+    sweep_scores,
+)
 from hindsight_ray.storage import ExperimentStore
 
+__all__ = ["MlflowTracker", "epoch_metrics", "flat_items", "run_name"]
 RUNS_FILE = "mlflow.json"  # {tracking_uri, experiment_id, parent_run_id, runs: {trial_id: run_id}}
-_STOP = object()
-TRIAL_TIMERS = ("queue_s", "data_s", "build_s", "train_s", "eval_s", "checkpoint_s", "total_s")
 
 
 def flat_items(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -39,35 +39,10 @@ def flat_items(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any
     return items
 
 
-def run_name(config: dict[str, Any], number: int) -> str:
-    """A trial's run name a person can read: ``2x64 lr=0.01 #7`` (layers x units, learning rate, its number)."""
-    return f"{config.get('layers')}x{config.get('units')} lr={float(config.get('learning_rate', 0)):g} #{number}"
-
-
-def epoch_metrics(result: dict[str, Any]) -> list[tuple[int, dict[str, float]]]:
-    """(epoch, its finite numeric metrics) for every epoch a Tune result carries: the ones folded into it
-    (``run.report_seconds``), then its own."""
-    folded = result.get(FOLDED_KEY)
-    rows = [*(json.loads(folded) if isinstance(folded, str) and folded else []), epoch_row(result)]
-    found = []
-    for row in rows:
-        epoch = row.get("epoch")
-        if epoch is None:
-            continue
-        values = {
-            k: float(v)
-            for k, v in row.items()
-            if k not in ("epoch", "timestamp", "trial_id", "stage")
-            and isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and math.isfinite(float(v))
-        }
-        found.append((int(epoch), values))
-    return found
-
-
-class MlflowTracker(Callback):
+class MlflowTracker(QueuedTracker):
     """A Tune callback that logs the sweep to MLflow off Tune's event loop (see the module)."""
+
+    KEEP = ("experiment_dir", "tracking_uri", "experiment", "sweep", "params", "tags")
 
     def __init__(
         self,
@@ -84,94 +59,19 @@ class MlflowTracker(Callback):
         self.sweep = sweep
         self.params = params
         self.tags = tags
-        self._reset()
+        super().__init__()
 
-    def _reset(self) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._logged_epoch: dict[str, int] = {}  # per trial: the last epoch sent (a restarted trial repeats some)
-        self.errors: list[str] = []
-        self.state: dict[str, Any] = {}
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"MLflow at {self.tracking_uri}"
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the Tuner: no thread, no queue
-        keep = ("experiment_dir", "tracking_uri", "experiment", "sweep", "params", "tags")
-        return {k: self.__dict__[k] for k in keep}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._reset()
-
-    # -- Tune's side: put events on the queue, nothing else ---------------------------------------------------
-    def setup(self, **info: Any) -> None:
-        self._start()
-
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._put("trial", trial.trial_id, dict(trial.config))
-
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any):
-        last = self._logged_epoch.get(trial.trial_id, 0)
-        epochs = [(epoch, values) for epoch, values in epoch_metrics(result) if epoch > last]
-        if epochs:
-            self._logged_epoch[trial.trial_id] = epochs[-1][0]
-            self._put("epochs", trial.trial_id, epochs, int(result.get("finished_at") or time.time()) * 1000)
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._put("end", trial.trial_id, "FINISHED")
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._put("end", trial.trial_id, "FAILED")
-
-    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        """Tune's loop has ended (finished or stopped): everything queued is sent before ``fit`` returns."""
-        sent = threading.Event()
-        self._put("flush", sent)
-        sent.wait(120.0)
-
-    def _put(self, *event: Any) -> None:
-        self._start()
-        self._queue.put(event)
-
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="hindsight-mlflow", daemon=True)
-            self._thread.start()
-
-    # -- after the sweep ----------------------------------------------------------------------------------------
-    def finish(self, summary: dict[str, Any] | None, trials: Any = None, timeout: float = 120.0) -> list[str]:
-        """Log the finalized sweep on the parent run (``summary`` None: the sweep stopped unfinished, the runs
-        stay open for the resume), wait for everything queued; the errors met, if any."""
-        self._put("finish", summary, trials)
-        self._queue.put(_STOP)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                self.errors.append(f"MLflow at {self.tracking_uri} did not take everything within {timeout:.0f} s")
-        return self.errors
-
-    # -- the background thread --------------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _connect(self) -> Any:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run" line per trial
         from mlflow import MlflowClient
 
         client = MlflowClient(self.tracking_uri)
-        try:
-            self._open(client)
-        except Exception as exc:  # noqa: BLE001 - MLflow unreachable: the sweep goes on, the end says so
-            self.errors.append(f"MLflow at {self.tracking_uri}: {type(exc).__name__}: {str(exc)[:200]}")
-            client = None
-        while True:
-            event = self._queue.get()
-            if event is _STOP:
-                return
-            if event[0] == "flush":
-                event[1].set()
-                continue
-            if client is None:
-                continue
-            try:
-                getattr(self, f"_on_{event[0]}")(client, *event[1:])
-            except Exception as exc:  # noqa: BLE001 - one lost event, never the sweep
-                self.errors.append(f"MLflow {event[0]}: {type(exc).__name__}: {str(exc)[:200]}")
+        self._open(client)
+        return client
 
     def _open(self, client: Any) -> None:
         store = ExperimentStore(self.experiment_dir)
@@ -238,15 +138,7 @@ class MlflowTracker(Callback):
 
         parent, now = self.state["parent_run_id"], int(time.time() * 1000)
         best = summary.get("best") or {}
-        metrics = {f"best_{k}": v for k, v in best.items() if k.startswith(("test_", "validation"))}
-        metrics.update({k: summary[k] for k in ("wall_s", "trial_s", "trial_epochs", "trials_run") if k in summary})
-        for name, scores in (summary.get("baselines") or {}).items():
-            metrics.update({f"baseline_{name}_{k}": v for k, v in scores.items() if k not in ("fit_s",)})
-        finite = [
-            Metric(k, float(v), now, 0)
-            for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-        ]
+        finite = [Metric(k, v, now, 0) for k, v in sweep_scores(summary).items()]
         tags = [RunTag("hindsight.best_trial", str(best.get("trial_id", "")))]
         client.log_batch(parent, metrics=finite, tags=tags)
         if trials is not None:
@@ -260,9 +152,7 @@ class MlflowTracker(Callback):
                 if row["trial_id"] == best.get("trial_id"):
                     trial_tags.append(RunTag("hindsight.best", "true"))
                 timings = [
-                    Metric(k, float(row[k]), now, 0)
-                    for k in TRIAL_TIMERS
-                    if isinstance(row.get(k), (int, float)) and math.isfinite(float(row[k]))
+                    Metric(k, v, now, 0) for k, v in finite_numbers({k: row.get(k) for k in TRIAL_TIMERS}).items()
                 ]
                 client.log_batch(run_id, metrics=timings, tags=trial_tags)
         store = ExperimentStore(self.experiment_dir)

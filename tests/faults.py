@@ -1,0 +1,121 @@
+"""Helpers of the fault tests: the sweep command in its own session, waiting for a point in it, stopping it there
+(a signal, SIGKILL, a killed Ray process), and the decisions a resumed sweep must share with an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.spawn import die_with_pytest
+
+SETTINGS = [
+    "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]", "search.stage1.epochs=6",
+    "search.stage2.max_iterations=4", "search.stage2.epochs=6", "data.lags=6",
+]
+
+
+def cli(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, "-m", "hindsight_ray", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_pytest, **kwargs)
+
+
+def sweep_args(storage: Path, name: str) -> list[str]:
+    return ["sweep", "--storage", str(storage), "--name", name, *[f"--set={s}" for s in SETTINGS]]
+
+
+def session_processes(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for the sweep to get there")
+
+
+def stop_when(process: subprocess.Popen, condition, stop, what: str, timeout: float = 240) -> str:
+    """Once ``condition()`` holds, ``stop()`` the running sweep (a signal, a killed Ray process) and
+    return its output; the sweep's whole session is killed if it outlives the test's patience."""
+    try:
+        wait_for(lambda: condition() or process.poll() is not None, timeout=timeout)
+        assert process.poll() is None, f"the sweep ended before {what}"
+        stop()
+        output, _ = process.communicate(timeout=120)  # only a hang fails this
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return output
+
+
+def has_checkpoint(experiment: Path, stage: int) -> bool:
+    """Some trial of ``stage`` has checkpointed (older checkpoints are deleted, so any one counts)."""
+    return any(experiment.glob(f"train_lstm_*stage={stage}*/checkpoint_*"))
+
+
+def decisions(experiment: Path) -> dict:
+    summary = json.loads((experiment / "summary.json").read_text())
+    return {
+        "winner": (summary["stage1"]["winner"]["layers"], summary["stage1"]["winner"]["units"],
+                   round(summary["stage1"]["winner"]["validation"], 6)),
+        "path": [(round(s["learning_rate"], 10), round(s["score"], 6)) for s in summary["stage2"]["learning_rate_path"]],
+        "best": (summary["best"]["layers"], summary["best"]["units"], summary["best"]["learning_rate"],
+                 round(summary["best"]["validation"], 6), round(summary["best"]["test_rmse"], 6)),
+    }
+
+
+def uninterrupted_decisions(tmp_path_factory) -> dict:
+    """The decisions of the sweep run once without interruption: what every resumed sweep must reach."""
+    storage = tmp_path_factory.mktemp("reference")
+    process = cli(*sweep_args(storage, "whole"), cwd=storage)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    # the command's own lines only: no Ray configuration box, no absl/TensorFlow lines, no warnings
+    noise = [line for line in output.splitlines() if any(word in line for word in (
+        "Configuration for experiment", "absl", "I0000", "W0000", "E0000", "cuda", "Warning", "WARNING"))]
+    assert not noise, noise
+    return decisions(storage / "whole")
+
+
+
+def sigkill_when(process: subprocess.Popen, condition) -> None:
+    """SIGKILL the sweep's whole session once ``condition()`` holds; wait until none of it is left."""
+    try:
+        wait_for(lambda: condition() or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it had already ended; the assertion above says so
+        process.communicate()
+    wait_for(lambda: not session_processes(process.pid), timeout=60)  # no stray Ray processes
+
+
+def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
+    experiment = tmp_path / "killed"
+    sigkill_when(cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True),
+                 lambda: has_checkpoint(experiment, stage))
+    assert not (experiment / "summary.json").exists()
+    began = time.time()
+    resumed = cli("resume", str(experiment), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    return experiment, time.time() - began
