@@ -9,14 +9,18 @@ not choose (Keras' serialisation imports TensorFlow whenever it is installed; th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
+_IMPORTING = threading.Lock()
 PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # the module each backend imports
 
 
@@ -79,11 +83,37 @@ def use(backend: str) -> Any:
             os.environ[name] = value
         else:
             os.environ.setdefault(name, value)
-    import keras
+    with _IMPORTING:  # one thread at a time moves descriptor 2 (the background warm-up, the driver)
+        quiet = backend == "tensorflow" and "tensorflow" not in sys.modules
+        with _native_stderr_off() if quiet and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" else contextlib.nullcontext():
+            import keras
 
     if backend != "tensorflow":
         _no_tensorflow_in_serialisation()
     return keras
+
+
+@contextlib.contextmanager
+def _native_stderr_off() -> Iterator[None]:
+    """File descriptor 2 to /dev/null while TensorFlow is imported: what its C++ core writes there before
+    absl's logging starts ("Could not find cuda drivers on your machine", "All log messages before
+    absl::InitializeLog()") ignores ``TF_CPP_MIN_LOG_LEVEL``, and a notebook shows descriptor 2 in the cell.
+    Python's ``sys.stderr`` in a notebook is not descriptor 2; in a terminal, a line written during the
+    import (a second or two) is lost, which is why this is only done at the quiet log level."""
+    try:
+        kept = os.dup(2)
+    except OSError:  # no descriptor 2 at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+        os.close(devnull)
 
 
 def _no_tensorflow_in_serialisation() -> None:

@@ -60,3 +60,20 @@ def test_a_model_trained_on_a_backend_not_installed_here_is_one_line_naming_the_
     (tmp_path / "preprocessing.json").write_text(json.dumps({"kind": None, "backend": "mxnet"}))
     with pytest.raises(UserError, match="backend is 'mxnet', not tensorflow, jax or torch"):
         Predictor.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_tensorflow_imported_for_a_python_session_writes_nothing_to_its_stderr():
+    """A notebook shows descriptor 2 in the cell: TensorFlow's C++ start-up lines ("Could not find cuda
+    drivers", "All log messages before absl::InitializeLog()") ignore its log level and must not get there;
+    what Python writes to stderr after the import still does."""
+    import os
+    import subprocess
+
+    pytest.importorskip("tensorflow")
+    code = ("import sys; from hindsight_ray.training import backend; keras = backend.use('tensorflow'); "
+            "import tensorflow as tf; tf.constant(1.0) + 1; print('after', file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "after", done.stderr
