@@ -99,6 +99,13 @@ class StageLines:
         return lines
 
 
+def _epochs(trial: Any) -> str:
+    """A running trial's epochs done of its epochs, or ``starting`` until its first epoch has ended (the
+    worker is starting, importing the framework, loading the data and building the model)."""
+    epoch = (trial.last_result or {}).get("epoch")
+    return f"{epoch}/{trial.config.get('epochs')}" if epoch else "starting"
+
+
 class Heartbeat:
     """Elapsed time, trials done, running (with their epochs) and queued per stage, the best score so far,
     and the time left from the observed seconds per trial-epoch."""
@@ -114,11 +121,7 @@ class Heartbeat:
             done = sum(t.status in ENDED for t in mine)
             running = [t for t in mine if t.status == "RUNNING"]
             queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
-            shown = ", ".join(
-                f"{t.config.get('layers')}x{t.config.get('units')} "
-                f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}"
-                for t in running[:4]
-            )
+            shown = ", ".join(f"{t.config.get('layers')}x{t.config.get('units')} {_epochs(t)}" for t in running[:4])
             label = f"stage {stage}: " if stage else ""
             total = self.stage_epochs.get(stage, (len(mine), 0))[0]
             parts.append(

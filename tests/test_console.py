@@ -28,6 +28,8 @@ def test_the_heartbeat_counts_stages_names_running_epochs_and_estimates_time_lef
     # 2 slots; stage 2: 60 epochs and 3 starts one at a time
     assert line.endswith(f"left ~{clock((16 * 0.5 + 3) / 2 + 60 * 0.5 + 3 * 3)}")
     assert progress.line(trials[3:], elapsed=1).endswith("left ~?")  # nothing measured yet
+    started = FakeTrial("RUNNING", {"stage": 1, "layers": 2, "units": 16, "epochs": 10})
+    assert "1 running (2x16 starting)" in progress.line([started], elapsed=1)  # no epoch has ended yet
 
 
 def test_plain_lines_come_at_most_every_interval():
