@@ -162,7 +162,7 @@ def _timeline(store, trials):
     start = ran.started_at.min()
     span = max(float(ran.finished_at.max() - start), 1e-9)
     width_in = 9.0
-    figure, axis = _figure((width_in, 0.6 + 0.45 * len(rows)))
+    figure, axis = _figure((width_in, 1.0 + 0.45 * len(rows)))
     seconds_per_char = span / (width_in * 0.8) * 6 * 0.6 / 72  # a 6-pt character in seconds of the x axis
     colors = {1: "tab:blue", 2: "tab:orange"}
     hidden = 0
@@ -278,7 +278,7 @@ def _predictions(store, summary=None):
     axis.set_ylabel(f"{target} (data units)")
     axis.set_xlabel(xlabel)
     figure.autofmt_xdate()
-    _legend_below(axis, columns=6)
+    _legend_below(axis, columns=6, below=0.42 if xlabel.startswith("date") else 0.2)  # under the slanted dates
     axis.set_title("test split: predictions against actual values (first target, first step)")
     return _save(store, figure, "predictions.png")
 
@@ -316,8 +316,9 @@ def metric_label(metric: str, summary: dict[str, Any] | None) -> str:
     return metric
 
 
-def _legend_below(axis: Any, *axes: Any, columns: int = 3) -> None:
-    """One legend for ``axis`` (and ``axes`` sharing its plot) under the plot, where it covers no data."""
+def _legend_below(axis: Any, *axes: Any, columns: int = 3, below: float = 0.2) -> None:
+    """One legend for ``axis`` (and ``axes`` sharing its plot) under the plot, where it covers no data;
+    ``below``: how far under the axis (a fraction of its height), clear of the tick labels and the x label."""
     handles, labels = [], []
     for each in (axis, *axes):
         more = each.get_legend_handles_labels()
@@ -325,7 +326,7 @@ def _legend_below(axis: Any, *axes: Any, columns: int = 3) -> None:
         labels += more[1]
     if handles:
         axis.legend(
-            handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False
+            handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -below), ncol=columns, frameon=False
         )
 
 

@@ -16,15 +16,24 @@ th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}th{background:#
 td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.6em 0;border:1px solid #eee}
 code{background:#f4f4f4;padding:0 0.25em;border-radius:3px}h1{font-size:1.6em}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(640px,100%),1fr));gap:0.8em;align-items:start}
-.plots img{width:100%;margin:0}"""
+.plots img{width:100%;margin:0}.plots img.wide{grid-column:1/-1}"""
 
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(text)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+
+
+def _wide(png: bytes) -> bool:
+    """A picture at least three times as wide as it is tall (the trial timeline): it takes a whole row of the
+    grid, where its text stays readable, instead of a column."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return False
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    return height > 0 and width >= 3 * height
 
 
 def _table(rows: list[str]) -> str:
@@ -55,8 +64,9 @@ def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
         if image:  # consecutive pictures side by side, as many as the window's width holds
             pictures = []
             while index < len(lines) and (image := _IMAGE.fullmatch(lines[index].strip())):
-                data = base64.b64encode(store.read_bytes(image.group(2))).decode("ascii")
-                pictures.append(f'<img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}">')
+                png = store.read_bytes(image.group(2))
+                data, wide = base64.b64encode(png).decode("ascii"), ' class="wide"' if _wide(png) else ""
+                pictures.append(f'<img alt="{html.escape(image.group(1))}"{wide} src="data:image/png;base64,{data}">')
                 index += 1
             blocks.append(f'<div class="plots">{"".join(pictures)}</div>')
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,19 +187,48 @@ def test_summary_and_console(airline_sweep):
     assert {"persistence", "seasonal_naive", "sarima", "ets"} <= set(predictions.columns)
 
 
-def test_report_html_renders_in_headless_chromium(airline_sweep, tmp_path):
-    import shutil
+def _chromium_shot(browser: str, page: Path, shot: Path, size: str) -> np.ndarray:
+    """Chromium's screenshot of ``page`` as an RGB array (values 0-1)."""
     import subprocess
+
+    from matplotlib.image import imread
+
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--window-size={size}", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot of {page.name}"
+    return imread(shot)[..., :3]
+
+
+def _drawn(pixels: np.ndarray) -> float:
+    """The fraction of a screenshot that is not white: what a picture drew."""
+    return float((pixels.min(axis=2) < 0.9).mean())
+
+
+def test_report_html_renders_in_headless_chromium(airline_sweep, tmp_path):
+    """The page as a browser shows it: every picture decodes and draws something (each one alone on a page,
+    screenshot by Chromium), a picture that is missing or empty is caught, and the whole page is drawn."""
+    import re
+    import shutil
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
         pytest.skip("no headless Chromium on this machine (apt-get install chromium); parsed in test_report instead")
     _, _, experiment, _ = airline_sweep
-    shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000",
-                    f"--screenshot={shot}", (experiment / "report.html").as_uri()],
-                   capture_output=True, timeout=120, check=False)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # a page with pictures
+    page = (experiment / "report.html").read_text()
+    sources = re.findall(r'<img alt="([^"]*)"[^>]* src="(data:image/png;base64,[^"]+)"', page)
+    assert len(sources) >= 5, "the report's pictures"
+    broken = sources[0][1][:120]  # a picture cut short: the browser draws a broken-image mark at most
+    for index, (alt, source) in enumerate([*sources, ("cut short", broken), ("empty", "")]):
+        alone = tmp_path / f"picture{index}.html"
+        alone.write_text(f'<html><body style="margin:0;background:#fff"><img src="{source}"></body></html>')
+        drawn = _drawn(_chromium_shot(browser, alone, tmp_path / f"picture{index}.png", "1000,800"))
+        if alt in ("cut short", "empty"):
+            assert drawn < 0.001, (alt, drawn)  # the check below sees a missing picture
+        else:
+            assert drawn > 0.005, (alt, drawn)
+    whole = _chromium_shot(browser, experiment / "report.html", tmp_path / "report.png", "1400,2400")
+    assert _drawn(whole) > 0.1
 
 
 def test_same_seed_same_scores(airline_sweep, tmp_path):
