@@ -74,6 +74,24 @@ def test_consecutive_pictures_share_one_row_that_uses_the_width(tmp_path):
     assert "max-width:1800px" in page and "grid-template-columns" in page
 
 
+def test_bold_text_and_wide_pictures_in_the_page(tmp_path):
+    import struct
+
+    from hindsight_ray.report_html import _wide, markdown_to_html
+    from hindsight_ray.storage import ExperimentStore
+
+    def header(width: int, height: int) -> bytes:  # a PNG's signature and IHDR size, enough for _wide
+        return b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + struct.pack(">II", width, height) + b"\0" * 20
+
+    assert _wide(header(990, 180)) and not _wide(header(700, 400)) and not _wide(b"GIF89a")
+    (tmp_path / "timeline.png").write_bytes(header(990, 180))
+    (tmp_path / "grid.png").write_bytes(header(700, 400))
+    page = markdown_to_html("**The chosen model is WORSE.**\n\n![t](timeline.png)\n![g](grid.png)\n",
+                            ExperimentStore(str(tmp_path)))
+    assert "<p><strong>The chosen model is WORSE.</strong></p>" in page and "**" not in page
+    assert page.count('class="wide"') == 1 and '<img alt="t" class="wide"' in page
+
+
 def test_timeline_rows_are_node_device_and_slot():
     from hindsight_ray.report import timeline_rows
 
