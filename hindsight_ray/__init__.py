@@ -5,7 +5,15 @@ Importing the package is cheap: Ray and TensorFlow load only when a sweep needs 
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
+
+# In a notebook without ipywidgets, importing Ray Tune writes two lines into the cell that are not ours to
+# act on: tqdm's "IProgress not found" warning (Ray's tqdm_ray imports tqdm.auto) and Ray's "Missing packages:
+# ['ipywidgets']" (its context widget). The sweep's own lines are the cell's output.
+warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
+logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
 
 __version__ = "0.1.0"
 __all__ = [

@@ -68,6 +68,18 @@ class SweepResult:
         ``backend`` (default: the one Keras runs on here, else the sweep's)."""
         return Predictor.load(self.experiment_dir, backend)
 
+    def __repr__(self) -> str:
+        """One line a notebook shows for the result: where, how many trials, the best (not the whole summary)."""
+        from hindsight_ray.finalize import describe_best
+        from hindsight_ray.objective import Objective
+
+        summary = self.summary
+        try:
+            best = describe_best(summary, Objective(summary["metric"], summary["mode"]))
+        except (KeyError, TypeError, ValueError):
+            best = "?"
+        return f"SweepResult({self.experiment_dir!r}: {summary.get('trials_run', '?')} trials, best {best})"
+
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
             store = ExperimentStore(self.experiment_dir)

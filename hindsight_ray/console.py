@@ -11,13 +11,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, ProgressReporter
 
 from hindsight_ray.objective import Objective
 from hindsight_ray.progress import Heartbeat, LiveLine, StageLines
 from hindsight_ray.storage import ExperimentLocation, ExperimentStore
 
 QUEUE_FILE = "queued_at.json"
+
+
+class NoTuneReporter(ProgressReporter):
+    """Tune's own progress report, off: the callbacks here say it. Without one, Tune picks its
+    ``JupyterNotebookReporter`` in a notebook, which clears the cell's output (the plan printed above it) and
+    leaves an empty HTML display there."""
+
+    def should_report(self, trials: list[Any], done: bool = False) -> bool:
+        return False
+
+    def report(self, trials: list[Any], done: bool, *sys_info: str) -> None:
+        pass
 
 
 class TrialClock(Callback):

@@ -340,7 +340,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
-    from hindsight_ray.console import DiskWatch, Progress, StageConsole, TrialClock, WarmBackend
+    from hindsight_ray.console import DiskWatch, NoTuneReporter, Progress, StageConsole, TrialClock, WarmBackend
     from hindsight_ray.reporting.tensorboard_tracking import TensorBoardWriter
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
@@ -384,6 +384,7 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
             stop=EpochBudget(budget, plan.experiment_dir) if budget else None,
             failure_config=tune.FailureConfig(max_failures=config.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
+            progress_reporter=NoTuneReporter(),
             callbacks=[
                 TrialClock(plan.location),
                 DiskWatch(plan.experiment_dir),
