@@ -575,7 +575,8 @@ class _Ending:
         errors = tracker.finish(dict(self.summary), store.read_table(tables.TRIALS_FILE))
         where = f"project {tracker.project!r}, group {tracker.sweep!r}"
         if tracker.mode == "offline":
-            where += f", offline: wandb sync {shlex.quote(str(tracker.run_dir or 'wandb'))} uploads them"
+            runs = os.path.join(tracker.run_dir or ".", "wandb")
+            where += f", offline: wandb sync {shlex.quote(runs)}/offline-run-* uploads them"
         self.echo(f"wandb       {len(tracker.state.get('runs', {}))} trial runs and the sweep's ({where})")
         for error in errors[:5]:
             self.echo(f"wandb       not logged: {error}")
