@@ -55,3 +55,12 @@ def local_ray():
              runtime_env={"env_vars": WORKER_ENV})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The decisions of the default fault-test sweep run once without interruption, per module that asks:
+    what every interrupted and resumed sweep of tests/faults.py must reach."""
+    from tests.faults import uninterrupted_decisions
+
+    return uninterrupted_decisions(tmp_path_factory)

@@ -22,16 +22,10 @@ from tests.faults import (
     session_processes,
     stop_when,
     sweep_args,
-    uninterrupted_decisions,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return uninterrupted_decisions(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("signum", "stage", "group"), [(signal.SIGINT, 1, True), (signal.SIGTERM, 2, False)],

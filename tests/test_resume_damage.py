@@ -16,16 +16,10 @@ from tests.faults import (
     has_checkpoint,
     session_processes,
     sweep_args,
-    uninterrupted_decisions,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return uninterrupted_decisions(tmp_path_factory)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "deleted"])

@@ -16,16 +16,10 @@ from tests.faults import (
     session_processes,
     stop_when,
     sweep_args,
-    uninterrupted_decisions,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return uninterrupted_decisions(tmp_path_factory)
 
 
 def _children_named(pid: int, name: str) -> bool:
