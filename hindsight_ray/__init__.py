@@ -35,8 +35,8 @@ _LAZY = {
     "resume": "hindsight_ray.api",
     "load": "hindsight_ray.api",
     "SweepResult": "hindsight_ray.api",
-    "UserError": "hindsight_ray.errors",
-    "Interrupted": "hindsight_ray.safety",
+    "UserError": "hindsight_ray.core.errors",
+    "Interrupted": "hindsight_ray.running.lock_and_signals",
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from hindsight_ray.config import (
+from hindsight_ray.config.schema import (
     SweepConfig,
     apply_overrides,
     build_config,
@@ -31,11 +31,12 @@ from hindsight_ray.config import (
     value_origins,
     with_origins,
 )
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE
 from hindsight_ray.data.sources import DATAFRAME
-from hindsight_ray.errors import UserError
-from hindsight_ray.predict import Predictor
-from hindsight_ray.results import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE, Best, Summary
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.reporting.predictor import Predictor
+from hindsight_ray.reporting.tables import Best, Summary
 
 ConfigLike = SweepConfig | dict[str, Any] | str | Path | None
 
@@ -70,8 +71,8 @@ class SweepResult:
 
     def __repr__(self) -> str:
         """One line a notebook shows for the result: where, how many trials, the best (not the whole summary)."""
-        from hindsight_ray.finalize import describe_best
-        from hindsight_ray.objective import Objective
+        from hindsight_ray.core.objective import Objective
+        from hindsight_ray.running.finalize import describe_best
 
         summary = self.summary
         try:
@@ -88,7 +89,9 @@ class SweepResult:
 
 
 def resolve_config(
-    config: ConfigLike = None, overrides: Sequence[str] | None = None, literal: dict[str, Any] | None = None
+    config: ConfigLike = None,
+    overrides: Sequence[str] | None = None,
+    literal: dict[str, Any] | None = None,
 ) -> SweepConfig:
     """A validated config from a YAML path, a mapping, a ``SweepConfig`` or None (the default), with
     ``--set``-style overrides (values parsed as YAML) and literal settings (taken as given)."""
@@ -96,7 +99,10 @@ def resolve_config(
     if isinstance(config, SweepConfig):
         raw = config.model_dump(mode="json")
         before = dict(config._origins)
-        for key, origin in before.items():  # a dataset's own defaults go with it if the source changes
+        for (
+            key,
+            origin,
+        ) in before.items():  # a dataset's own defaults go with it if the source changes
             if origin.startswith("dataset "):
                 raw["data"].pop(key, None)
     elif isinstance(config, dict):
@@ -106,7 +112,9 @@ def resolve_config(
     elif config is None:
         raw = {}
     else:
-        raise UserError(f"config must be a path, a mapping or a SweepConfig, got {type(config).__name__}")
+        raise UserError(
+            f"config must be a path, a mapping or a SweepConfig, got {type(config).__name__}"
+        )
     resolved = build_config(apply_overrides(raw, list(overrides or []), literal))
     return with_origins(resolved, value_origins(raw, list(overrides or []), literal, before))
 
@@ -128,14 +136,21 @@ def sweep(
     callbacks (``ray.tune.Callback``, e.g. MLflow's or W&B's) attached to the run.
     ``model_builder(spec, layers, units, learning_rate, seed)`` returns a compiled ``keras.Model`` that
     replaces the LSTM (``model.builder: "package.module:function"`` in a config)."""
-    from hindsight_ray.runner import run_sweep
+    from hindsight_ray.running.runner import run_sweep
 
     literal: dict[str, Any] = {"name": name, "storage": storage}
-    if data is not None:  # a DataFrame is its own source: no bundled dataset's preprocessing applies to it
+    if (
+        data is not None
+    ):  # a DataFrame is its own source: no bundled dataset's preprocessing applies to it
         literal["data.source"] = DATAFRAME
     resolved = resolve_config(config, overrides, literal)
     summary = run_sweep(
-        resolved, echo=echo, report=report, table=data, callbacks=list(callbacks or []), model_builder=model_builder
+        resolved,
+        echo=echo,
+        report=report,
+        table=data,
+        callbacks=list(callbacks or []),
+        model_builder=model_builder,
     )
     return SweepResult(summary["experiment_dir"], cast(Summary, summary))
 
@@ -150,10 +165,14 @@ def resume(
 ) -> SweepResult:
     """Finish an interrupted sweep (a finished one is returned as it is). A sweep that ran on a DataFrame
     needs the same frame again: other data is refused. ``overrides`` must agree with the recorded config."""
-    from hindsight_ray.runner import resume_sweep
+    from hindsight_ray.running.runner import resume_sweep
 
     summary = resume_sweep(
-        str(experiment_dir), list(overrides or []), echo=echo, table=data, model_builder=model_builder
+        str(experiment_dir),
+        list(overrides or []),
+        echo=echo,
+        table=data,
+        model_builder=model_builder,
     )
     return SweepResult(summary["experiment_dir"], summary)
 
@@ -162,7 +181,9 @@ def load(experiment_dir: str | Path) -> SweepResult:
     """A finished sweep's results; an unfinished one is an error that says to resume it."""
     store = ExperimentStore(str(experiment_dir))
     if not store.exists(SUMMARY_FILE):
-        raise UserError(f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
+        raise UserError(
+            f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)"
+        )
     summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     # the folder given, never the one recorded: a moved or copied experiment reads its own files
     return SweepResult(store.location, cast(Summary, summary))

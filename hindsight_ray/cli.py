@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from hindsight_ray import __version__
-from hindsight_ray.errors import UserError
-from hindsight_ray.safety import Interrupted
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.running.lock_and_signals import Interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     # --debug is accepted after the subcommand too; SUPPRESS keeps the top-level value when it is absent
     debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
 
     sweep = commands.add_parser(
         "sweep", parents=[debug], help="run a sweep (the embedded default when no CONFIG is given)"
@@ -37,10 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)",
     )
     sweep.add_argument("--name", help="experiment name (folder under storage)")
-    sweep.add_argument("--storage", help="where experiments go: a local path, shared NFS path or s3:// URI")
+    sweep.add_argument(
+        "--storage", help="where experiments go: a local path, shared NFS path or s3:// URI"
+    )
     sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
-    sweep.add_argument("--dry-run", action="store_true", help="validate and print the plan without training")
-    sweep.add_argument("--no-report", action="store_true", help="skip report.md and its plots at the end")
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan without training"
+    )
+    sweep.add_argument(
+        "--no-report", action="store_true", help="skip report.md and its plots at the end"
+    )
 
     resume = commands.add_parser(
         "resume", parents=[debug], help="continue an interrupted sweep from its experiment dir"
@@ -72,25 +80,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a campaign key, e.g. --set seeds=[0]",
     )
-    campaign.add_argument("--dry-run", action="store_true", help="validate and list the sweeps without running")
+    campaign.add_argument(
+        "--dry-run", action="store_true", help="validate and list the sweeps without running"
+    )
 
     commands.add_parser("datasets", parents=[debug], help="list the bundled datasets")
 
     predict = commands.add_parser(
-        "predict", parents=[debug], help="run a finished sweep's best model on raw data (CSV or Parquet)"
+        "predict",
+        parents=[debug],
+        help="run a finished sweep's best model on raw data (CSV or Parquet)",
     )
     predict.add_argument("experiment", metavar="EXPERIMENT_DIR")
-    predict.add_argument("--data", required=True, metavar="FILE", help="raw rows: a series, or a text column")
-    predict.add_argument("--out", metavar="FILE", help="where to write (.csv or .parquet); default: CSV on stdout")
     predict.add_argument(
-        "--backend", choices=["tensorflow", "jax", "torch"], help="Keras backend to load on (default: the sweep's)"
+        "--data", required=True, metavar="FILE", help="raw rows: a series, or a text column"
+    )
+    predict.add_argument(
+        "--out", metavar="FILE", help="where to write (.csv or .parquet); default: CSV on stdout"
+    )
+    predict.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        help="Keras backend to load on (default: the sweep's)",
     )
     return parser
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from hindsight_ray import api
-    from hindsight_ray.runner import run_sweep
+    from hindsight_ray.running.runner import run_sweep
 
     # taken literally, never as YAML: --name "run #3" is that name, --name 2024-11-24 is a name too
     literal = {"name": args.name, "storage": args.storage, "resources.address": args.address}
@@ -100,27 +118,38 @@ def _sweep(args: argparse.Namespace) -> int:
         return 0
     result = api.sweep(config, report=not args.no_report)
     if result.best is None:
-        raise UserError("every stage-1 trial failed; see the trials' error.txt files in the experiment dir")
+        raise UserError(
+            "every stage-1 trial failed; see the trials' error.txt files in the experiment dir"
+        )
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
     from hindsight_ray import api
 
-    api.resume(args.experiment, overrides=args.overrides)  # overrides must agree with the recorded config
+    api.resume(
+        args.experiment, overrides=args.overrides
+    )  # overrides must agree with the recorded config
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hindsight_ray.report import write_sweep_report
-    from hindsight_ray.results import SUMMARY_FILE
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.core.layout import SUMMARY_FILE
+    from hindsight_ray.reporting.report import write_sweep_report
 
     if not ExperimentStore(args.experiment).exists(SUMMARY_FILE):
-        raise UserError(f"{args.experiment}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)")
+        raise UserError(
+            f"{args.experiment}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)"
+        )
     try:
         written = write_sweep_report(args.experiment)
-    except (ValueError, KeyError, TypeError, OSError) as exc:  # a corrupt summary, a foreign or damaged folder
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+    ) as exc:  # a corrupt summary, a foreign or damaged folder
         if args.debug:
             raise
         detail = str(exc).splitlines()[0][:160] if str(exc) else ""
@@ -133,7 +162,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from hindsight_ray.campaign import load_campaign, run_campaign
+    from hindsight_ray.running.campaign import load_campaign, run_campaign
 
     campaign = load_campaign(args.campaign, args.overrides)
     if args.dry_run:
@@ -157,7 +186,7 @@ def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hindsight_ray.data.sources import read_table
-    from hindsight_ray.predict import Predictor
+    from hindsight_ray.reporting.predictor import Predictor
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
@@ -165,28 +194,43 @@ def _predict(args: argparse.Namespace) -> int:
     if (
         out is not None
         and "://" not in args.experiment
-        and Path(args.experiment).expanduser().resolve() in (out.resolve().parent, *out.resolve().parent.parents)
+        and Path(args.experiment).expanduser().resolve()
+        in (out.resolve().parent, *out.resolve().parent.parents)
     ):
-        raise UserError(f"--out {out}: that is inside the experiment {args.experiment}; write elsewhere")
+        raise UserError(
+            f"--out {out}: that is inside the experiment {args.experiment}; write elsewhere"
+        )
     source = Path(args.data).expanduser()
     if not source.is_file():
         raise UserError(f"--data {args.data}: file not found")
     frame = read_table(source, f"--data {args.data}")
     predictor = Predictor.load(args.experiment, args.backend)
     predicted = predictor.predict(frame)
-    if not isinstance(predicted, pd.DataFrame):  # text: probabilities beside the rows they belong to
+    if not isinstance(
+        predicted, pd.DataFrame
+    ):  # text: probabilities beside the rows they belong to
         columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
         predicted = pd.concat(
-            [frame.reset_index(drop=True), pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns)], axis=1
+            [
+                frame.reset_index(drop=True),
+                pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns),
+            ],
+            axis=1,
         )
     if out is None:
         predicted.to_csv(sys.stdout, index=False)
         return 0
-    from hindsight_ray.results import parquet_bytes
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.reporting.tables import parquet_bytes
 
-    data = parquet_bytes(predicted) if out.suffix.lower() != ".csv" else predicted.to_csv(index=False).encode()
-    ExperimentStore(str(out.parent.resolve())).write_bytes(out.name, data)  # atomic: never half a file
+    data = (
+        parquet_bytes(predicted)
+        if out.suffix.lower() != ".csv"
+        else predicted.to_csv(index=False).encode()
+    )
+    ExperimentStore(str(out.parent.resolve())).write_bytes(
+        out.name, data
+    )  # atomic: never half a file
     print(f"predictions: {len(predicted)} rows in {out}", file=sys.stderr)
     return 0
 
@@ -194,7 +238,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _datasets(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from hindsight_ray.config import DATASET_DEFAULTS
+    from hindsight_ray.config.schema import DATASET_DEFAULTS
     from hindsight_ray.data import BUILTINS, builtin_path
 
     for dataset in BUILTINS.values():
@@ -205,8 +249,12 @@ def _datasets(args: argparse.Namespace) -> int:
         print(f"    source: {dataset.source}")
         defaults = DATASET_DEFAULTS.get(f"builtin:{dataset.name}") or {}
         shown = ", ".join(f"data.{key}: {str(value).lower()}" for key, value in defaults.items())
-        print(f"    preprocessing by default: {shown or 'none beyond the global defaults'} (any key can be overridden)")
-    print("builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use")
+        print(
+            f"    preprocessing by default: {shown or 'none beyond the global defaults'} (any key can be overridden)"
+        )
+    print(
+        "builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use"
+    )
     print("    source: Maas et al. (2011), Large Movie Review Dataset, as packaged by Keras")
     return 0
 
@@ -221,7 +269,9 @@ def quiet_native_stderr() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stderr = os.fdopen(kept, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+    sys.stderr = os.fdopen(
+        kept, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,11 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:  # the command itself (tests and notebooks pass argv and keep their stderr)
             quiet_native_stderr()
     if argv is None:
-        from hindsight_ray import cluster
-        from hindsight_ray.safety import stop_on_sigterm
+        from hindsight_ray.running import cluster
+        from hindsight_ray.running.lock_and_signals import stop_on_sigterm
 
         stop_on_sigterm()
-        cluster.EXIT_WHEN_RAY_DIES = True  # the command ends at once, in one line, if its local Ray dies
+        cluster.EXIT_WHEN_RAY_DIES = (
+            True  # the command ends at once, in one line, if its local Ray dies
+        )
     handlers = {
         "sweep": _sweep,
         "resume": _resume,
@@ -256,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        from hindsight_ray.safety import stop_message
+        from hindsight_ray.running.lock_and_signals import stop_message
 
         message, code = stop_message(exc)
         print(f"error: {message}", file=sys.stderr)

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from hindsight_ray.config import load_config
+from hindsight_ray.config.schema import load_config
 from hindsight_ray.data import prepare
 from hindsight_ray.data.classical import classical_baselines
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hindsight_ray.config import load_config
-from hindsight_ray.runner import run_sweep
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.running.runner import run_sweep
 
 
 def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:
@@ -40,8 +40,8 @@ class Phases:
 
         from ray import tune
 
-        import hindsight_ray.report as report
-        import hindsight_ray.runner as runner
+        import hindsight_ray.reporting.report as report
+        import hindsight_ray.running.runner as runner
 
         self.marks: dict[str, float] = {}
         for module, name in [(runner, "finalize"), (report, "write_sweep_report")]:

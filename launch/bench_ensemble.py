@@ -12,15 +12,15 @@ import sys
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.cluster import use_trial_numerics
+from hindsight_ray.training.backend import use_trial_numerics
 
 
 def main(experiment: str) -> None:
     use_trial_numerics()
-    from hindsight_ray.checkpoints import load_scored_model
-    from hindsight_ray.config import build_config
+    from hindsight_ray.config.schema import build_config
     from hindsight_ray.data import prepare
-    from hindsight_ray.trainable import predict
+    from hindsight_ray.training.checkpoints import load_scored_model
+    from hindsight_ray.training.trainable import predict
 
     raw = json.load(open(f"{experiment}/config.json"))
     keys = ("name", "storage", "seed", "data", "model", "search", "resources", "run")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hindsight_ray.config import load_config
+from hindsight_ray.config.schema import load_config
 from hindsight_ray.data import prepare
-from hindsight_ray.runner import run_sweep
+from hindsight_ray.running.runner import run_sweep
 
 NOTEBOOK_SWEEP = ["model.batch_size=16", "search.stage1.epochs=50", "search.stage2.epochs=50"]
 
@@ -34,7 +34,7 @@ def notebook_loop(config, trials: pd.DataFrame) -> tuple[float, float, list[floa
     tick = time.perf_counter()
     import keras
 
-    from hindsight_ray.model import ModelSpec, build_model
+    from hindsight_ray.training.model import ModelSpec, build_model
     imported = time.perf_counter() - tick
 
     prepared = prepare(config.data, seed=config.seed)

@@ -155,9 +155,9 @@ def finalize_at(storage: str, trials: int) -> dict[str, float]:
     """Seconds to read a real experiment of ``trials`` trials and build its tables and summary."""
     from ray import tune
 
-    from hindsight_ray import results as tables
-    from hindsight_ray.config import load_config
-    from hindsight_ray.finalize import load_outcomes, score_trials, summarize
+    from hindsight_ray.config.schema import load_config
+    from hindsight_ray.reporting import tables
+    from hindsight_ray.running.finalize import load_outcomes, score_trials, summarize
 
     def three_epochs(config: dict) -> None:
         started = time.time()

@@ -61,8 +61,8 @@ def throughput(storage: str) -> tuple[float, float]:
 
 
 def sweep(storage: str, name: str, speculative: bool) -> tuple[dict, pd.DataFrame]:
-    from hindsight_ray.config import load_config
-    from hindsight_ray.runner import run_sweep
+    from hindsight_ray.config.schema import load_config
+    from hindsight_ray.running.runner import run_sweep
 
     config = load_config(None, [f"storage={storage}", f"name={name}", f"search.stage2.speculative={speculative}"])
     summary = run_sweep(config, echo=lambda line: None)
@@ -77,11 +77,11 @@ def stage_wall(trials: pd.DataFrame, stage: int) -> float:
 def main() -> None:
     import ray
 
-    from hindsight_ray.cluster import WORKER_ENV
+    from hindsight_ray.training.backend import DEFAULT, worker_env
 
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": WORKER_ENV})
+             runtime_env={"env_vars": worker_env(DEFAULT)})
     storage = tempfile.mkdtemp(prefix="hindsight-bench-")
     ours, basic = throughput(storage)
     sequential, seq_trials = sweep(storage, "sequential", speculative=False)

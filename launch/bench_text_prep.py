@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
 from hindsight_ray.data import prepare
 
 

@@ -33,7 +33,7 @@ def pytest_configure(config):
             sys.modules.setdefault(name, None)  # type: ignore[assignment]
     # TensorFlow imported by a test in this process computes as in the trials and the driver (oneDNN off:
     # the last bits of a prediction depend on it), whichever test imports it first
-    from hindsight_ray.cluster import use_trial_numerics
+    from hindsight_ray.training.backend import use_trial_numerics
 
     use_trial_numerics()
 
@@ -47,12 +47,12 @@ def pytest_unconfigure(config):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    from hindsight_ray.cluster import WORKER_ENV
+    from hindsight_ray.training.backend import DEFAULT, worker_env
 
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": WORKER_ENV})
+             runtime_env={"env_vars": worker_env(DEFAULT)})
     yield ray
     ray.shutdown()
 

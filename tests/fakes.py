@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hindsight_ray.results import TrialOutcome
+from hindsight_ray.reporting.tables import TrialOutcome
 
 
 @dataclass

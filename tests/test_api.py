@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import hindsight_ray as hr
-from hindsight_ray.config import config_to_dict, load_config
+from hindsight_ray.config.schema import config_to_dict, load_config
+from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.data.sources import frame_fingerprint
-from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
 
 TINY = ["search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=2",
         "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "data.target=[y]"]

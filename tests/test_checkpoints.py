@@ -7,7 +7,7 @@ import pytest
 
 
 def test_checkpoints_come_every_n_epochs_or_every_so_many_seconds_and_after_the_last():
-    from hindsight_ray.trainable import checkpoint_due
+    from hindsight_ray.training.trainable import checkpoint_due
 
     assert [e for e in range(1, 8) if checkpoint_due(e, 7, 3, 0.0, 30.0)] == [3, 6, 7]
     assert [e for e in range(1, 8) if checkpoint_due(e, 7, "auto", 1.0, 30.0)] == [7]  # fast epochs: the last only
@@ -24,9 +24,9 @@ def test_checkpoints_come_every_n_epochs_or_every_so_many_seconds_and_after_the_
     (["search.strategy=grid"], 0.5),
 ])
 def test_epochs_are_told_together_only_where_no_decision_rides_on_each_one(overrides, expected):
-    from hindsight_ray.config import load_config
-    from hindsight_ray.plan import make_plan
-    from hindsight_ray.runner import report_seconds
+    from hindsight_ray.config.schema import load_config
+    from hindsight_ray.running.plan import make_plan
+    from hindsight_ray.running.runner import report_seconds
 
     config = load_config(None, overrides)
     assert report_seconds(config, make_plan(config)) == expected

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from hindsight_ray.cluster import WORKER_ENV, trial_slots
-from hindsight_ray.config import load_config
-from hindsight_ray.errors import UserError
-from hindsight_ray.runner import run_sweep
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.running.cluster import trial_slots
+from hindsight_ray.running.runner import run_sweep
+from hindsight_ray.training.backend import DEFAULT, worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -72,7 +73,7 @@ def gpu_ray():
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": WORKER_ENV})
+             runtime_env={"env_vars": worker_env(DEFAULT)})
     yield ray
     ray.shutdown()
 
@@ -114,7 +115,7 @@ def test_trials_spread_over_nodes_and_survive_a_node_removal(tmp_path):
     cluster.wait_for_nodes()
     try:
         ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": WORKER_ENV})
+                 runtime_env={"env_vars": worker_env(DEFAULT)})
         config = load_config(None, [
             "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=30",
             "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "run.checkpoint_every=2",

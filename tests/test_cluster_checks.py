@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from hindsight_ray.cluster import check_cluster, check_resources, filesystem_type, trial_slots
-from hindsight_ray.config import load_config
-from hindsight_ray.errors import UserError
-from hindsight_ray.plan import make_plan
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.running.cluster import (
+    check_cluster,
+    check_resources,
+    filesystem_type,
+    trial_slots,
+)
+from hindsight_ray.running.plan import make_plan
 from tests.fakes import node
 
 
@@ -53,7 +58,7 @@ def test_local_disk_storage_is_refused_when_nodes_are_on_other_machines(tmp_path
 
 
 def test_check_resources_asks_ray_once_for_the_nodes(monkeypatch, tmp_path):
-    import hindsight_ray.cluster as cluster
+    import hindsight_ray.running.cluster as cluster
 
     calls = []
     monkeypatch.setattr(cluster, "live_nodes", lambda: calls.append(1) or [node(cpus=6)])
@@ -64,7 +69,7 @@ def test_check_resources_asks_ray_once_for_the_nodes(monkeypatch, tmp_path):
 def test_an_address_nobody_answers_is_one_line_error_at_once():
     import socket
 
-    from hindsight_ray.cluster import check_reachable
+    from hindsight_ray.running.cluster import check_reachable
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -80,7 +85,7 @@ def test_ray_client_without_a_port_tries_its_default_port(monkeypatch):
     """Whether something listens on 10001 here is not the test's to assume: the connection is faked."""
     import socket
 
-    from hindsight_ray.cluster import check_reachable
+    from hindsight_ray.running.cluster import check_reachable
 
     tried = []
 
@@ -97,7 +102,7 @@ def test_ray_client_without_a_port_tries_its_default_port(monkeypatch):
 def test_a_token_the_user_has_turns_token_authentication_on(monkeypatch, tmp_path):
     import os
 
-    from hindsight_ray.cluster import use_found_token
+    from hindsight_ray.running.cluster import use_found_token
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from hindsight_ray.config import apply_overrides, build_config, config_to_dict, load_config, parse_override
-from hindsight_ray.errors import UserError
+from hindsight_ray.config.schema import (
+    apply_overrides,
+    build_config,
+    config_to_dict,
+    load_config,
+    parse_override,
+)
+from hindsight_ray.core.errors import UserError
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "sweeps"
 
@@ -98,7 +104,7 @@ def test_example_sweeps_are_valid(path):
     (["search.stage2.speculative=false"], 8, False),
 ])
 def test_speculation_is_on_by_default_where_extra_trials_have_hardware_of_their_own(overrides, slots, expected):
-    from hindsight_ray.config import speculative_for
+    from hindsight_ray.config.schema import speculative_for
 
     config = load_config(None, overrides)
     assert speculative_for(config.search.stage2.speculative, slots, config.resources) is expected
@@ -131,9 +137,9 @@ def test_the_dry_run_prints_each_preprocessing_value_and_where_it_came_from(tmp_
 def test_a_sweep_recorded_before_seasonal_differencing_resumes_without_it(tmp_path):
     import json
 
-    from hindsight_ray.config import config_to_dict
-    from hindsight_ray.runner import _recorded_config
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.config.schema import config_to_dict
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.running.runner import _recorded_config
 
     recorded = config_to_dict(load_config(None, []))
     del recorded["data"]["seasonal_difference"]  # as config.json was written before the key existed

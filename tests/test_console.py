@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from hindsight_ray.objective import Objective
-from hindsight_ray.progress import Heartbeat, LiveLine, StageLines, clock
+from hindsight_ray.core.objective import Objective
+from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines, clock
 from tests.fakes import FakeTrial
 
 

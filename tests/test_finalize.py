@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hindsight_ray.config import load_config
-from hindsight_ray.finalize import best_entry, score_trials, summarize
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.running.finalize import best_entry, score_trials, summarize
 from hindsight_ray.search.policy import TwoStagePolicy
 from tests.fakes import outcome
 
@@ -71,8 +71,8 @@ def test_other_strategies_rank_only_trials_that_ran_all_their_epochs():
 
 
 def test_a_damaged_newest_snapshot_is_set_aside_and_the_one_before_stays(tmp_path):
-    from hindsight_ray.finalize import set_aside_damaged_state
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.running.finalize import set_aside_damaged_state
 
     (tmp_path / "experiment_state-2026-01-01_10-00-00.json").write_text('{"trials": []}')
     (tmp_path / "experiment_state-2026-01-01_11-00-00.json").write_text('{"trials": [{"id"')  # cut by a full disk
@@ -97,7 +97,7 @@ def test_a_finished_trials_final_checkpoint_tune_did_not_register_is_found_on_st
 
     import pyarrow.fs as pafs
 
-    from hindsight_ray.finalize import checkpoint_left_on_disk
+    from hindsight_ray.running.finalize import checkpoint_left_on_disk
 
     fs = pafs.LocalFileSystem()
     for name, epoch in [("checkpoint_000000", 2), ("checkpoint_000001", 3)]:
@@ -122,7 +122,7 @@ class _ScoredOutputs:
 def test_the_ensemble_size_is_the_k_whose_average_scores_best_on_validation_ties_to_the_smaller():
     import numpy as np
 
-    from hindsight_ray.finalize import choose_ensemble
+    from hindsight_ray.running.finalize import choose_ensemble
 
     # errors that cancel: the best two together score 0, a third adds error back
     outputs = [np.array([[1.0]]), np.array([[-1.0]]), np.array([[3.0]])]
@@ -135,7 +135,7 @@ def test_the_ensemble_size_is_the_k_whose_average_scores_best_on_validation_ties
 def test_ensemble_members_are_the_next_best_scored_trials(tmp_path):
     import pandas as pd
 
-    from hindsight_ray.finalize import ensemble_members
+    from hindsight_ray.running.finalize import ensemble_members
 
     trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "val_rmse": [3.0, 1.0, None, 2.0],
                            "checkpoint_path": ["/a", "/b", "/c", "/d"]})

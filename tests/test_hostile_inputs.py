@@ -11,10 +11,10 @@ import pytest
 import hindsight_ray as hr
 import hindsight_ray.api
 from hindsight_ray import cli
-from hindsight_ray.config import load_config
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.location import ExperimentLocation
-from hindsight_ray.errors import UserError
-from hindsight_ray.predict import checked_texts, read_preprocessing
+from hindsight_ray.reporting.predictor import checked_texts, read_preprocessing
 
 
 def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
@@ -146,7 +146,7 @@ def test_a_config_record_that_is_not_json_stops_resume_in_one_line(tmp_path, cap
 
 
 def test_resume_of_a_folder_a_live_sweep_has_just_made_says_in_use(tmp_path, capsys):
-    from hindsight_ray.safety import experiment_lock
+    from hindsight_ray.running.lock_and_signals import experiment_lock
 
     experiment = tmp_path / "cell"
     with experiment_lock(str(experiment), create=True):  # made and locked; config.json not written yet

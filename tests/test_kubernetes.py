@@ -102,7 +102,7 @@ def test_token_auth_gpu_workers_and_the_projects_image(name, manifest, cluster):
 
 
 def test_the_rayjob_runs_a_valid_sweep_on_s3_and_tears_its_cluster_down():
-    from hindsight_ray.config import load_config
+    from hindsight_ray.config.schema import load_config
 
     manifest = yaml.safe_load((ROOT / "launch/kubernetes/rayjob.yaml").read_text())
     spec = manifest["spec"]

@@ -13,8 +13,13 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("ray.tune")
 
-from hindsight_ray.reporting.mlflow_tracking import MlflowTracker, epoch_metrics, flat_items, run_name  # noqa: E402
-from hindsight_ray.results import FOLDED_KEY  # noqa: E402
+from hindsight_ray.core.trials import FOLDED_KEY  # noqa: E402
+from hindsight_ray.reporting.mlflow_tracking import (  # noqa: E402
+    MlflowTracker,
+    epoch_metrics,
+    flat_items,
+    run_name,
+)
 
 pytestmark = pytest.mark.slow  # Ray Tune's Callback is the tracker's base class: imports Ray (but starts none)
 

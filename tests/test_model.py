@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hindsight_ray.model import ModelSpec, build_model
+from hindsight_ray.training.model import ModelSpec, build_model
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # builds Keras models: TensorFlow
@@ -61,7 +61,7 @@ def test_bad_hyperparameters_are_rejected():
 
 
 def _curve(model, x, y, epochs=4):
-    from hindsight_ray.trainable import predict, train_epoch
+    from hindsight_ray.training.trainable import predict, train_epoch
 
     curve = []
     for epoch in range(epochs):
@@ -77,7 +77,7 @@ def _curve(model, x, y, epochs=4):
 def test_a_traced_model_trains_exactly_as_a_fresh_one(spec):
     """A worker's traced model, given a new trial's seed and learning rate, trains to the same numbers as a
     model built fresh for that trial, and it is the same object (no second trace)."""
-    from hindsight_ray.model import TracedModels
+    from hindsight_ray.training.model import TracedModels
 
     rng = np.random.default_rng(0)
     if spec.num_words:
@@ -96,7 +96,7 @@ def test_a_traced_model_trains_exactly_as_a_fresh_one(spec):
 
 
 def test_a_new_architecture_is_a_new_model_and_the_oldest_is_let_go():
-    from hindsight_ray.model import TracedModels
+    from hindsight_ray.training.model import TracedModels
 
     worker = TracedModels(size=2)
     spec = ModelSpec("regression", (6, 1), 1)
@@ -107,7 +107,7 @@ def test_a_new_architecture_is_a_new_model_and_the_oldest_is_let_go():
 
 
 def test_an_averaged_model_saves_loads_in_safe_mode_and_predicts_the_mean(tmp_path):
-    from hindsight_ray.finalize import averaged_model
+    from hindsight_ray.running.finalize import averaged_model
 
     members = []
     for seed in (1, 2):

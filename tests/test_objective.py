@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hindsight_ray.objective import Objective, TrialScore, is_better
+from hindsight_ray.core.objective import Objective, TrialScore, is_better
 
 # A noisy validation curve of the kind the airline default produced: best at epoch 3, last epoch poor.
 CURVE = [50.0, 40.0, 30.9, 44.0, 35.0, 43.8]
@@ -67,7 +67,7 @@ def test_bad_settings_are_refused():
 
 
 def test_the_verdict_says_plainly_when_the_chosen_model_loses_to_a_baseline():
-    from hindsight_ray.objective import baseline_verdict
+    from hindsight_ray.core.objective import baseline_verdict
 
     summary = {"best": {"test_rmse": 20.85}, "baselines": {
         "persistence": {"rmse": 52.49}, "seasonal_naive": {"rmse": 46.08},

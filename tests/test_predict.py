@@ -13,7 +13,7 @@ import pytest
 
 import hindsight_ray as hr
 from hindsight_ray.data import BUILTINS, builtin_path
-from hindsight_ray.predict import Predictor
+from hindsight_ray.reporting.predictor import Predictor
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hindsight_ray.report import anytime, seconds_to_within, summary_markdown
+from hindsight_ray.reporting.report import anytime, seconds_to_within, summary_markdown
 
 
 def trials(scores, seconds, finished):
@@ -35,8 +35,8 @@ def test_report_html_is_one_self_contained_page(tmp_path):
     import base64
     from html.parser import HTMLParser
 
-    from hindsight_ray.report_html import markdown_to_html
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.reporting.report_html import markdown_to_html
 
     png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
     (tmp_path / "plot.png").write_bytes(png)
@@ -63,8 +63,8 @@ def test_report_html_is_one_self_contained_page(tmp_path):
 def test_consecutive_pictures_share_one_row_that_uses_the_width(tmp_path):
     import base64
 
-    from hindsight_ray.report_html import markdown_to_html
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.reporting.report_html import markdown_to_html
 
     png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
     for name in ("a.png", "b.png"):
@@ -77,8 +77,8 @@ def test_consecutive_pictures_share_one_row_that_uses_the_width(tmp_path):
 def test_bold_text_and_wide_pictures_in_the_page(tmp_path):
     import struct
 
-    from hindsight_ray.report_html import _wide, markdown_to_html
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.reporting.report_html import _wide, markdown_to_html
 
     def header(width: int, height: int) -> bytes:  # a PNG's signature and IHDR size, enough for _wide
         return b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + struct.pack(">II", width, height) + b"\0" * 20
@@ -93,7 +93,7 @@ def test_bold_text_and_wide_pictures_in_the_page(tmp_path):
 
 
 def test_timeline_rows_are_node_device_and_slot():
-    from hindsight_ray.report import timeline_rows
+    from hindsight_ray.reporting.report import timeline_rows
 
     ran = pd.DataFrame({
         "node_ip": ["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"],
@@ -107,7 +107,7 @@ def test_timeline_rows_are_node_device_and_slot():
 
 
 def test_axis_labels_carry_units():
-    from hindsight_ray.report import metric_label
+    from hindsight_ray.reporting.report import metric_label
 
     summary = {"data": {"targets": ["passengers"]}}
     assert metric_label("val_rmse", summary) == "validation RMSE (passengers)"
@@ -116,8 +116,8 @@ def test_axis_labels_carry_units():
 
 
 def test_text_reports_get_per_class_scores(tmp_path):
-    from hindsight_ray.report import confusion_lines
-    from hindsight_ray.storage import ExperimentStore
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.reporting.report import confusion_lines
 
     frame = pd.DataFrame({"actual": ["neg", "neg", "pos", "pos", "pos"], "predicted": ["neg", "pos", "pos", "pos", "neg"]})
     frame.to_parquet(tmp_path / "test_predictions.parquet")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hindsight_ray.results import TrialOutcome, busy_seconds, epochs_table, utilization
+from hindsight_ray.reporting.tables import TrialOutcome, busy_seconds, epochs_table, utilization
 
 
 def test_busy_seconds_is_the_union_of_intervals():
@@ -40,7 +40,7 @@ def test_epochs_told_to_tune_together_are_each_a_row():
     """Millisecond epochs travel in the next report (run.report_seconds); epochs.parquet still has every one."""
     import json
 
-    from hindsight_ray.results import FOLDED_KEY, epoch_row
+    from hindsight_ray.core.trials import FOLDED_KEY, epoch_row
 
     first = {"epoch": 1, "loss": 3.0, "val_rmse": 9.0, "epoch_s": 0.01, "finished_at": 100.0, "params": 7}
     second = {"epoch": 2, "loss": 2.0, "val_rmse": 8.0, "epoch_s": 0.01, "finished_at": 100.5}
@@ -57,8 +57,9 @@ def test_epochs_told_to_tune_together_are_each_a_row():
 def test_a_trial_scored_on_an_epoch_that_was_folded_takes_its_other_metrics_from_that_epoch():
     import json
 
-    from hindsight_ray.objective import Objective
-    from hindsight_ray.results import FOLDED_KEY, epoch_row, trials_table
+    from hindsight_ray.core.objective import Objective
+    from hindsight_ray.core.trials import FOLDED_KEY, epoch_row
+    from hindsight_ray.reporting.tables import trials_table
 
     epoch2 = {"epoch": 2, "loss": 1.0, "val_rmse": 5.0, "val_mae": 4.0, "epoch_s": 0.01, "finished_at": 10.0}
     last = {"epoch": 3, "loss": 0.9, "val_rmse": 6.0, "val_mae": 4.5, "score": 5.0, "score_epoch": 2,

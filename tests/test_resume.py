@@ -11,9 +11,9 @@ import time
 import pandas as pd
 import pytest
 
-from hindsight_ray.config import load_config
-from hindsight_ray.results import TrialOutcome
-from hindsight_ray.runner import run_sweep
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.reporting.tables import TrialOutcome
+from hindsight_ray.running.runner import run_sweep
 from tests.faults import (
     cli,
     decisions,

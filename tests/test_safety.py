@@ -11,16 +11,16 @@ import sys
 import pytest
 
 from hindsight_ray.cli import main
-from hindsight_ray.config import config_to_dict, load_config
+from hindsight_ray.config.schema import config_to_dict, load_config
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.data.sources import fingerprint
-from hindsight_ray.errors import UserError
-from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
-from hindsight_ray.runner import resume_sweep
-from hindsight_ray.safety import LOCK_FILE, Interrupted, experiment_lock
+from hindsight_ray.running.lock_and_signals import LOCK_FILE, Interrupted, experiment_lock
+from hindsight_ray.running.runner import resume_sweep
 
 HOLD = """
 import sys, time
-from hindsight_ray.safety import experiment_lock
+from hindsight_ray.running.lock_and_signals import experiment_lock
 with experiment_lock(sys.argv[1], create=False):
     print("held", flush=True)
     time.sleep(600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hindsight_ray.storage import ExperimentStore, is_uri
+from hindsight_ray.core.experiment import ExperimentStore, is_uri
 
 
 @pytest.mark.parametrize("as_uri", [False, True])
@@ -33,7 +33,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_survives(tmp_p
     import errno
     import os
 
-    from hindsight_ray.errors import UserError
+    from hindsight_ray.core.errors import UserError
 
     store = ExperimentStore(str(tmp_path))
     store.write_json("summary.json", {"kept": True})

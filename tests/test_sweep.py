@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hindsight_ray.config import load_config
-from hindsight_ray.objective import is_better
-from hindsight_ray.runner import run_sweep
+from hindsight_ray.config.schema import load_config
+from hindsight_ray.core.objective import is_better
+from hindsight_ray.running.runner import run_sweep
 from hindsight_ray.search.policy import next_learning_rate
 
 pytestmark = pytest.mark.slow
@@ -112,9 +112,9 @@ def test_scores_are_best_epochs_and_the_exported_model_reproduces_the_best(airli
     epoch is kept beside the latest one, and best_model.keras is it (same validation score to 1e-5)."""
     import keras
 
-    from hindsight_ray.checkpoints import BEST_WEIGHTS_FILE, load_scored_model
     from hindsight_ray.data import prepare
-    from hindsight_ray.trainable import predict
+    from hindsight_ray.training.checkpoints import BEST_WEIGHTS_FILE, load_scored_model
+    from hindsight_ray.training.trainable import predict
 
     config, summary, experiment, _ = airline_sweep
     trials = pd.read_parquet(experiment / "trials.parquet")
@@ -346,7 +346,7 @@ def test_an_ensemble_of_the_best_trials_is_chosen_on_validation_and_exported_as_
     import keras
 
     from hindsight_ray.data import BUILTINS, builtin_path
-    from hindsight_ray.predict import Predictor
+    from hindsight_ray.reporting.predictor import Predictor
 
     summary = small_sweep(["data.lags=6", "search.ensemble=3"], tmp_path, "ens")
     ensemble = summary["best"]["ensemble"]

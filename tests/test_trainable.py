@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow  # builds real Keras models
 
 
 def save_checkpoint(folder, model, epoch, best_weights=None):
-    from hindsight_ray.checkpoints import save_checkpoint
+    from hindsight_ray.training.checkpoints import save_checkpoint
 
     folder.mkdir(parents=True)
     save_checkpoint(model, {"epoch": epoch, "curve": [1.0] * epoch}, str(folder), best_weights)
@@ -29,7 +29,7 @@ def tiny_model(seed):
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_older_one(tmp_path, capsys):
     from ray.tune import Checkpoint
 
-    from hindsight_ray.checkpoints import MODEL_FILE, restore_readable
+    from hindsight_ray.training.checkpoints import MODEL_FILE, restore_readable
 
     trial = tmp_path / "trial"
     older, newer = tiny_model(1), tiny_model(2)
@@ -49,7 +49,11 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_older_one(tmp_path, capsy
 
 
 def test_the_scored_epochs_weights_travel_beside_the_latest_model(tmp_path):
-    from hindsight_ray.checkpoints import BEST_WEIGHTS_FILE, load_scored_model, read_checkpoint
+    from hindsight_ray.training.checkpoints import (
+        BEST_WEIGHTS_FILE,
+        load_scored_model,
+        read_checkpoint,
+    )
 
     latest, best = tiny_model(3), tiny_model(4)
     save_checkpoint(tmp_path / "checkpoint_000004", latest, epoch=4, best_weights=best.get_weights())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_CORE = ["hindsight_ray/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config.py",
-             "hindsight_ray/config_files.py", "hindsight_ray/progress.py", "hindsight_ray/results.py",
+PURE_CORE = ["hindsight_ray/core/objective.py", "hindsight_ray/search/policy.py", "hindsight_ray/config/schema.py",
+             "hindsight_ray/config/files.py", "hindsight_ray/reporting/progress.py", "hindsight_ray/reporting/tables.py",
              "hindsight_ray/core/location.py", "hindsight_ray/search/rebuild.py",
              "hindsight_ray/running/checkpoint_repair.py", "hindsight_ray/core/disk.py", "hindsight_ray/core/atomic_fs.py"]
 

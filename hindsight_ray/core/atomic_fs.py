@@ -31,7 +31,9 @@ class _AtomicWriter(io.RawIOBase):
     def __init__(self, path: str) -> None:
         super().__init__()
         folder, name = os.path.split(path)
-        os.makedirs(folder or ".", exist_ok=True)  # as pyarrow's local filesystem does for a copied tree
+        os.makedirs(
+            folder or ".", exist_ok=True
+        )  # as pyarrow's local filesystem does for a copied tree
         handle, self._tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
         os.fchmod(handle, 0o666 & ~_umask())  # as any file written in place (mkstemp's is 0600)
         self._file = os.fdopen(handle, "wb")
@@ -116,7 +118,10 @@ class AtomicLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarr
         self._local.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
-        with self._local.open_input_stream(src) as source, self.open_output_stream(dest, None) as target:
+        with (
+            self._local.open_input_stream(src) as source,
+            self.open_output_stream(dest, None) as target,
+        ):
             while chunk := source.read(1 << 20):
                 target.write(chunk)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from hindsight_ray.errors import UserError
+from hindsight_ray.core.errors import UserError
 
 
 def is_uri(location: str) -> bool:
@@ -44,7 +44,9 @@ class ExperimentLocation:
             try:
                 return cls(str(Path(text).expanduser().resolve()))
             except RuntimeError:  # ~nouser/...: no such user's home
-                raise UserError(f"storage {text}: {text.split('/', 1)[0]} names no user's home folder") from None
+                raise UserError(
+                    f"storage {text}: {text.split('/', 1)[0]} names no user's home folder"
+                ) from None
         parts = urlsplit(text)
         if parts.scheme == "file":
             return cls(str(Path(parts.path).resolve()))
@@ -81,11 +83,15 @@ class ExperimentLocation:
 
     @property
     def parent(self) -> ExperimentLocation:
-        return ExperimentLocation(posixpath.dirname(self.path), self.scheme, self.query, self.filesystem)
+        return ExperimentLocation(
+            posixpath.dirname(self.path), self.scheme, self.query, self.filesystem
+        )
 
     def join(self, *names: str) -> ExperimentLocation:
         """A folder or file inside this one (the query kept)."""
-        return ExperimentLocation(posixpath.join(self.path, *names), self.scheme, self.query, self.filesystem)
+        return ExperimentLocation(
+            posixpath.join(self.path, *names), self.scheme, self.query, self.filesystem
+        )
 
     def file(self, name: str) -> str:
         """The path of ``name`` inside this folder, on ``fs``."""
@@ -115,7 +121,9 @@ class ExperimentLocation:
             info = self.fs.get_file_info(bucket)
         except OSError as exc:
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise UserError(f"storage {self.uri}: cannot reach bucket {bucket} ({detail})") from None
+            raise UserError(
+                f"storage {self.uri}: cannot reach bucket {bucket} ({detail})"
+            ) from None
         if info.type == pafs.FileType.NotFound:
             raise UserError(f"storage {self.uri}: bucket {bucket} does not exist (create it first)")
 
@@ -143,7 +151,9 @@ def _check_endpoint(uri: str, endpoint: str, scheme: str, timeout: float) -> Non
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UserError(f"storage {uri}: nothing answers at the S3 endpoint {host}:{port} ({reason})") from None
+        raise UserError(
+            f"storage {uri}: nothing answers at the S3 endpoint {host}:{port} ({reason})"
+        ) from None
 
 
 def _has_credentials(options: dict[str, str], endpoint: str | None) -> bool:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
 from hindsight_ray.data.prepared import Prepared, SeriesTransform
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_SOURCES = ("BUILTINS", "DATAFRAME", "builtin_path", "dataset_name", "frame_table", "resolve_source")
+_SOURCES = (
+    "BUILTINS",
+    "DATAFRAME",
+    "builtin_path",
+    "dataset_name",
+    "frame_table",
+    "resolve_source",
+)
 
 
 def __getattr__(name: str) -> Any:

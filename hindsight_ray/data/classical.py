@@ -17,14 +17,29 @@ from typing import Any
 
 import numpy as np
 
+from hindsight_ray.core.metrics import regression_scores
 from hindsight_ray.data.prepared import SeriesHistory
-from hindsight_ray.metrics import regression_scores
 
 # SARIMA candidates, chosen by AIC on the training rows. With a season: the airline model and its
 # neighbours (one seasonal difference, one regular difference); without: AR orders up to one solar cycle
 # (sunspots) with a mean, and a few ARIMA(p,1,q) for series that wander.
-SEASONAL_ORDERS = [((0, 1, 1), (0, 1, 1)), ((1, 1, 0), (0, 1, 1)), ((1, 1, 1), (0, 1, 1)), ((0, 1, 1), (1, 1, 0))]
-PLAIN_ORDERS = [(1, 0, 0), (2, 0, 0), (3, 0, 0), (6, 0, 0), (9, 0, 0), (2, 0, 1), (0, 1, 1), (1, 1, 1), (2, 1, 2)]
+SEASONAL_ORDERS = [
+    ((0, 1, 1), (0, 1, 1)),
+    ((1, 1, 0), (0, 1, 1)),
+    ((1, 1, 1), (0, 1, 1)),
+    ((0, 1, 1), (1, 1, 0)),
+]
+PLAIN_ORDERS = [
+    (1, 0, 0),
+    (2, 0, 0),
+    (3, 0, 0),
+    (6, 0, 0),
+    (9, 0, 0),
+    (2, 0, 1),
+    (0, 1, 1),
+    (1, 1, 1),
+    (2, 1, 2),
+]
 
 
 @dataclass
@@ -52,7 +67,10 @@ def classical_baselines(
             scores[name] = {"failed": reason, "fit_s": round(time.perf_counter() - began, 3)}
             continue
         if not np.isfinite(fitted.forecasts).all():
-            scores[name] = {"failed": "non-finite forecasts", "fit_s": round(time.perf_counter() - began, 3)}
+            scores[name] = {
+                "failed": "non-finite forecasts",
+                "fit_s": round(time.perf_counter() - began, 3),
+            }
             continue
         scores[name] = {
             **regression_scores(actual, fitted.forecasts),
@@ -63,7 +81,9 @@ def classical_baselines(
     return scores, forecasts
 
 
-def _per_target(history: SeriesHistory, fit: Callable[[np.ndarray, int, int | None], tuple[Any, str]]) -> Fitted:
+def _per_target(
+    history: SeriesHistory, fit: Callable[[np.ndarray, int, int | None], tuple[Any, str]]
+) -> Fitted:
     """One model per target, its forecasts interleaved as the LSTM's outputs are (target index fastest)."""
     # imported before the warnings are silenced: statsmodels sets its own "always" filter on import
     import statsmodels.tsa.statespace.exponential_smoothing
@@ -105,7 +125,9 @@ def _sarima(train: np.ndarray, rows: int, season: int | None) -> tuple[Any, str]
     if season and rows >= 3 * season:
         candidates = [(order, (*seasonal, season)) for order, seasonal in SEASONAL_ORDERS]
     else:
-        candidates = [(order, (0, 0, 0, 0)) for order in PLAIN_ORDERS if rows > 4 * (order[0] + order[2] + 2)]
+        candidates = [
+            (order, (0, 0, 0, 0)) for order in PLAIN_ORDERS if rows > 4 * (order[0] + order[2] + 2)
+        ]
     best, best_aic, best_name = None, np.inf, ""
     for order, seasonal in candidates:
         trend = "c" if order[1] == 0 and seasonal[1] == 0 else None
@@ -129,7 +151,13 @@ def _ets(train: np.ndarray, rows: int, season: int | None) -> tuple[Any, str]:
     from statsmodels.tsa.statespace.exponential_smoothing import ExponentialSmoothing
 
     seasonal = season if season and rows >= 2 * season + 2 else None
-    model = ExponentialSmoothing(train, trend=True, damped_trend=seasonal is None, seasonal=seasonal)
+    model = ExponentialSmoothing(
+        train, trend=True, damped_trend=seasonal is None, seasonal=seasonal
+    )
     results = model.fit(disp=False)
-    kind = f"Holt-Winters (additive trend and season {seasonal})" if seasonal else "ETS (damped trend, no season)"
+    kind = (
+        f"Holt-Winters (additive trend and season {seasonal})"
+        if seasonal
+        else "ETS (damped trend, no season)"
+    )
     return results, kind

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.errors import UserError
+from hindsight_ray.core.errors import UserError
 
 IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 # Keras' conventions for imdb.npz: 0 padding, 1 start of review, 2 out of vocabulary, words from 3
 START, OOV, INDEX_FROM = 1, 2, 3
-MAX_MEMBER_BYTES = 2_000_000_000  # one array of imdb.npz unpacked; Keras' own file's largest is ~50 MB
+MAX_MEMBER_BYTES = (
+    2_000_000_000  # one array of imdb.npz unpacked; Keras' own file's largest is ~50 MB
+)
 
 
 def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -26,16 +28,22 @@ def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         for label_name, label in (("neg", 0), ("pos", 1)):
             directory = folder / split / label_name
             if not directory.is_dir():
-                raise UserError(f"{where}: no folder {split}/{label_name} (expected the aclImdb layout)")
+                raise UserError(
+                    f"{where}: no folder {split}/{label_name} (expected the aclImdb layout)"
+                )
             found = 0
             for path in sorted(directory.glob("*.txt")):
                 name = f"{split}/{label_name}/{path.name}"
                 if not path.is_file():  # a folder named x.txt, a broken or looping link
-                    raise UserError(f"{where}: {name} is not a readable file (a folder, or a broken or looping link)")
+                    raise UserError(
+                        f"{where}: {name} is not a readable file (a folder, or a broken or looping link)"
+                    )
                 try:
                     rows.append((path.read_text(encoding="utf-8"), label))
                 except UnicodeDecodeError as exc:
-                    raise UserError(f"{where}: {name} is not UTF-8 text (byte {exc.start})") from None
+                    raise UserError(
+                        f"{where}: {name} is not UTF-8 text (byte {exc.start})"
+                    ) from None
                 except OSError as exc:
                     raise UserError(f"{where}: {name} cannot be read ({exc.strerror})") from None
                 found += 1
@@ -87,12 +95,21 @@ def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
         raise UserError(f"{where}: {name}.npy is not a numpy array")
     buffer = io.BytesIO(raw)
     major, _ = np.lib.format.read_magic(buffer)
-    reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    reader = (
+        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    )
     _, _, dtype = reader(buffer)
     if dtype.hasobject:
         try:
             return _ArraysOnly(buffer).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as exc:
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+            ValueError,
+            TypeError,
+            IndexError,
+        ) as exc:
             raise UserError(f"{where}: array {name!r} cannot be read safely ({exc})") from None
     buffer.seek(0)
     try:
@@ -101,7 +118,9 @@ def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
         raise UserError(f"{where}: array {name!r} cannot be read ({exc})") from None
 
 
-def read_imdb_npz(path: Path, num_words: int, where: str) -> tuple[list, np.ndarray, list, np.ndarray]:
+def read_imdb_npz(
+    path: Path, num_words: int, where: str
+) -> tuple[list, np.ndarray, list, np.ndarray]:
     """Keras' imdb.npz -> (train sequences, labels, test sequences, labels), as ``keras.datasets.imdb``.
 
     Word ids are shifted by 3 (1 marks the start, 2 an out-of-vocabulary word) and ids past
@@ -113,7 +132,10 @@ def read_imdb_npz(path: Path, num_words: int, where: str) -> tuple[list, np.ndar
     except zipfile.BadZipFile:
         raise UserError(f"{where}: not an .npz archive") from None
     with archive:
-        x_train, y_train = _npz_array(archive, "x_train", where), _npz_array(archive, "y_train", where)
+        x_train, y_train = (
+            _npz_array(archive, "x_train", where),
+            _npz_array(archive, "y_train", where),
+        )
         x_test, y_test = _npz_array(archive, "x_test", where), _npz_array(archive, "y_test", where)
 
     def shift(sequences: np.ndarray, name: str) -> list[np.ndarray]:
@@ -145,7 +167,9 @@ def _binary(labels: np.ndarray, rows: int, name: str, where: str) -> np.ndarray:
         raise UserError(f"{where}: {name} has {labels.size} labels for {rows} reviews")
     if labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
         shown = next((v for v in labels.tolist() if v not in (0, 1)), labels.dtype)
-        raise UserError(f"{where}: {name} holds {shown!r}; Keras' imdb.npz labels are 0 (negative) and 1 (positive)")
+        raise UserError(
+            f"{where}: {name} holds {shown!r}; Keras' imdb.npz labels are 0 (negative) and 1 (positive)"
+        )
     return labels.astype(np.int64)  # both classes in training: text._check_splits, for every source
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hindsight_ray.metrics import classification_scores, regression_scores
+from hindsight_ray.core.metrics import classification_scores, regression_scores
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class SeriesTransform:
     difference: bool = False
     base: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, targets]
     season: int = 0  # seasonal differencing lag (0: none)
-    seasons: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, season, targets]
+    seasons: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # split -> [samples, season, targets]
 
     def inverse(self, split: str, outputs: np.ndarray) -> np.ndarray:
         targets = self.offset.shape[0]
@@ -35,7 +37,9 @@ class SeriesTransform:
         values = values * self.scale + self.offset
         if self.difference:
             values = self.base[split][:, None, :] + np.cumsum(values, axis=1)
-        if self.season:  # y[t+k] = w[t+k] + y[t+k-season], the level a season back observed or forecast
+        if (
+            self.season
+        ):  # y[t+k] = w[t+k] + y[t+k-season], the level a season back observed or forecast
             known = list(np.moveaxis(self.seasons[split], 1, 0))  # season x [samples, targets]
             for step in range(values.shape[1]):
                 values[:, step] = values[:, step] + known[step]
@@ -46,19 +50,25 @@ class SeriesTransform:
 
 
 def inverse_bases(
-    levels: np.ndarray, first_targets: np.ndarray, target_index: list[int], difference: bool, season: int
+    levels: np.ndarray,
+    first_targets: np.ndarray,
+    target_index: list[int],
+    difference: bool,
+    season: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """What :class:`SeriesTransform` adds back for windows whose first target is at ``first_targets``
     (rows of ``levels``, the log levels when ``log``): the last observed (seasonally differenced) level,
     and with ``season`` the last ``season`` levels ``[samples, season, targets]``."""
     last = first_targets - 1
     targets = levels[:, target_index]
-    base = targets[last] - (targets[last - season] if season else 0) if difference else targets[last]
+    base = (
+        targets[last] - (targets[last - season] if season else 0) if difference else targets[last]
+    )
     if not season:
         return base, None
-    return base, np.stack([targets[r - season + 1 : r + 1] for r in last]) if len(last) else np.empty(
-        (0, season, len(target_index))
-    )
+    return base, np.stack([targets[r - season + 1 : r + 1] for r in last]) if len(
+        last
+    ) else np.empty((0, season, len(target_index)))
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ class SeriesHistory:
     origins: np.ndarray  # per test window, the last observed row
     horizon: int
     season: int | None
-    naive: dict[str, np.ndarray] = field(default_factory=dict)  # persistence, seasonal naive: test forecasts
+    naive: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # persistence, seasonal naive: test forecasts
 
 
 @dataclass(frozen=True)
@@ -90,12 +102,20 @@ class Prepared:
     output_dim: int
     num_words: int | None = None  # text: vocabulary size, the Embedding's input_dim
     transform: SeriesTransform | None = None  # regression: maps outputs back to the data's units
-    actual: dict[str, np.ndarray] = field(default_factory=dict)  # regression: split -> targets in data units
+    actual: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # regression: split -> targets in data units
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # test-split scores
     info: dict[str, Any] = field(default_factory=dict)
-    preprocessing: dict[str, Any] = field(default_factory=dict)  # JSON: what the predictor needs (fitted on train)
-    origins: dict[str, np.ndarray] = field(default_factory=dict)  # series: split -> each window's last observed row
-    history: SeriesHistory | None = None  # series: what the classical baselines are fitted and run on
+    preprocessing: dict[str, Any] = field(
+        default_factory=dict
+    )  # JSON: what the predictor needs (fitted on train)
+    origins: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # series: split -> each window's last observed row
+    history: SeriesHistory | None = (
+        None  # series: what the classical baselines are fitted and run on
+    )
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, model targets) of ``train``, ``val`` or ``test``."""

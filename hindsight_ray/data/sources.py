@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hindsight_ray.errors import UserError
+from hindsight_ray.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def resolve_source(source: str) -> tuple[BuiltinDataset | None, Path]:
     if source.startswith("builtin:"):
         name = source.removeprefix("builtin:")
         if name not in BUILTINS:
-            raise UserError(f"data.source {source}: no such bundled dataset (have: {', '.join(sorted(BUILTINS))})")
+            raise UserError(
+                f"data.source {source}: no such bundled dataset (have: {', '.join(sorted(BUILTINS))})"
+            )
         dataset = BUILTINS[name]
         return dataset, builtin_path(dataset)
     path = Path(source).expanduser()
@@ -83,7 +85,9 @@ def read_table(path: Path, where: str) -> pd.DataFrame:
         elif suffix in (".csv", ".txt", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         else:
-            raise UserError(f"{where}: unsupported file type {suffix or '(none)'}; use .csv or .parquet")
+            raise UserError(
+                f"{where}: unsupported file type {suffix or '(none)'}; use .csv or .parquet"
+            )
     except pd.errors.EmptyDataError:
         raise UserError(f"{where}: the file is empty") from None
     except UnicodeDecodeError as exc:
@@ -116,9 +120,16 @@ def frame_fingerprint(table: pd.DataFrame) -> dict[str, object]:
     """What identifies a DataFrame's content: its shape and a SHA-256 over its columns, dtypes and values."""
     import hashlib
 
-    digest = hashlib.sha256(repr([(str(c), str(t)) for c, t in table.dtypes.items()]).encode("utf-8"))
+    digest = hashlib.sha256(
+        repr([(str(c), str(t)) for c, t in table.dtypes.items()]).encode("utf-8")
+    )
     digest.update(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
-    return {"source": DATAFRAME, "rows": len(table), "columns": len(table.columns), "sha256": digest.hexdigest()}
+    return {
+        "source": DATAFRAME,
+        "rows": len(table),
+        "columns": len(table.columns),
+        "sha256": digest.hexdigest(),
+    }
 
 
 def absolute_source(source: str) -> str:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.metrics import classification_scores
 from hindsight_ray.data.prepared import Prepared
 from hindsight_ray.data.sources import read_table
-from hindsight_ray.errors import UserError
-from hindsight_ray.metrics import classification_scores
 
 _LABEL_WORDS = {
     "0": 0,
@@ -40,16 +40,25 @@ def class_labels(values: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
     words = values.astype(str).str.strip().str.removesuffix(".0")
     distinct = sorted(words.unique())
     if len(distinct) < 2:
-        raise UserError(f"{where}: every row has the label {distinct[0]!r}; a classifier needs two classes")
+        raise UserError(
+            f"{where}: every row has the label {distinct[0]!r}; a classifier needs two classes"
+        )
     if len(distinct) > MAX_CLASSES:
-        raise UserError(f"{where}: {len(distinct)} distinct labels (at most {MAX_CLASSES}); is this the label column?")
+        raise UserError(
+            f"{where}: {len(distinct)} distinct labels (at most {MAX_CLASSES}); is this the label column?"
+        )
     lowered = words.str.lower()
     known = {w: _LABEL_WORDS.get(w) for w in lowered.unique()}
-    if sorted(known.values(), key=str) == [0, 1]:  # two labels with a known meaning, in any letter case
+    if sorted(known.values(), key=str) == [
+        0,
+        1,
+    ]:  # two labels with a known meaning, in any letter case
         ids = lowered.map(known).to_numpy(dtype=np.int64)
     else:
         ids = words.map({w: i for i, w in enumerate(distinct)}).to_numpy(dtype=np.int64)
-    first = pd.Series(words.to_numpy()).groupby(ids).first()  # each class's name as the data first spells it
+    first = (
+        pd.Series(words.to_numpy()).groupby(ids).first()
+    )  # each class's name as the data first spells it
     return ids, [str(first[i]) for i in range(len(first))]
 
 
@@ -81,7 +90,9 @@ PADDING, UNKNOWN = "", "[UNK]"
 
 def tokens(text: str) -> list[str]:
     """One text's words, standardised and split as Keras' ``TextVectorization`` does by default."""
-    return [word for word in _WHITESPACE.split(_PUNCTUATION.sub("", text.translate(_LOWER))) if word]
+    return [
+        word for word in _WHITESPACE.split(_PUNCTUATION.sub("", text.translate(_LOWER))) if word
+    ]
 
 
 def vocabulary_of(texts: list[str], num_words: int) -> list[str]:
@@ -97,7 +108,11 @@ def vectorize(train: list[str], others: list[list[str]], num_words: int, max_len
     """Learn a vocabulary on ``train`` only; every list -> ids padded and truncated at the front.
     Returns the vocabulary (ids are positions in it), the training ids and the others' ids."""
     vocabulary = vocabulary_of(train, num_words)
-    return vocabulary, token_ids(vocabulary, train, max_length), [token_ids(vocabulary, t, max_length) for t in others]
+    return (
+        vocabulary,
+        token_ids(vocabulary, train, max_length),
+        [token_ids(vocabulary, t, max_length) for t in others],
+    )
 
 
 def pad_front(rows: list, max_length: int) -> np.ndarray:
@@ -119,12 +134,20 @@ def token_ids(vocabulary: list[str], texts: list[str], max_length: int) -> np.nd
 
 
 def _token_prepared(
-    x_parts: list[np.ndarray], y_parts: list[np.ndarray], vocabulary: int, info: dict, preprocessing: dict | None = None
+    x_parts: list[np.ndarray],
+    y_parts: list[np.ndarray],
+    vocabulary: int,
+    info: dict,
+    preprocessing: dict | None = None,
 ) -> Prepared:
     classes = int(max(part.max(initial=0) for part in y_parts)) + 1
     y_train, y_val, y_test = (part.astype(np.float32).reshape(-1, 1) for part in y_parts)
     majority = int(np.bincount(y_parts[0].astype(np.int64)).argmax())
-    guess = np.full(len(y_test), float(majority)) if classes <= 2 else np.eye(classes)[np.full(len(y_test), majority)]
+    guess = (
+        np.full(len(y_test), float(majority))
+        if classes <= 2
+        else np.eye(classes)[np.full(len(y_test), majority)]
+    )
     return Prepared(
         kind="text",
         task="classification",
@@ -134,10 +157,17 @@ def _token_prepared(
         y_val=y_val,
         x_test=x_parts[2],
         y_test=y_test,
-        output_dim=1 if classes <= 2 else classes,  # one sigmoid for two classes, a softmax for more
+        output_dim=1
+        if classes <= 2
+        else classes,  # one sigmoid for two classes, a softmax for more
         num_words=int(vocabulary),
         baselines={"majority_class": classification_scores(y_test, guess)},
-        info={**info, "vocabulary": int(vocabulary), "classes": classes, "windows": [len(part) for part in x_parts]},
+        info={
+            **info,
+            "vocabulary": int(vocabulary),
+            "classes": classes,
+            "windows": [len(part) for part in x_parts],
+        },
         preprocessing=preprocessing or {},
     )
 
@@ -157,7 +187,9 @@ def _carve_validation(labels: np.ndarray, validation: float, seed: int) -> np.nd
     return stratified_split(labels, validation, 0.0, seed) == 1
 
 
-def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataFrame | None = None) -> Prepared:
+def prepare_text(
+    data: DataConfig, path: Path | None, seed: int, table: pd.DataFrame | None = None
+) -> Prepared:
     """Reviews from a table (a file, or ``table`` passed from Python), the raw aclImdb folders, or Keras'
     imdb.npz -> front-padded token ids."""
     from hindsight_ray.data.imdb import read_aclimdb, read_imdb_npz
@@ -181,7 +213,11 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         train, test = read_aclimdb(path, where)
         labels = train["label"].to_numpy(np.int64)
         held_out = _carve_validation(labels, data.split.validation, seed)
-        texts = [clean_text(train["text"][~held_out]), clean_text(train["text"][held_out]), clean_text(test["text"])]
+        texts = [
+            clean_text(train["text"][~held_out]),
+            clean_text(train["text"][held_out]),
+            clean_text(test["text"]),
+        ]
         y_parts = [labels[~held_out], labels[held_out], test["label"].to_numpy(np.int64)]
         _check_splits(y_parts, where)
         info = {"rows": len(train) + len(test), "source": "aclImdb"}
@@ -191,10 +227,14 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         for column in (data.text_column, data.label_column):
             if column not in frame.columns:
                 raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")
-        labels, classes = class_labels(frame[data.label_column], f"{where} column {data.label_column!r}")
+        labels, classes = class_labels(
+            frame[data.label_column], f"{where} column {data.label_column!r}"
+        )
         split = stratified_split(labels, data.split.validation, data.split.test, seed)
         if min((split == s).sum() for s in range(3)) == 0:
-            raise UserError(f"{where}: {len(frame)} rows are too few for a train/validation/test split")
+            raise UserError(
+                f"{where}: {len(frame)} rows are too few for a train/validation/test split"
+            )
         all_texts = np.array(clean_text(frame[data.text_column]), dtype=object)
         texts = [list(all_texts[split == s]) for s in range(3)]
         y_parts = [labels[split == s] for s in range(3)]
@@ -204,7 +244,9 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
             f"{where}: the training texts are all empty or missing (column {data.text_column!r}); "
             "nothing to learn a vocabulary from"
         )
-    vocabulary, x_train, (x_val, x_test) = vectorize(texts[0], texts[1:], data.num_words, data.max_length)
+    vocabulary, x_train, (x_val, x_test) = vectorize(
+        texts[0], texts[1:], data.num_words, data.max_length
+    )
     preprocessing = {
         "kind": "text",
         "vocabulary": vocabulary,
@@ -213,5 +255,9 @@ def prepare_text(data: DataConfig, path: Path | None, seed: int, table: pd.DataF
         "classes": classes,
     }
     return _token_prepared(
-        [x_train, x_val, x_test], y_parts, len(vocabulary), {**info, "max_length": data.max_length}, preprocessing
+        [x_train, x_val, x_test],
+        y_parts,
+        len(vocabulary),
+        {**info, "max_length": data.max_length},
+        preprocessing,
     )

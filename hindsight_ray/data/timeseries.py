@@ -8,14 +8,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.metrics import regression_scores
 from hindsight_ray.data.prepared import Prepared, SeriesHistory, SeriesTransform, inverse_bases
 from hindsight_ray.data.sources import BuiltinDataset, read_table
-from hindsight_ray.errors import UserError
-from hindsight_ray.metrics import regression_scores
 
 # pandas frequency prefix -> observations per season
-_SEASONS = {"MS": 12, "ME": 12, "M": 12, "QS": 4, "QE": 4, "Q": 4, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24}
+_SEASONS = {
+    "MS": 12,
+    "ME": 12,
+    "M": 12,
+    "QS": 4,
+    "QE": 4,
+    "Q": 4,
+    "W": 52,
+    "D": 7,
+    "B": 5,
+    "h": 24,
+    "H": 24,
+}
 
 
 @dataclass(frozen=True)
@@ -53,10 +65,16 @@ def window_starts(rows: int, lags: int, horizon: int) -> np.ndarray:
     return np.arange(max(0, rows - lags - horizon + 1))
 
 
-def make_windows(inputs: np.ndarray, targets: np.ndarray, lags: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def make_windows(
+    inputs: np.ndarray, targets: np.ndarray, lags: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Lag windows ``[samples, lags, features]`` and their targets ``[samples, horizon * targets]``."""
     starts = window_starts(len(inputs), lags, horizon)
-    x = np.stack([inputs[s : s + lags] for s in starts]) if len(starts) else np.empty((0, lags, inputs.shape[1]))
+    x = (
+        np.stack([inputs[s : s + lags] for s in starts])
+        if len(starts)
+        else np.empty((0, lags, inputs.shape[1]))
+    )
     y = (
         np.stack([targets[s + lags : s + lags + horizon].reshape(-1) for s in starts])
         if len(starts)
@@ -72,7 +90,9 @@ def assign_windows(starts: np.ndarray, lags: int, horizon: int, rows: SplitRows)
     is ever a training target; later windows may read earlier rows as inputs, as a forecast would.
     """
     last_target = starts + lags + horizon - 1
-    return np.where(last_target < rows.train, 0, np.where(last_target < rows.train + rows.validation, 1, 2))
+    return np.where(
+        last_target < rows.train, 0, np.where(last_target < rows.train + rows.validation, 1, 2)
+    )
 
 
 def infer_season(dates: pd.Series) -> int | None:
@@ -89,17 +109,23 @@ def infer_season(dates: pd.Series) -> int | None:
     return _SEASONS.get(base)
 
 
-def naive_forecasts(series: np.ndarray, starts: np.ndarray, lags: int, horizon: int, season: int | None):
+def naive_forecasts(
+    series: np.ndarray, starts: np.ndarray, lags: int, horizon: int, season: int | None
+):
     """Persistence and seasonal-naive forecasts for windows, from values observed before each window's targets."""
     last_seen = starts + lags - 1
     steps = np.arange(1, horizon + 1)
-    persistence = np.stack([np.repeat(series[r][None, :], horizon, axis=0).reshape(-1) for r in last_seen])
+    persistence = np.stack(
+        [np.repeat(series[r][None, :], horizon, axis=0).reshape(-1) for r in last_seen]
+    )
     forecasts = {"persistence": persistence}
     if season is not None:
         rows = []
         for r in last_seen:
             target_rows = r + steps
-            back = season * np.ceil(steps / season).astype(int)  # whole seasons back, always observed
+            back = season * np.ceil(steps / season).astype(
+                int
+            )  # whole seasons back, always observed
             source = target_rows - back
             if source.min() < 0:
                 return forecasts  # too few rows before the first window for a season back
@@ -111,8 +137,13 @@ def naive_forecasts(series: np.ndarray, starts: np.ndarray, lags: int, horizon: 
 def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
     values = np.empty((len(frame), len(columns)), dtype=np.float64)
     for index, column in enumerate(columns):
-        if pd.api.types.is_complex_dtype(frame[column]) or frame[column].map(type).eq(complex).any():
-            raise UserError(f"{where}: column {column!r} holds complex numbers; give its real values (or two columns)")
+        if (
+            pd.api.types.is_complex_dtype(frame[column])
+            or frame[column].map(type).eq(complex).any()
+        ):
+            raise UserError(
+                f"{where}: column {column!r} holds complex numbers; give its real values (or two columns)"
+            )
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
@@ -123,7 +154,9 @@ def _numeric_columns(frame: pd.DataFrame, columns: list[str], where: str) -> np.
         values[:, index] = numeric.to_numpy(dtype=np.float64)
         infinite = np.isinf(values[:, index])
         if infinite.any():
-            raise UserError(f"{where}: column {column!r} has an infinite value at row {int(np.argmax(infinite))}")
+            raise UserError(
+                f"{where}: column {column!r} has an infinite value at row {int(np.argmax(infinite))}"
+            )
     return values
 
 
@@ -143,7 +176,9 @@ class SeriesPreprocessing:
     targets: list[str]
     numeric: list[str]  # numeric columns read, in this order (targets first)
     inputs: list[str]  # the numeric input columns, in order
-    categories: dict[str, list[str]]  # categorical input column -> categories seen in the training rows
+    categories: dict[
+        str, list[str]
+    ]  # categorical input column -> categories seen in the training rows
     date_column: str | None
     lags: int
     horizon: int
@@ -161,21 +196,33 @@ class SeriesPreprocessing:
 
     @property
     def feature_names(self) -> list[str]:
-        return [*self.inputs, *(f"{c}={v}" for c, values in self.categories.items() for v in values)]
+        return [
+            *self.inputs,
+            *(f"{c}={v}" for c, values in self.categories.items() for v in values),
+        ]
 
     @property
     def columns(self) -> list[str]:
         """The columns a frame must have."""
-        return list(dict.fromkeys([*self.numeric, *self.categories, *([self.date_column] if self.date_column else [])]))
+        return list(
+            dict.fromkeys(
+                [*self.numeric, *self.categories, *([self.date_column] if self.date_column else [])]
+            )
+        )
 
 
-def sort_by_date(frame: pd.DataFrame, date_column: str | None, where: str) -> tuple[pd.DataFrame, pd.Series | None]:
+def sort_by_date(
+    frame: pd.DataFrame, date_column: str | None, where: str
+) -> tuple[pd.DataFrame, pd.Series | None]:
     """Rows in date order (dates parsed; unparsable or repeated dates are errors), and the dates."""
     if not date_column:
         return frame.reset_index(drop=True), None
     try:
         dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
-    except (ValueError, TypeError) as exc:  # e.g. offsets that differ from row to row (+00:00 and +05:00)
+    except (
+        ValueError,
+        TypeError,
+    ) as exc:  # e.g. offsets that differ from row to row (+00:00 and +05:00)
         if "timezone" in str(exc).lower() or "offset" in str(exc).lower():
             raise UserError(
                 f"{where}: column {date_column!r} mixes UTC offsets or time zones; write every date "
@@ -190,7 +237,9 @@ def sort_by_date(frame: pd.DataFrame, date_column: str | None, where: str) -> tu
             f"{frame[date_column][dates.isna()].iloc[0]!r}"
         )
     if dates.duplicated().any():
-        raise UserError(f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}")
+        raise UserError(
+            f"{where}: column {date_column!r} repeats the date {dates[dates.duplicated()].iloc[0]}"
+        )
     order = np.argsort(dates.to_numpy(), kind="stable")
     return frame.iloc[order].reset_index(drop=True), dates.iloc[order].reset_index(drop=True)
 
@@ -212,7 +261,9 @@ def numeric_values(
     if missing == "interpolate":
         empty = [c for c in columns if table[c].isna().all()]
         if empty:
-            raise UserError(f"{where}: column {empty[0]!r} has no values at all; nothing to interpolate from")
+            raise UserError(
+                f"{where}: column {empty[0]!r} has no values at all; nothing to interpolate from"
+            )
         return frame, table.interpolate(limit_direction="both").to_numpy(dtype=np.float64)
     keep = table.notna().all(axis=1).to_numpy()
     return frame[keep].reset_index(drop=True), table[keep].to_numpy(dtype=np.float64)
@@ -234,13 +285,17 @@ def model_space(
         low = values[:, target_index].min(axis=0)
         if (low <= 0).any():
             column = names[target_index[int(np.argmax(low <= 0))]]
-            raise UserError(f"{where}: data.log needs positive values, but column {column!r} has values <= 0")
+            raise UserError(
+                f"{where}: data.log needs positive values, but column {column!r} has values <= 0"
+            )
         values = values.copy()
         values[:, target_index] = np.log(values[:, target_index])
     levels = values
     if seasonal_lag:
         values = values[seasonal_lag:].copy()
-        values[:, target_index] = levels[seasonal_lag:, target_index] - levels[:-seasonal_lag, target_index]
+        values[:, target_index] = (
+            levels[seasonal_lag:, target_index] - levels[:-seasonal_lag, target_index]
+        )
     if difference:
         seasonal = values
         values = values[1:].copy()
@@ -248,19 +303,25 @@ def model_space(
     return values, levels
 
 
-def encode(pre: SeriesPreprocessing, frame: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode(
+    pre: SeriesPreprocessing, frame: pd.DataFrame, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Scaled model-space values -> (inputs ``[rows, features]``, scaled targets ``[rows, targets]``)."""
     shift = pre.shift
     scaled = (values - np.asarray(pre.offset)) / np.asarray(pre.scale)
     inputs = scaled[:, [pre.numeric.index(c) for c in pre.inputs]]
     for column, categories in pre.categories.items():
-        text = frame[column].iloc[shift:].reset_index(drop=True).astype("string").fillna("<missing>")
+        text = (
+            frame[column].iloc[shift:].reset_index(drop=True).astype("string").fillna("<missing>")
+        )
         encoded = np.stack([(text == c).to_numpy(dtype=np.float64) for c in categories], axis=1)
         inputs = np.concatenate([inputs, encoded], axis=1)
     return inputs, scaled[:, [pre.numeric.index(c) for c in pre.targets]]
 
 
-def to_data_units(pre: SeriesPreprocessing, outputs: np.ndarray, levels: np.ndarray, first: np.ndarray) -> np.ndarray:
+def to_data_units(
+    pre: SeriesPreprocessing, outputs: np.ndarray, levels: np.ndarray, first: np.ndarray
+) -> np.ndarray:
     """Model outputs ``[samples, horizon * targets]`` -> values in the data's units; ``levels`` are the
     frame's levels (log levels with ``log``), ``first`` each window's first forecast row."""
     index = [pre.numeric.index(c) for c in pre.targets]
@@ -282,7 +343,12 @@ def window_origins(frame: pd.DataFrame, date_column: str | None, rows: np.ndarra
     if not date_column:
         return rows.astype(np.int64)
     dates = pd.to_datetime(frame[date_column].astype(str), format="mixed")
-    return dates.iloc[rows].dt.strftime("%Y-%m-%d %H:%M:%S").str.removesuffix(" 00:00:00").to_numpy(dtype=object)
+    return (
+        dates.iloc[rows]
+        .dt.strftime("%Y-%m-%d %H:%M:%S")
+        .str.removesuffix(" 00:00:00")
+        .to_numpy(dtype=object)
+    )
 
 
 def _columns(
@@ -292,15 +358,21 @@ def _columns(
     date_column = data.date_column or (builtin.date_column if builtin else None)
     targets = data.target or ([builtin.target] if builtin else None)
     if targets is None:
-        numeric = [c for c in frame.columns if c != date_column and pd.api.types.is_numeric_dtype(frame[c])]
+        numeric = [
+            c for c in frame.columns if c != date_column and pd.api.types.is_numeric_dtype(frame[c])
+        ]
         if len(numeric) != 1:
-            raise UserError(f"{where}: set data.target to the column(s) to predict (numeric columns: {numeric})")
+            raise UserError(
+                f"{where}: set data.target to the column(s) to predict (numeric columns: {numeric})"
+            )
         targets = numeric
     features = data.features or targets
     needed = list(dict.fromkeys([*targets, *features, *([date_column] if date_column else [])]))
     missing_columns = [c for c in needed if c not in frame.columns]
     if missing_columns:
-        raise UserError(f"{where}: no column {missing_columns[0]!r} (columns: {list(frame.columns)})")
+        raise UserError(
+            f"{where}: no column {missing_columns[0]!r} (columns: {list(frame.columns)})"
+        )
     return date_column, list(targets), list(features)
 
 
@@ -333,11 +405,17 @@ def _seasonal_lag(data: DataConfig, season: int | None, where: str) -> int:
 
 
 def _enough(data: DataConfig, rows_read: int, shift: int) -> bool:
-    return split_rows(rows_read, data.split.validation, data.split.test).train - shift >= data.lags + data.horizon
+    return (
+        split_rows(rows_read, data.split.validation, data.split.test).train - shift
+        >= data.lags + data.horizon
+    )
 
 
 def prepare_timeseries(
-    data: DataConfig, builtin: BuiltinDataset | None, path: Path | None, table: pd.DataFrame | None = None
+    data: DataConfig,
+    builtin: BuiltinDataset | None,
+    path: Path | None,
+    table: pd.DataFrame | None = None,
 ) -> Prepared:
     """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
     transformed and scaled on train rows only."""
@@ -354,15 +432,22 @@ def prepare_timeseries(
     original = values[:, target_index].copy()  # the targets in the data's own units
     seasonal_lag = _seasonal_lag(data, season, where)
     shift = seasonal_lag + (1 if data.difference else 0)
-    rows = _split(data, len(frame), shift, where)  # before any transform: too few rows is said plainly
-    values, levels = model_space(values, target_index, data.log, data.difference, where, numeric_columns, seasonal_lag)
+    rows = _split(
+        data, len(frame), shift, where
+    )  # before any transform: too few rows is said plainly
+    values, levels = model_space(
+        values, target_index, data.log, data.difference, where, numeric_columns, seasonal_lag
+    )
     offset, scale = fit_scaler(values[: rows.train], data.scale)
     training = frame.iloc[shift : shift + rows.train]
     pre = SeriesPreprocessing(
         targets=list(targets),
         numeric=numeric_columns,
         inputs=[c for c in features if c not in categorical],
-        categories={c: sorted(training[c].astype("string").fillna("<missing>").unique()) for c in categorical},
+        categories={
+            c: sorted(training[c].astype("string").fillna("<missing>").unique())
+            for c in categorical
+        },
         date_column=date_column,
         lags=data.lags,
         horizon=data.horizon,
@@ -381,11 +466,15 @@ def prepare_timeseries(
     first_target = starts + data.lags + shift  # in original rows
     split_names = ("train", "val", "test")
     actual = {
-        name: np.stack([original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]])
+        name: np.stack(
+            [original[r : r + data.horizon].reshape(-1) for r in first_target[split == code]]
+        )
         for code, name in enumerate(split_names)
     }
     bases = {
-        name: inverse_bases(levels, first_target[split == code], target_index, data.difference, seasonal_lag)
+        name: inverse_bases(
+            levels, first_target[split == code], target_index, data.difference, seasonal_lag
+        )
         for code, name in enumerate(split_names)
     }
     transform = SeriesTransform(
@@ -397,8 +486,12 @@ def prepare_timeseries(
         season=seasonal_lag,
         seasons={name: seasons for name, (_, seasons) in bases.items() if seasons is not None},
     )
-    forecasts = naive_forecasts(original, starts[split == 2] + shift, data.lags, data.horizon, season)
-    baselines = {name: regression_scores(actual["test"], forecast) for name, forecast in forecasts.items()}
+    forecasts = naive_forecasts(
+        original, starts[split == 2] + shift, data.lags, data.horizon, season
+    )
+    baselines = {
+        name: regression_scores(actual["test"], forecast) for name, forecast in forecasts.items()
+    }
     return Prepared(
         kind="timeseries",
         task="regression",

@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any
 
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import MODEL_FILES
 from hindsight_ray.reporting.queued_tracking import (
     TRIAL_TIMERS,
     QueuedTracker,
@@ -22,7 +24,6 @@ from hindsight_ray.reporting.queued_tracking import (
     run_name,
     sweep_scores,
 )
-from hindsight_ray.storage import ExperimentStore
 
 __all__ = ["MlflowTracker", "epoch_metrics", "flat_items", "run_name"]
 RUNS_FILE = "mlflow.json"  # {tracking_uri, experiment_id, parent_run_id, runs: {trial_id: run_id}}
@@ -66,7 +67,9 @@ class MlflowTracker(QueuedTracker):
         return f"MLflow at {self.tracking_uri}"
 
     def _connect(self) -> Any:
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run" line per trial
+        os.environ.setdefault(
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true"
+        )  # no "View run" line per trial
         from mlflow import MlflowClient
 
         client = MlflowClient(self.tracking_uri)
@@ -79,8 +82,12 @@ class MlflowTracker(QueuedTracker):
             self.state = store.read_mapping(RUNS_FILE, "the sweep's MLflow runs")
             return
         found = client.get_experiment_by_name(self.experiment)
-        experiment_id = found.experiment_id if found is not None else client.create_experiment(self.experiment)
-        parent = client.create_run(experiment_id, run_name=self.sweep, tags={**self.tags, "hindsight.role": "sweep"})
+        experiment_id = (
+            found.experiment_id if found is not None else client.create_experiment(self.experiment)
+        )
+        parent = client.create_run(
+            experiment_id, run_name=self.sweep, tags={**self.tags, "hindsight.role": "sweep"}
+        )
         from mlflow.entities import Param
 
         params = [Param(k, str(v)[:6000]) for k, v in self.params.items()]
@@ -110,13 +117,17 @@ class MlflowTracker(QueuedTracker):
             "hindsight.role": "trial",
         }
         number = len(self.state["runs"]) + 1
-        run = client.create_run(self.state["experiment_id"], run_name=run_name(config, number), tags=tags)
+        run = client.create_run(
+            self.state["experiment_id"], run_name=run_name(config, number), tags=tags
+        )
         params = [Param(k, str(v)) for k, v in config.items()]
         client.log_batch(run.info.run_id, params=params)
         self.state["runs"][trial_id] = run.info.run_id
         self._save()
 
-    def _on_epochs(self, client: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int) -> None:
+    def _on_epochs(
+        self, client: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int
+    ) -> None:
         from mlflow.entities import Metric
 
         run_id = self.state["runs"].get(trial_id)
@@ -147,22 +158,27 @@ class MlflowTracker(QueuedTracker):
                 if run_id is None:
                     continue
                 trial_tags = [
-                    RunTag(f"hindsight.{k}", str(bool(row[k])).lower()) for k in ("speculative", "used") if k in row
+                    RunTag(f"hindsight.{k}", str(bool(row[k])).lower())
+                    for k in ("speculative", "used")
+                    if k in row
                 ]
                 if row["trial_id"] == best.get("trial_id"):
                     trial_tags.append(RunTag("hindsight.best", "true"))
                 timings = [
-                    Metric(k, v, now, 0) for k, v in finite_numbers({k: row.get(k) for k in TRIAL_TIMERS}).items()
+                    Metric(k, v, now, 0)
+                    for k, v in finite_numbers({k: row.get(k) for k in TRIAL_TIMERS}).items()
                 ]
                 client.log_batch(run_id, metrics=timings, tags=trial_tags)
         store = ExperimentStore(self.experiment_dir)
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="hindsight-mlflow-") as folder:
-            for name in ("best_model.keras", "preprocessing.json", "summary.json", "report.md"):
+            for name in MODEL_FILES:
                 if store.exists(name):
                     path = os.path.join(folder, name)
                     with open(path, "wb") as handle:
                         handle.write(store.read_bytes(name))
-                    client.log_artifact(parent, path, artifact_path="model" if name != "report.md" else None)
+                    client.log_artifact(
+                        parent, path, artifact_path="model" if name != "report.md" else None
+                    )
         client.set_terminated(parent, "FINISHED")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hindsight_ray.results import FOLDED_KEY, epoch_row
+from hindsight_ray.core.trials import FOLDED_KEY, epoch_row
 
 _STOP = object()
 TRIAL_TIMERS = ("queue_s", "data_s", "build_s", "train_s", "eval_s", "checkpoint_s", "total_s")
@@ -63,8 +63,12 @@ def sweep_scores(summary: dict[str, Any]) -> dict[str, float]:
     """A finalized sweep's numbers a tracker logs on the sweep: best validation and test scores, each
     baseline's, the wall and the trials' totals."""
     best = summary.get("best") or {}
-    scores: dict[str, Any] = {f"best_{k}": v for k, v in best.items() if k.startswith(("test_", "validation"))}
-    scores.update({k: summary[k] for k in ("wall_s", "trial_s", "trial_epochs", "trials_run") if k in summary})
+    scores: dict[str, Any] = {
+        f"best_{k}": v for k, v in best.items() if k.startswith(("test_", "validation"))
+    }
+    scores.update(
+        {k: summary[k] for k in ("wall_s", "trial_s", "trial_epochs", "trials_run") if k in summary}
+    )
     for name, values in (summary.get("baselines") or {}).items():
         scores.update({f"baseline_{name}_{k}": v for k, v in values.items() if k not in ("fit_s",)})
     return finite_numbers(scores)
@@ -84,11 +88,15 @@ class QueuedTracker(Callback):
     def _reset(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._logged_epoch: dict[str, int] = {}  # per trial: the last epoch sent (a restarted trial repeats some)
+        self._logged_epoch: dict[
+            str, int
+        ] = {}  # per trial: the last epoch sent (a restarted trial repeats some)
         self.errors: list[str] = []
         self.state: dict[str, Any] = {}
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the Tuner: no thread, no queue
+    def __getstate__(
+        self,
+    ) -> dict[str, Any]:  # Tune pickles its callbacks with the Tuner: no thread, no queue
         return {k: self.__dict__[k] for k in self.KEEP}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -102,12 +110,19 @@ class QueuedTracker(Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._put("trial", trial.trial_id, dict(trial.config))
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any):
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ):
         last = self._logged_epoch.get(trial.trial_id, 0)
         epochs = [(epoch, values) for epoch, values in epoch_metrics(result) if epoch > last]
         if epochs:
             self._logged_epoch[trial.trial_id] = epochs[-1][0]
-            self._put("epochs", trial.trial_id, epochs, int(result.get("finished_at") or time.time()) * 1000)
+            self._put(
+                "epochs",
+                trial.trial_id,
+                epochs,
+                int(result.get("finished_at") or time.time()) * 1000,
+            )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._put("end", trial.trial_id, "FINISHED")
@@ -127,11 +142,15 @@ class QueuedTracker(Callback):
 
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name=f"hindsight-{self.label}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, name=f"hindsight-{self.label}", daemon=True
+            )
             self._thread.start()
 
     # -- after the sweep ----------------------------------------------------------------------------------------
-    def finish(self, summary: dict[str, Any] | None, trials: Any = None, timeout: float = 120.0) -> list[str]:
+    def finish(
+        self, summary: dict[str, Any] | None, trials: Any = None, timeout: float = 120.0
+    ) -> list[str]:
         """Log the finalized sweep (``summary`` None: the sweep stopped unfinished, its runs stay open for the
         resume), wait for everything queued; the errors met, if any."""
         self._put("finish", summary, trials)
@@ -161,7 +180,9 @@ class QueuedTracker(Callback):
             try:
                 getattr(self, f"_on_{event[0]}")(client, *event[1:])
             except Exception as exc:  # noqa: BLE001 - one lost event, never the sweep
-                self.errors.append(f"{self.label} {event[0]}: {type(exc).__name__}: {str(exc)[:200]}")
+                self.errors.append(
+                    f"{self.label} {event[0]}: {type(exc).__name__}: {str(exc)[:200]}"
+                )
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -169,7 +190,9 @@ class QueuedTracker(Callback):
     def _on_trial(self, client: Any, trial_id: str, config: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _on_epochs(self, client: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int) -> None:
+    def _on_epochs(
+        self, client: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int
+    ) -> None:
         raise NotImplementedError
 
     def _on_end(self, client: Any, trial_id: str, status: str) -> None:

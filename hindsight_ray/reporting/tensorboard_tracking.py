@@ -22,7 +22,9 @@ from ray.tune import Callback
 from hindsight_ray.reporting.mlflow_tracking import epoch_metrics, run_name
 
 FOLDER = "tensorboard"
-RUNS_FILE = "runs.json"  # {trial_id: run folder name}, so that a resumed trial writes on in its own run
+RUNS_FILE = (
+    "runs.json"  # {trial_id: run folder name}, so that a resumed trial writes on in its own run
+)
 HPARAMS = ("stage", "layers", "units", "learning_rate", "epochs")
 
 
@@ -103,7 +105,9 @@ class TensorBoardWriter(Callback):
                 pass
         self._writers.clear()
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any):
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ):
         self._guarded(lambda: self._result(trial, result))
 
     def _result(self, trial: Any, result: dict[str, Any]) -> None:
@@ -117,7 +121,9 @@ class TensorBoardWriter(Callback):
         writer, now = self._writer(trial), time.time()
         for epoch, values in epochs:
             for name, value in values.items():
-                writer.write_event(Event(wall_time=now, step=epoch, summary=scalar(tag(name, self.metric), value)))
+                writer.write_event(
+                    Event(wall_time=now, step=epoch, summary=scalar(tag(name, self.metric), value))
+                )
             score = values.get(self.metric)
             if score is not None:
                 best = self._best.get(trial.trial_id)

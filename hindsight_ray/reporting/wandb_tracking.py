@@ -17,11 +17,11 @@ import re
 import tempfile
 from typing import Any
 
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import MODEL_FILES
 from hindsight_ray.reporting.queued_tracking import QueuedTracker, run_name, sweep_scores
-from hindsight_ray.storage import ExperimentStore
 
 RUNS_FILE = "wandb.json"  # {runs: {trial_id: run_id}, numbers: {trial_id: n}}
-MODEL_FILES = ("best_model.keras", "preprocessing.json", "summary.json", "report.md")
 
 
 def artifact_name(sweep: str) -> str:
@@ -63,8 +63,13 @@ class WandbTracker(QueuedTracker):
         import wandb
 
         store = ExperimentStore(self.experiment_dir)
-        found = store.read_mapping(RUNS_FILE, "the sweep's W&B runs") if store.exists(RUNS_FILE) else {}
-        self.state = {"runs": dict(found.get("runs", {})), "numbers": dict(found.get("numbers", {}))}
+        found = (
+            store.read_mapping(RUNS_FILE, "the sweep's W&B runs") if store.exists(RUNS_FILE) else {}
+        )
+        self.state = {
+            "runs": dict(found.get("runs", {})),
+            "numbers": dict(found.get("numbers", {})),
+        }
         if self.run_dir:
             os.makedirs(self.run_dir, exist_ok=True)
         return wandb
@@ -104,7 +109,9 @@ class WandbTracker(QueuedTracker):
             runs[trial_id] = run.id
             self._save()
 
-    def _on_epochs(self, wandb: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int) -> None:
+    def _on_epochs(
+        self, wandb: Any, trial_id: str, epochs: list[tuple[int, dict[str, float]]], at: int
+    ) -> None:
         run = self._active.get(trial_id)
         if run is None:
             return
@@ -117,7 +124,9 @@ class WandbTracker(QueuedTracker):
             run.finish(exit_code=0 if status == "FINISHED" else 1)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._put("close")  # trials stopped mid-way (Ctrl-C): their runs end as preempted, the resume goes on
+        self._put(
+            "close"
+        )  # trials stopped mid-way (Ctrl-C): their runs end as preempted, the resume goes on
         super().on_experiment_end(trials, **info)
 
     def _on_close(self, wandb: Any) -> None:
@@ -131,7 +140,9 @@ class WandbTracker(QueuedTracker):
         if summary is None:
             return
         best = summary.get("best") or {}
-        run = self._init(wandb, name=self.sweep, job_type="sweep", config=self.config, tags=["sweep"])
+        run = self._init(
+            wandb, name=self.sweep, job_type="sweep", config=self.config, tags=["sweep"]
+        )
         run.summary.update({**sweep_scores(summary), "best_trial": str(best.get("trial_id", ""))})
         if trials is not None and len(trials):
             table = trials.copy()
@@ -140,7 +151,9 @@ class WandbTracker(QueuedTracker):
                     table[column] = table[column].map(lambda v: v if v is None else str(v))
             run.log({"trials": wandb.Table(dataframe=table)})
         store = ExperimentStore(self.experiment_dir)
-        artifact = wandb.Artifact(artifact_name(self.sweep), type="model", metadata={"best_trial": best})
+        artifact = wandb.Artifact(
+            artifact_name(self.sweep), type="model", metadata={"best_trial": best}
+        )
         with tempfile.TemporaryDirectory(prefix="hindsight-wandb-") as folder:
             for name in MODEL_FILES:
                 if store.exists(name):

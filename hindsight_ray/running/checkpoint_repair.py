@@ -15,10 +15,9 @@ import json
 import posixpath
 from typing import Any
 
-from hindsight_ray.checkpoints import checkpoint_folders
+from hindsight_ray.core.layout import SNAPSHOT_PREFIX as STATE_PREFIX
 from hindsight_ray.core.location import ExperimentLocation
-
-STATE_PREFIX = "experiment_state-"
+from hindsight_ray.training.checkpoints import checkpoint_folders
 
 
 def checkpoint_index(path: str) -> int:
@@ -28,12 +27,16 @@ def checkpoint_index(path: str) -> int:
     return int(digits) if digits.isdigit() else -1
 
 
-def plan_repair(recorded: str | None, folders: list[str], exists: bool) -> tuple[str | None, list[str]]:
+def plan_repair(
+    recorded: str | None, folders: list[str], exists: bool
+) -> tuple[str | None, list[str]]:
     """What to do with one trial: the folder to copy to ``recorded`` (None: nothing to copy) and the folders
     the snapshot does not know, to remove. ``folders``: the trial's checkpoint folders on storage;
     ``exists``: whether ``recorded`` (the snapshot's latest checkpoint, None when it has none) is there."""
     known = checkpoint_index(recorded) if recorded else -1
-    newer = sorted((f for f in folders if checkpoint_index(f) > known), key=checkpoint_index, reverse=True)
+    newer = sorted(
+        (f for f in folders if checkpoint_index(f) > known), key=checkpoint_index, reverse=True
+    )
     source = newer[0] if recorded is not None and not exists and newer else None
     return source, newer
 
@@ -45,7 +48,11 @@ def _trials(location: ExperimentLocation) -> list[tuple[str, str | None]]:
     from ray.tune.trainable.metadata import _TrainingRunMetadata
 
     infos = location.fs.get_file_info(pafs.FileSelector(location.path))
-    states = sorted(i.path for i in infos if i.base_name.startswith(STATE_PREFIX) and i.base_name.endswith(".json"))
+    states = sorted(
+        i.path
+        for i in infos
+        if i.base_name.startswith(STATE_PREFIX) and i.base_name.endswith(".json")
+    )
     if not states:
         return []
     with location.fs.open_input_stream(states[-1]) as handle:
@@ -56,7 +63,9 @@ def _trials(location: ExperimentLocation) -> list[tuple[str, str | None]]:
         metadata = _TrainingRunMetadata.from_json_state(metadata_json)
         manager: Any = metadata.checkpoint_manager
         latest = manager.latest_checkpoint_result if manager is not None else None
-        recorded = latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
+        recorded = (
+            latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
+        )
         if trial.storage is not None:  # a trial without storage wrote no folder
             found.append((trial.storage.trial_fs_path, recorded))
     return found

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hindsight_ray.config import SweepConfig, speculative_for
-from hindsight_ray.errors import UserError
-from hindsight_ray.objective import SCORE_KEY
+from hindsight_ray.config.schema import SweepConfig, speculative_for
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import SEARCHER_PREFIX, SNAPSHOT_PREFIX
+from hindsight_ray.core.objective import SCORE_KEY
 from hindsight_ray.search.policy import TwoStagePolicy
 from hindsight_ray.search.rebuild import InconsistentTrials, RecordedTrial, rebuild_policy
-from hindsight_ray.storage import ExperimentStore
-
-SEARCHER_PREFIX = "searcher-state-"
-SNAPSHOT_PREFIX = "experiment_state-"
 
 
 def searcher_settings(config: SweepConfig, slots: int) -> dict[str, Any]:
@@ -44,7 +42,8 @@ def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
 
     analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
     return [
-        RecordedTrial(t.trial_id, dict(t.config), str(t.status), dict(t.last_result or {})) for t in analysis.trials
+        RecordedTrial(t.trial_id, dict(t.config), str(t.status), dict(t.last_result or {}))
+        for t in analysis.trials
     ]
 
 
@@ -75,7 +74,11 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
     files = store.names(SEARCHER_PREFIX)
     policy = _readable_policy(store, files[-1]) if files else None
     trials = recorded_trials(store)
-    why = "missing" if not files else ("unreadable" if policy is None else _disagreement(policy, trials))
+    why = (
+        "missing"
+        if not files
+        else ("unreadable" if policy is None else _disagreement(policy, trials))
+    )
     settings = searcher_settings(config, slots)
     try:
         rebuilt = rebuild_policy(settings, config.mode, SCORE_KEY, trials)
@@ -88,10 +91,19 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
         name = files[-1]
     else:
         snapshots = store.names(SNAPSHOT_PREFIX)
-        session = snapshots[-1].removeprefix(SNAPSHOT_PREFIX).removesuffix(".json") if snapshots else "rebuilt"
+        session = (
+            snapshots[-1].removeprefix(SNAPSHOT_PREFIX).removesuffix(".json")
+            if snapshots
+            else "rebuilt"
+        )
         name = f"{SEARCHER_PREFIX}{session}.pkl"
     # trials the saved state suggested but Ray never recorded are not in Ray's list: they are suggested again
-    state = {"metric": SCORE_KEY, "mode": config.mode, "settings": settings, "policy": rebuilt.get_state()}
+    state = {
+        "metric": SCORE_KEY,
+        "mode": config.mode,
+        "settings": settings,
+        "policy": rebuilt.get_state(),
+    }
     store.write_json(name, state)
     return (
         None

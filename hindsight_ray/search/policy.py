@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any, Literal
 
-from hindsight_ray.objective import finite, is_better
+from hindsight_ray.core.objective import finite, is_better
 
 WAIT: Literal["wait"] = "wait"
 FINISHED: Literal["finished"] = "finished"
 
-STATE_VERSION = 3  # 3: trials as columns (fields once, a row per trial); 2 (a dict per trial) still loads
+STATE_VERSION = (
+    3  # 3: trials as columns (fields once, a row per trial); 2 (a dict per trial) still loads
+)
 
 
 def stage2_iterations(max_iterations: int) -> int:
@@ -89,7 +91,9 @@ class TrialRecord:
     learning_rate: float
     epochs: int
     order: int
-    status: str = "running"  # running | done | error | stopping | stopped (an unused speculative trial)
+    status: str = (
+        "running"  # running | done | error | stopping | stopped (an unused speculative trial)
+    )
     score: float | None = None
     params: int | None = None
     speculative: bool = False  # suggested before the decision that needs it was known
@@ -149,7 +153,9 @@ class TwoStagePolicy:
     def total_trials(self) -> int:
         """At most this many trials: the grid plus K stage-2 trials, or plus the whole decision tree
         (2^K - 1 learning rates) when speculating."""
-        return len(self.grid) + (2**self.iterations - 1 if self.settings["speculative"] else self.iterations)
+        return len(self.grid) + (
+            2**self.iterations - 1 if self.settings["speculative"] else self.iterations
+        )
 
     @property
     def stage(self) -> int:
@@ -172,7 +178,13 @@ class TwoStagePolicy:
                 self.next_grid_index += 1
             return self._start(
                 trial_id,
-                Suggestion(1, depth, width, self.settings["stage1_learning_rate"], self.settings["stage1_epochs"]),
+                Suggestion(
+                    1,
+                    depth,
+                    width,
+                    self.settings["stage1_learning_rate"],
+                    self.settings["stage1_epochs"],
+                ),
             )
         if self.winner_id is None:
             if self._running(stage=1):
@@ -187,12 +199,16 @@ class TwoStagePolicy:
         for depth, learning_rate in self._candidates():
             if self._result_for(learning_rate) is None and not self._running_for(learning_rate):
                 winner = self.trials[self.winner_id]
-                suggestion = Suggestion(2, winner.layers, winner.units, learning_rate, self.settings["stage2_epochs"])
+                suggestion = Suggestion(
+                    2, winner.layers, winner.units, learning_rate, self.settings["stage2_epochs"]
+                )
                 self._start(trial_id, suggestion, speculative=depth > 0)
                 return suggestion
         return WAIT  # stage 2 waits for the trial the next decision needs
 
-    def complete(self, trial_id: str, score: float | None, params: int | None = None, stopped: bool = False) -> None:
+    def complete(
+        self, trial_id: str, score: float | None, params: int | None = None, stopped: bool = False
+    ) -> None:
         """Record a trial's end: its validation score, or None when it failed for good; ``stopped`` when
         a scheduler cut it short (early stopping): it is recorded, but its partial score never counts."""
         record = self.trials.get(trial_id)
@@ -309,15 +325,24 @@ class TwoStagePolicy:
         return policy
 
     # -- internals ---------------------------------------------------------------------
-    def _start(self, trial_id: str, suggestion: Suggestion, speculative: bool = False) -> Suggestion:
+    def _start(
+        self, trial_id: str, suggestion: Suggestion, speculative: bool = False
+    ) -> Suggestion:
         self.trials[trial_id] = TrialRecord(
-            trial_id=trial_id, order=len(self.trials), speculative=speculative, **suggestion.as_config()
+            trial_id=trial_id,
+            order=len(self.trials),
+            speculative=speculative,
+            **suggestion.as_config(),
         )
         return suggestion
 
     def _stage2_at(self, learning_rate: float, statuses: tuple[str, ...]) -> TrialRecord | None:
         for trial in self._ordered():
-            if trial.stage == 2 and trial.status in statuses and trial.learning_rate == learning_rate:
+            if (
+                trial.stage == 2
+                and trial.status in statuses
+                and trial.learning_rate == learning_rate
+            ):
                 return trial
         return None
 
@@ -366,7 +391,9 @@ class TwoStagePolicy:
         return sorted(self.trials.values(), key=lambda t: t.order)
 
     def _running(self, stage: int) -> bool:
-        return any(t.stage == stage and t.status in ("running", "stopping") for t in self.trials.values())
+        return any(
+            t.stage == stage and t.status in ("running", "stopping") for t in self.trials.values()
+        )
 
     def _choose_winner(self) -> str | None:
         winner: TrialRecord | None = None

@@ -32,7 +32,9 @@ class InconsistentTrials(ValueError):
     """The recorded trials cannot come from one two-stage search with these settings."""
 
 
-def rebuild_policy(settings: dict[str, Any], mode: str, metric: str, trials: list[RecordedTrial]) -> TwoStagePolicy:
+def rebuild_policy(
+    settings: dict[str, Any], mode: str, metric: str, trials: list[RecordedTrial]
+) -> TwoStagePolicy:
     """A policy that has seen ``trials`` (in the order Ray created them) as the original one did."""
     policy = TwoStagePolicy(**settings, mode=mode)
     seen: list[int] = []
@@ -61,7 +63,9 @@ def rebuild_policy(settings: dict[str, Any], mode: str, metric: str, trials: lis
 def _record(trial: RecordedTrial, order: int, metric: str) -> TrialRecord:
     config = trial.config
     if config.get("stage") not in (1, 2):
-        raise InconsistentTrials(f"trial {trial.trial_id} has no two-stage config (stage {config.get('stage')!r})")
+        raise InconsistentTrials(
+            f"trial {trial.trial_id} has no two-stage config (stage {config.get('stage')!r})"
+        )
     record = TrialRecord(
         trial_id=trial.trial_id,
         stage=int(config["stage"]),
@@ -92,7 +96,9 @@ def _restore_winner(policy: TwoStagePolicy, stage2: list[TrialRecord]) -> None:
         or policy.next_grid_index < len(policy.grid)
         or any(t.status == "running" for t in policy.stage1_trials())
     ):
-        raise InconsistentTrials("stage-2 trials were recorded before every stage-1 trial had ended")
+        raise InconsistentTrials(
+            "stage-2 trials were recorded before every stage-1 trial had ended"
+        )
     winner = policy.settle_winner()
     if winner is None or any((t.layers, t.units) != (winner.layers, winner.units) for t in stage2):
         raise InconsistentTrials("the recorded stage-2 trials do not tune the stage-1 winner")

@@ -22,7 +22,7 @@ from typing import Any
 from ray import tune
 from ray.tune import Stopper
 
-from hindsight_ray.config import STRATEGIES
+from hindsight_ray.config.schema import STRATEGIES
 from hindsight_ray.search.policy import stage2_iterations
 from hindsight_ray.search.two_stage import TwoStageLimiter, TwoStageSearch
 
@@ -98,17 +98,28 @@ def asha(epochs: int) -> Any:
     """Ray Tune's ASHA over a trial's epochs: grace period epochs/8, reduction factor 3."""
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3)
+    return ASHAScheduler(
+        time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3
+    )
 
 
-def shuffled_grid(layers: list[int], units: list[int], rates: list[float], seed: int) -> list[dict[str, Any]]:
+def shuffled_grid(
+    layers: list[int], units: list[int], rates: list[float], seed: int
+) -> list[dict[str, Any]]:
     """Every (layers, units, learning rate), in an order shuffled by ``seed``."""
-    points = [{"layers": d, "units": w, "learning_rate": lr} for d in layers for w in units for lr in rates]
+    points = [
+        {"layers": d, "units": w, "learning_rate": lr}
+        for d in layers
+        for w in units
+        for lr in rates
+    ]
     order = random.Random(seed).sample(range(len(points)), len(points))
     return [points[i] for i in order]
 
 
-def _listed(name: str, points: list[dict[str, Any]], space: dict[str, Any], epochs: int, slots: int) -> Strategy:
+def _listed(
+    name: str, points: list[dict[str, Any]], space: dict[str, Any], epochs: int, slots: int
+) -> Strategy:
     """A strategy that runs exactly ``points``, in order. The space holds distributions (not constants)
     so that Tune fills them from the points without warning that a preset differs from a constant."""
     from ray.tune.search import BasicVariantGenerator
@@ -180,17 +191,27 @@ def build_strategy(
     if name in ("random", "asha"):
         scheduler = asha(stage2_epochs) if name == "asha" else None
         return Strategy(
-            name, BasicVariantGenerator(max_concurrent=slots, random_state=seed), scheduler, samples, param_space=space
+            name,
+            BasicVariantGenerator(max_concurrent=slots, random_state=seed),
+            scheduler,
+            samples,
+            param_space=space,
         )
     if name == "manual":
         if not manual:
-            raise ValueError("the manual strategy needs a list of configs (layers, units, learning_rate)")
+            raise ValueError(
+                "the manual strategy needs a list of configs (layers, units, learning_rate)"
+            )
         return _listed(name, manual, space, stage2_epochs, slots)
     if name == "bayes":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))  # metric, mode: from TuneConfig
-        return Strategy(name, ConcurrencyLimiter(search, max_concurrent=slots), None, samples, param_space=space)
+        search = OptunaSearch(
+            sampler=optuna.samplers.TPESampler(seed=seed)
+        )  # metric, mode: from TuneConfig
+        return Strategy(
+            name, ConcurrencyLimiter(search, max_concurrent=slots), None, samples, param_space=space
+        )
     raise ValueError(f"unknown strategy {name!r} (have: {', '.join(STRATEGIES)})")

@@ -70,7 +70,9 @@ class TwoStageSearch(Searcher):
         """Trials the full search runs: grid size plus K."""
         return TwoStagePolicy(**self._settings, mode=self._mode or "min").total_trials
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
         if self._metric is None and metric:
             self._metric = metric
         if self._mode is None and mode:
@@ -96,7 +98,9 @@ class TwoStageSearch(Searcher):
         """The trials suggested whose end has not been reported yet."""
         if self._policy is None:
             return set()
-        return {t.trial_id for t in self._policy.trials.values() if t.status in ("running", "stopping")}
+        return {
+            t.trial_id for t in self._policy.trials.values() if t.status in ("running", "stopping")
+        }
 
     def unneeded(self, trial_id: str) -> bool:
         """True when a speculative trial can no longer matter (it is then recorded as stopped)."""
@@ -107,7 +111,9 @@ class TwoStageSearch(Searcher):
         ``stage1_early_stop`` (e.g. ``ASHAScheduler(time_attr="epoch", max_t=stage1_epochs)``) gives up on."""
         return TwoStageScheduler(self, stage1_early_stop)
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         last = result or self._last_results.pop(trial_id, None) or {}
         self._last_results.pop(trial_id, None)
         score = None if error else last.get(self._metric)
@@ -131,12 +137,16 @@ class TwoStageSearch(Searcher):
         self._metric = state["metric"]
         self._mode = state["mode"]
         self._settings = state["settings"]
-        self._policy = None if state["policy"] is None else TwoStagePolicy.from_state(state["policy"])
+        self._policy = (
+            None if state["policy"] is None else TwoStagePolicy.from_state(state["policy"])
+        )
 
     def save(self, checkpoint_path: str) -> None:
         tmp = f"{checkpoint_path}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(self.get_state(), separators=(",", ":")))  # compact: Tune saves this often
+            handle.write(
+                json.dumps(self.get_state(), separators=(",", ":"))
+            )  # compact: Tune saves this often
         os.replace(tmp, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -163,7 +173,9 @@ class TwoStageLimiter(ConcurrencyLimiter):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self._from_search = True  # the search's own state is restored after this one: read it at first use
+        self._from_search = (
+            True  # the search's own state is restored after this one: read it at first use
+        )
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if getattr(self, "_from_search", False):
@@ -171,8 +183,12 @@ class TwoStageLimiter(ConcurrencyLimiter):
             self._from_search = False
         return super().suggest(trial_id)
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        self.searcher.on_trial_complete(trial_id, result=result, error=error)  # the search ignores strangers
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        self.searcher.on_trial_complete(
+            trial_id, result=result, error=error
+        )  # the search ignores strangers
         self.live_trials.discard(trial_id)
 
 
@@ -181,11 +197,15 @@ class TwoStageScheduler(FIFOScheduler):
     ASHA on stage-1 trials (optional), and unused speculative stage-2 trials as soon as they are known
     to be unused."""
 
-    def __init__(self, searcher: TwoStageSearch, stage1_early_stop: TrialScheduler | None = None) -> None:
+    def __init__(
+        self, searcher: TwoStageSearch, stage1_early_stop: TrialScheduler | None = None
+    ) -> None:
         super().__init__()
         self._searcher = searcher
         self._asha = stage1_early_stop
-        self._kept: list[tuple[Any, Any]] = []  # (Tune's actor cache, resources) raised to keep workers warm
+        self._kept: list[
+            tuple[Any, Any]
+        ] = []  # (Tune's actor cache, resources) raised to keep workers warm
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its scheduler with the Tuner
         return {**self.__dict__, "_kept": []}

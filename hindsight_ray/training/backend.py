@@ -21,7 +21,11 @@ from typing import Any
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
 _IMPORTING = threading.Lock()
-PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # the module each backend imports
+PACKAGES = {
+    "tensorflow": "tensorflow",
+    "jax": "jax",
+    "torch": "torch",
+}  # the module each backend imports
 
 
 class BackendError(RuntimeError):
@@ -47,12 +51,22 @@ def worker_env(backend: str) -> dict[str, str]:
     return env
 
 
+def use_trial_numerics() -> None:
+    """This process's TensorFlow computes as the trials' does (oneDNN off) and is quiet: set before TensorFlow
+    is imported, unless the user chose otherwise."""
+    for name, value in worker_env(DEFAULT).items():
+        if name.startswith(("TF_", "KERAS_")):
+            os.environ.setdefault(name, value)
+
+
 def installed(backend: str) -> bool:
     """Whether ``backend``'s framework is installed here (its distribution, without importing it)."""
     try:
         importlib.metadata.distribution(PACKAGES[backend])
     except importlib.metadata.PackageNotFoundError:
-        return importlib.util.find_spec(PACKAGES[backend]) is not None  # on the path without metadata
+        return (
+            importlib.util.find_spec(PACKAGES[backend]) is not None
+        )  # on the path without metadata
     except ValueError:
         return False
     return True
@@ -64,7 +78,9 @@ def running() -> str | None:
     if keras is None:
         return None
     which = getattr(getattr(keras, "backend", None), "backend", None)
-    if not callable(which):  # Keras is being imported (another thread): it takes the backend the env names
+    if not callable(
+        which
+    ):  # Keras is being imported (another thread): it takes the backend the env names
         return os.environ.get("KERAS_BACKEND", DEFAULT)
     return str(which())
 
@@ -85,7 +101,11 @@ def use(backend: str) -> Any:
             os.environ.setdefault(name, value)
     with _IMPORTING:  # one thread at a time moves descriptor 2 (the background warm-up, the driver)
         quiet = backend == "tensorflow" and "tensorflow" not in sys.modules
-        with _native_stderr_off() if quiet and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" else contextlib.nullcontext():
+        with (
+            _native_stderr_off()
+            if quiet and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+            else contextlib.nullcontext()
+        ):
             import keras
 
     if backend != "tensorflow":
@@ -124,12 +144,20 @@ def _no_tensorflow_in_serialisation() -> None:
     except ImportError:  # another Keras layout: TensorFlow may be imported, nothing else changes
         return
     lazy = getattr(module_utils, "tensorflow", None)
-    if lazy is not None and getattr(lazy, "module", None) is None and "tensorflow" not in sys.modules:
+    if (
+        lazy is not None
+        and getattr(lazy, "module", None) is None
+        and "tensorflow" not in sys.modules
+    ):
         lazy._available = False
 
 
 def configure(
-    backend: str, cpus: float, gpus: int = 0, mixed_precision: bool = False, deterministic: bool = True
+    backend: str,
+    cpus: float,
+    gpus: int = 0,
+    mixed_precision: bool = False,
+    deterministic: bool = True,
 ) -> Any:
     """Keras on ``backend`` for one trial (or the driver's evaluation): thread pools sized to its CPUs, GPU
     memory shared, deterministic ops unless not asked for, mixed precision on GPUs when asked; the ``keras``
@@ -164,7 +192,9 @@ def _configure_tensorflow(threads: int, deterministic: bool) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)  # trials packed on one GPU share it
         except RuntimeError:
             pass  # already initialised: growth was set by the first trial in this process
-    if deterministic:  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
+    if (
+        deterministic
+    ):  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
         tf.config.experimental.enable_op_determinism()
 
 
@@ -190,7 +220,10 @@ def cudnn_lstm(model: Any) -> bool:
     lstms = [layer for layer in _layers(model) if isinstance(layer, keras.layers.LSTM)]
     return bool(lstms) and all(
         keras_backend.cudnn_ok(
-            layer.cell.activation, layer.cell.recurrent_activation, layer.unroll, layer.cell.use_bias
+            layer.cell.activation,
+            layer.cell.recurrent_activation,
+            layer.unroll,
+            layer.cell.use_bias,
         )
         and layer.use_cudnn in ("auto", True)
         and not layer.cell.recurrent_dropout
@@ -224,7 +257,11 @@ def device_name(backend: str) -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")) if gpus else "cpu"
+        return (
+            str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU"))
+            if gpus
+            else "cpu"
+        )
     except Exception:  # noqa: BLE001 - a name for the record
         return "unknown"
 
@@ -241,7 +278,9 @@ def gpu_memory_bytes(backend: str) -> int | None:
 
             devices = [d for d in jax.devices() if d.platform == "gpu"]
             stats = devices[0].memory_stats() if devices else None
-            return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+            return (
+                int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+            )
         import tensorflow as tf
 
         if not tf.config.list_physical_devices("GPU"):

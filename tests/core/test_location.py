@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.location import ExperimentLocation
-from hindsight_ray.errors import UserError
 
 
 def test_a_local_path_is_absolute_and_joins_names(tmp_path, monkeypatch):

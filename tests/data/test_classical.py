@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hindsight_ray.config import load_config
+from hindsight_ray.config.schema import load_config
 from hindsight_ray.data import prepare
 from hindsight_ray.data.classical import classical_baselines
 from hindsight_ray.data.prepared import SeriesHistory

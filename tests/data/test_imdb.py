@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.data import prepare
 from hindsight_ray.data.imdb import read_imdb_npz
-from hindsight_ray.errors import UserError
 
 
 def write_acl(root, per_class: int = 10) -> None:

@@ -6,10 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.data import prepare
-from hindsight_ray.data.text import class_labels, clean_text, stratified_split, tokens, vectorize, vocabulary_of
-from hindsight_ray.errors import UserError
+from hindsight_ray.data.text import (
+    class_labels,
+    clean_text,
+    stratified_split,
+    tokens,
+    vectorize,
+    vocabulary_of,
+)
 
 
 @pytest.mark.parametrize(

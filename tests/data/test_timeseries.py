@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hindsight_ray.config import DataConfig
+from hindsight_ray.config.schema import DataConfig
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.data import BUILTINS, builtin_path, prepare
 from hindsight_ray.data.timeseries import (
     assign_windows,
@@ -19,7 +20,6 @@ from hindsight_ray.data.timeseries import (
     split_rows,
     window_starts,
 )
-from hindsight_ray.errors import UserError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

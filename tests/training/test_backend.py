@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from hindsight_ray.errors import UserError
-from hindsight_ray.plan import check_backend
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.running.plan import check_backend
 from hindsight_ray.training import backend
 
 
@@ -38,7 +38,7 @@ def test_a_backend_not_installed_is_one_line_before_ray_starts(monkeypatch):
 
 
 def test_the_config_names_the_three_backends():
-    from hindsight_ray.config import load_config
+    from hindsight_ray.config.schema import load_config
 
     assert load_config(None, []).model.backend == "tensorflow"
     assert load_config(None, ["model.backend=jax"]).model.backend == "jax"
@@ -49,7 +49,7 @@ def test_the_config_names_the_three_backends():
 def test_a_model_trained_on_a_backend_not_installed_here_is_one_line_naming_the_way_out(tmp_path, monkeypatch):
     import json
 
-    from hindsight_ray.predict import Predictor
+    from hindsight_ray.reporting.predictor import Predictor
 
     (tmp_path / "best_model.keras").write_bytes(b"not read before the check")
     (tmp_path / "preprocessing.json").write_text(json.dumps({"kind": None, "backend": "torch"}))

@@ -7,9 +7,9 @@ import base64
 import html
 import re
 
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import HTML_FILE
 
-HTML_FILE = "report.html"
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1800px;margin:2em auto;padding:0 2em;
 color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
 th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}th{background:#f3f3f3}
@@ -65,8 +65,13 @@ def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
             pictures = []
             while index < len(lines) and (image := _IMAGE.fullmatch(lines[index].strip())):
                 png = store.read_bytes(image.group(2))
-                data, wide = base64.b64encode(png).decode("ascii"), ' class="wide"' if _wide(png) else ""
-                pictures.append(f'<img alt="{html.escape(image.group(1))}"{wide} src="data:image/png;base64,{data}">')
+                data, wide = (
+                    base64.b64encode(png).decode("ascii"),
+                    ' class="wide"' if _wide(png) else "",
+                )
+                pictures.append(
+                    f'<img alt="{html.escape(image.group(1))}"{wide} src="data:image/png;base64,{data}">'
+                )
                 index += 1
             blocks.append(f'<div class="plots">{"".join(pictures)}</div>')
             continue

@@ -14,21 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hindsight_ray.config import SweepConfig
-from hindsight_ray.errors import UserError
-from hindsight_ray.storage import is_uri
-from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
+from hindsight_ray.config.schema import SweepConfig
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import is_uri
 from hindsight_ray.training.backend import worker_env
-
-WORKER_ENV = worker_env(DEFAULT_BACKEND)  # the trials' environment on the default backend (TensorFlow)
-
-
-def use_trial_numerics() -> None:
-    """This process's TensorFlow computes as the trials' does (oneDNN off) and is quiet: set before TensorFlow
-    is imported, unless the user chose otherwise."""
-    for name, value in WORKER_ENV.items():
-        if name.startswith(("TF_", "KERAS_")):
-            os.environ.setdefault(name, value)
 
 
 def ray_address(config: SweepConfig) -> str | None:
@@ -61,7 +50,7 @@ def start_ray(config: SweepConfig) -> bool:
         options.update(include_dashboard=False, dashboard_host="127.0.0.1")
     import signal
 
-    from hindsight_ray.safety import Stopped, keep_our_sigterm
+    from hindsight_ray.running.lock_and_signals import Stopped, keep_our_sigterm
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -78,8 +67,13 @@ def start_ray(config: SweepConfig) -> bool:
                 return True
             except (ConnectionError, RuntimeError):
                 pass
-        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2]) or type(exc).__name__
-        raise UserError(f"resources.address {address}: cannot connect to Ray ({detail[:200]})") from None
+        detail = (
+            " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])
+            or type(exc).__name__
+        )
+        raise UserError(
+            f"resources.address {address}: cannot connect to Ray ({detail[:200]})"
+        ) from None
     finally:
         keep_our_sigterm(previous)
     return True
@@ -108,7 +102,9 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         return
     client = address.startswith("ray://")
     target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":") if not target.endswith("]") and ":" in target else (target, "", "")
+    host, _, port = (
+        target.rpartition(":") if not target.endswith("]") and ":" in target else (target, "", "")
+    )
     host = host.strip("[]")
     port_number = int(port) if port else 10001  # ray:// without a port: the Ray Client's default
     try:
@@ -224,11 +220,15 @@ def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -
     # the command's last words: nothing the other threads (the console, Ray's logs) print from here on
     sys.stdout.flush()
     sys.stderr.flush()
-    console = os.dup(sys.stderr.fileno())  # the real stderr (the command keeps it apart from native fd 2)
+    console = os.dup(
+        sys.stderr.fileno()
+    )  # the real stderr (the command keeps it apart from native fd 2)
     silent = os.open(os.devnull, os.O_WRONLY)
     for fd in {sys.stdout.fileno(), sys.stderr.fileno(), 2}:
         os.dup2(silent, fd)
-    below = _descendants(os.getpid())  # before any dies: a dead parent's children are no longer below us
+    below = _descendants(
+        os.getpid()
+    )  # before any dies: a dead parent's children are no longer below us
     for _, process in processes:  # the Ray processes this one started, by their handles
         if process.poll() is None:
             process.kill()
@@ -322,7 +322,7 @@ def _gb(size: float) -> str:
 def check_memory(config: SweepConfig, available: float, where: str) -> None:
     """Refuse a search space whose largest model cannot train in ``available`` bytes, before any data is
     prepared or trial started (instead of out-of-memory retries)."""
-    from hindsight_ray.model import largest_trial_bytes
+    from hindsight_ray.training.model import largest_trial_bytes
 
     needed = largest_trial_bytes(config)
     if needed > available:
@@ -336,13 +336,17 @@ def check_memory(config: SweepConfig, available: float, where: str) -> None:
         )
 
 
-WORKER_BYTES = 700_000_000  # a process that has imported TensorFlow and trained a small LSTM: 0.72 GB max RSS
+WORKER_BYTES = (
+    700_000_000  # a process that has imported TensorFlow and trained a small LSTM: 0.72 GB max RSS
+)
 
 
-def check_workers_memory(config: SweepConfig, trials: int, memory: float, where: str = "a node") -> None:
+def check_workers_memory(
+    config: SweepConfig, trials: int, memory: float, where: str = "a node"
+) -> None:
     """Refuse packing more trials on one node than its memory holds: each runs in its own Ray worker, a
     process with TensorFlow in it (:data:`WORKER_BYTES`) besides its model's own memory."""
-    from hindsight_ray.model import largest_trial_bytes
+    from hindsight_ray.training.model import largest_trial_bytes
 
     each = WORKER_BYTES + largest_trial_bytes(config)
     if not memory or trials * each <= memory:
@@ -370,7 +374,9 @@ def live_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def check_cluster(config: SweepConfig, storage: str, nodes: list[dict[str, Any]] | None = None) -> None:
+def check_cluster(
+    config: SweepConfig, storage: str, nodes: list[dict[str, Any]] | None = None
+) -> None:
     """Refuse a search space no node has the memory for, and a local-only storage path when trials may run
     on other machines. ``nodes``: as :func:`live_nodes` gives them (the default)."""
     nodes = live_nodes() if nodes is None else nodes
@@ -378,7 +384,11 @@ def check_cluster(config: SweepConfig, storage: str, nodes: list[dict[str, Any]]
     if memory:
         check_memory(config, memory, "the largest node")
     hosts = {n["NodeManagerAddress"] for n in nodes}
-    if len(hosts) > 1 and not is_uri(storage) and filesystem_type(storage) not in NETWORK_FILESYSTEMS:
+    if (
+        len(hosts) > 1
+        and not is_uri(storage)
+        and filesystem_type(storage) not in NETWORK_FILESYSTEMS
+    ):
         raise UserError(
             f"storage {storage} is on this machine's own disk, but the cluster has {len(hosts)} machines: "
             "use shared storage every node mounts (an NFS path) or a pyarrow URI such as s3://bucket/prefix"
@@ -398,9 +408,7 @@ def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) 
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
     problem = None
     if res.cpus_per_trial > most_cpus:
-        problem = (
-            f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has (largest: {most_cpus:g} CPUs)"
-        )
+        problem = f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than any node has (largest: {most_cpus:g} CPUs)"
     elif res.gpus_per_trial > 0 and most_gpus == 0:
         problem = f"resources.gpus_per_trial {res.gpus_per_trial:g} asks for GPUs, but the cluster has none"
     elif res.gpus_per_trial > most_gpus:
@@ -409,7 +417,10 @@ def trial_slots(config: SweepConfig, nodes: list[dict[str, Any]] | None = None) 
             f"(largest: {most_gpus:g} GPUs)"
         )
     if problem and not res.wait_for_autoscaler:
-        raise UserError(problem + "; set resources.wait_for_autoscaler: true if an autoscaler will add such nodes")
+        raise UserError(
+            problem
+            + "; set resources.wait_for_autoscaler: true if an autoscaler will add such nodes"
+        )
     slots = 0
     for node in nodes:
         fit = math.floor(node.get("CPU", 0) / res.cpus_per_trial + 1e-9)

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from hindsight_ray.cluster import ray_address
-from hindsight_ray.config import PREPROCESSING_KEYS, SweepConfig
+from hindsight_ray.config.schema import PREPROCESSING_KEYS, SweepConfig
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, dataset_name
-from hindsight_ray.errors import UserError
+from hindsight_ray.running.cluster import ray_address
 from hindsight_ray.search.policy import stage2_iterations
-from hindsight_ray.storage import ExperimentStore
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ def check_backend(name: str) -> None:
     from hindsight_ray.training.backend import PACKAGES, installed
 
     if not installed(name):
-        extra = {"jax": " (pip install 'hindsight-ray[jax]')", "torch": " (pip install torch)"}.get(name, "")
+        extra = {"jax": " (pip install 'hindsight-ray[jax]')", "torch": " (pip install torch)"}.get(
+            name, ""
+        )
         raise UserError(f"model.backend {name}: {PACKAGES[name]} is not installed here{extra}")
 
 
@@ -73,7 +75,9 @@ def check_storage(plan: Plan) -> None:
         except (OSError, ValueError) as exc:
             raise UserError(f"storage {plan.storage}: {str(exc).splitlines()[0]}") from None
         if taken:
-            raise UserError(f"experiment {plan.experiment_dir} already exists; choose another --name, or resume it")
+            raise UserError(
+                f"experiment {plan.experiment_dir} already exists; choose another --name, or resume it"
+            )
         return
     target = Path(plan.experiment_dir)
     if target.exists():
@@ -86,7 +90,9 @@ def check_storage(plan: Plan) -> None:
     try:  # try it, rather than trust os.access: root passes that check even on /proc or a read-only mount
         os.rmdir(tempfile.mkdtemp(prefix=".hindsight-probe-", dir=existing))
     except OSError as exc:
-        raise UserError(f"storage {plan.storage} is not writable ({existing}: {exc.strerror or exc})") from None
+        raise UserError(
+            f"storage {plan.storage} is not writable ({existing}: {exc.strerror or exc})"
+        ) from None
 
 
 def describe_preprocessing(config: SweepConfig, prepared: Prepared | None) -> str:
@@ -98,7 +104,9 @@ def describe_preprocessing(config: SweepConfig, prepared: Prepared | None) -> st
         origin = origins.get(key, "config")
         if key == "season" and value is None:
             inferred = prepared.info.get("season") if prepared is not None else None
-            value, origin = (inferred, "inferred from the dates") if inferred else ("none", "no regular dates")
+            value, origin = (
+                (inferred, "inferred from the dates") if inferred else ("none", "no regular dates")
+            )
         shown = str(value).lower() if isinstance(value, bool) else value
         parts.append(f"{key}={shown} ({origin})")
     return ", ".join(parts)
@@ -142,7 +150,10 @@ def describe_plan(config: SweepConfig, plan: Plan, prepared: Prepared | None) ->
 def stage_epochs(config: SweepConfig, plan: Plan, budget: int | None) -> dict[int, tuple[int, int]]:
     """What the heartbeat counts down: stage -> (trials, epochs each); stage 0 for other strategies."""
     if config.search.strategy == "two_stage":
-        return {1: (plan.stage1_trials, plan.stage1_epochs), 2: (plan.stage2_trials, plan.stage2_epochs)}
+        return {
+            1: (plan.stage1_trials, plan.stage1_epochs),
+            2: (plan.stage2_trials, plan.stage2_epochs),
+        }
     epochs, search = config.search.stage2.epochs, config.search
     if budget is None and search.strategy == "grid":
         count = len(search.stage1.layers) * len(search.stage1.units) * plan.stage2_trials

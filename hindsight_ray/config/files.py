@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from hindsight_ray.errors import UserError
+from hindsight_ray.core.errors import UserError
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -21,16 +21,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {key}: value {value!r} is not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(
+            f"--set {key}: value {value!r} is not valid YAML ({exc.__class__.__name__})"
+        ) from None
     return key.strip().split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str], literal: dict[str, Any] | None = None) -> dict[str, Any]:
+def apply_overrides(
+    raw: dict[str, Any], overrides: list[str], literal: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A copy of ``raw`` with every ``KEY=VALUE`` override set (the value parsed as YAML), then every
     ``literal`` dotted key set to its value as given (``--name "run #3"`` is that name, not YAML)."""
     merged = copy.deepcopy(raw)
     settings = [parse_override(text) for text in overrides]
-    settings += [(key.split("."), value) for key, value in (literal or {}).items() if value is not None]
+    settings += [
+        (key.split("."), value) for key, value in (literal or {}).items() if value is not None
+    ]
     for path, value in settings:
         node = merged
         for part in path[:-1]:
@@ -97,7 +103,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise UserError(f"config file {path} must hold a mapping of keys, not a {type(raw).__name__}")
+        raise UserError(
+            f"config file {path} must hold a mapping of keys, not a {type(raw).__name__}"
+        )
     return raw
 
 
@@ -131,5 +139,7 @@ def validation_message(error: Any, model: Any) -> str:
         return f"config: {message}"
     got = first.get("input")
     text = repr(got)
-    shown = "" if isinstance(got, dict) else f" (got {text if len(text) <= 80 else text[:77] + '...'})"
+    shown = (
+        "" if isinstance(got, dict) else f" (got {text if len(text) <= 80 else text[:77] + '...'})"
+    )
     return f"config key {key}: {message}{shown}"

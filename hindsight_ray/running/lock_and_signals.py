@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hindsight_ray.errors import UserError
-
-LOCK_FILE = ".hindsight.lock"
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.layout import LOCK_FILE
 
 
 class Interrupted(Exception):
@@ -44,9 +43,17 @@ class Watch:
     def stopped_by(self) -> int | None:
         if self.signals:
             return self.signals[0]
-        tune_handles_sigint = self.tune_here and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") in ("", "0")
-        if self.ours is not None and tune_handles_sigint and signal.getsignal(signal.SIGINT) is self.ours:
-            return int(signal.SIGINT)  # Tune's handler ran (it puts back the handler it found: ours)
+        tune_handles_sigint = self.tune_here and os.environ.get(
+            "TUNE_DISABLE_SIGINT_HANDLER", "0"
+        ) in ("", "0")
+        if (
+            self.ours is not None
+            and tune_handles_sigint
+            and signal.getsignal(signal.SIGINT) is self.ours
+        ):
+            return int(
+                signal.SIGINT
+            )  # Tune's handler ran (it puts back the handler it found: ours)
         return None
 
     def raise_if_stopped(self) -> None:
@@ -88,7 +95,9 @@ def interruptions(experiment_dir: str, tune_here: bool = True) -> Iterator[Watch
     try:
         yield watch
     except KeyboardInterrupt:
-        raise Interrupted(watch.signals[0] if watch.signals else int(signal.SIGINT), experiment_dir) from None
+        raise Interrupted(
+            watch.signals[0] if watch.signals else int(signal.SIGINT), experiment_dir
+        ) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -206,14 +215,20 @@ def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
             folder.parent.mkdir(parents=True, exist_ok=True)
             folder.mkdir()
         except FileExistsError:
-            raise UserError(f"experiment {folder} already exists; choose another --name, or resume it") from None
+            raise UserError(
+                f"experiment {folder} already exists; choose another --name, or resume it"
+            ) from None
         except OSError as exc:
-            raise UserError(f"storage {folder.parent}: cannot create the experiment folder ({exc.strerror})") from None
+            raise UserError(
+                f"storage {folder.parent}: cannot create the experiment folder ({exc.strerror})"
+            ) from None
     path = folder / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise UserError(f"experiment {folder}: cannot take its lock {path} ({exc.strerror})") from None
+        raise UserError(
+            f"experiment {folder}: cannot take its lock {path} ({exc.strerror})"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -223,7 +238,9 @@ def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
             raise UserError(
                 f"experiment {folder} is in use by a running sweep ({who}); wait for it, or stop it and resume"
             ) from None
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()})
+        record = json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()}
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode("utf-8"), 0)
         try:

@@ -12,14 +12,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hindsight_ray.config import STRATEGIES, apply_overrides, build_config, read_config_file
-from hindsight_ray.errors import UserError
-from hindsight_ray.objective import Objective
-from hindsight_ray.report import anytime, seconds_to_within, write_campaign_report
-from hindsight_ray.results import SUMMARY_FILE, TRIALS_FILE, parquet_bytes
-from hindsight_ray.storage import ExperimentLocation, ExperimentStore
+from hindsight_ray.config.schema import STRATEGIES, apply_overrides, build_config, read_config_file
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.layout import CAMPAIGN_FILE, SUMMARY_FILE, TRIALS_FILE
+from hindsight_ray.core.objective import Objective
+from hindsight_ray.reporting.report import anytime, seconds_to_within, write_campaign_report
+from hindsight_ray.reporting.tables import parquet_bytes
 
-CAMPAIGN_FILE = "campaign.parquet"
 _SET_BY_THE_CAMPAIGN = {"seed", "name", "storage", "search.strategy", "search.budget"}
 CAMPAIGN_KEYS = {"name", "base", "strategies", "datasets", "seeds", "budget", "storage", "manual"}
 
@@ -29,13 +29,17 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     raw = apply_overrides(read_config_file(path), overrides or [])
     unknown = sorted(set(raw) - CAMPAIGN_KEYS)
     if unknown:
-        raise UserError(f"campaign {path}: unknown key {unknown[0]} (keys: {', '.join(sorted(CAMPAIGN_KEYS))})")
+        raise UserError(
+            f"campaign {path}: unknown key {unknown[0]} (keys: {', '.join(sorted(CAMPAIGN_KEYS))})"
+        )
     base = raw.get("base") or {}
     if isinstance(base, str):
         base_path = Path(base) if Path(base).is_absolute() else Path(path).parent / base
         base = read_config_file(base_path)
     if not isinstance(base, dict):
-        raise UserError(f"campaign {path}: base must be a config mapping or the path of a config file")
+        raise UserError(
+            f"campaign {path}: base must be a config mapping or the path of a config file"
+        )
     for key in ("strategies", "datasets", "seeds"):
         given = raw.get(key, "unset")
         if given is None or (isinstance(given, list | dict) and not given):
@@ -47,10 +51,16 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
         raise UserError(f"campaign {path}: strategies must be a list of strategy names")
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad:
-        raise UserError(f"campaign {path}: unknown strategy {bad[0]!r} (have: {', '.join(STRATEGIES)})")
+        raise UserError(
+            f"campaign {path}: unknown strategy {bad[0]!r} (have: {', '.join(STRATEGIES)})"
+        )
     datasets = raw.get("datasets", {"default": {}})
-    if not isinstance(datasets, dict) or not all(isinstance(v, dict | type(None)) for v in datasets.values()):
-        raise UserError(f"campaign {path}: datasets must map a name to config overrides (dotted keys)")
+    if not isinstance(datasets, dict) or not all(
+        isinstance(v, dict | type(None)) for v in datasets.values()
+    ):
+        raise UserError(
+            f"campaign {path}: datasets must map a name to config overrides (dotted keys)"
+        )
     for dataset, settings in datasets.items():
         taken = sorted(_set_by_the_campaign(settings or {}))
         if taken:
@@ -64,7 +74,9 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     for key, values in (("strategies", strategies), ("seeds", seeds)):
         repeated = sorted({str(v) for v in values if values.count(v) > 1})
         if repeated:
-            raise UserError(f"campaign {path}: {key} lists {repeated[0]} twice; each would plan the same sweeps again")
+            raise UserError(
+                f"campaign {path}: {key} lists {repeated[0]} twice; each would plan the same sweeps again"
+            )
     budget = raw.get("budget", "two_stage")
     budgets = budget if isinstance(budget, list) else [budget]
     for one in budgets or [None]:
@@ -79,7 +91,13 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
         raise UserError(f"campaign {path}: budget lists {budgets}, with a repeat")
     name = raw.get("name") or Path(path).stem
     for label, value in [("name", name), *(("dataset name", key) for key in datasets)]:
-        if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
+        if (
+            not isinstance(value, str)
+            or not value
+            or "/" in value
+            or "\\" in value
+            or value in (".", "..")
+        ):
             raise UserError(
                 f"campaign {path}: {label} {value!r} must be a plain folder name (it names a folder under storage)"
             )
@@ -95,7 +113,9 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     }
     for dataset in campaign["datasets"]:
         for strategy in strategies:
-            sweep_config(campaign, dataset, strategy, seeds[0], budget=1)  # validates every combination
+            sweep_config(
+                campaign, dataset, strategy, seeds[0], budget=1
+            )  # validates every combination
     return campaign
 
 
@@ -104,7 +124,9 @@ def _set_by_the_campaign(settings: dict[str, Any], prefix: str = "") -> list[str
     found = []
     for key, value in settings.items():
         dotted = f"{prefix}{key}"
-        if dotted in _SET_BY_THE_CAMPAIGN or any(dotted.startswith(f"{k}.") for k in _SET_BY_THE_CAMPAIGN):
+        if dotted in _SET_BY_THE_CAMPAIGN or any(
+            dotted.startswith(f"{k}.") for k in _SET_BY_THE_CAMPAIGN
+        ):
             found.append(dotted)
         elif isinstance(value, dict):
             found += _set_by_the_campaign(value, f"{dotted}.")
@@ -116,7 +138,14 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def sweep_config(campaign: dict[str, Any], dataset: str, strategy: str, seed: int, budget: int | None, row: int = 0):
+def sweep_config(
+    campaign: dict[str, Any],
+    dataset: str,
+    strategy: str,
+    seed: int,
+    budget: int | None,
+    row: int = 0,
+):
     """The sweep config of one campaign cell; ``row`` is the index of its budget in the campaign's list
     (two_stage runs the same sweep on every row, so its cell is shared)."""
     suffix = "" if row == 0 or strategy == "two_stage" else f"-b{campaign['budgets'][row]}"
@@ -151,7 +180,8 @@ def cell_row(
     final = best.get("validation")
     key = Objective(metric, mode).test_key.removeprefix("test_")
     baselines = {  # each baseline's test score, beside the strategy's (NaN where one failed)
-        f"baseline_{name}": scores.get(key) for name, scores in (summary.get("baselines") or {}).items()
+        f"baseline_{name}": scores.get(key)
+        for name, scores in (summary.get("baselines") or {}).items()
     }
     return {
         "dataset": dataset,
@@ -181,8 +211,8 @@ def campaign_location(campaign: dict[str, Any]) -> ExperimentLocation:
 
 def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> ExperimentLocation:
     """Run (or resume, or keep) one campaign cell; its experiment dir."""
-    from hindsight_ray.plan import make_plan
-    from hindsight_ray.runner import resume_sweep, run_sweep
+    from hindsight_ray.running.plan import make_plan
+    from hindsight_ray.running.runner import resume_sweep, run_sweep
 
     plan = make_plan(config)
     cell = ExperimentStore(plan.location)
@@ -204,7 +234,7 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     (``two_stage``: what two_stage used on that dataset and seed; two_stage itself runs once)."""
     import ray
 
-    from hindsight_ray.cluster import start_ray
+    from hindsight_ray.running.cluster import start_ray
 
     folder = campaign_location(campaign)
     store = ExperimentStore(folder)
@@ -212,7 +242,9 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     owns_ray = start_ray(base)
     rows, curves = [], {}
     began = time.time()
-    order = sorted(campaign["strategies"], key=lambda s: s != "two_stage")  # two_stage sets the budget
+    order = sorted(
+        campaign["strategies"], key=lambda s: s != "two_stage"
+    )  # two_stage sets the budget
     try:
         for dataset in campaign["datasets"]:
             for seed in campaign["seeds"]:

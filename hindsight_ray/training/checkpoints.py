@@ -12,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
-MODEL_FILE = "model.keras"
-STATE_FILE = "state.json"
+from hindsight_ray.core.layout import CHECKPOINT_MODEL_FILE as MODEL_FILE
+from hindsight_ray.core.layout import CHECKPOINT_STATE_FILE as STATE_FILE
+
 BEST_WEIGHTS_FILE = "best.weights.npz"
 
 
-def save_checkpoint(model: Any, state: dict[str, Any], folder: str, best_weights: list[np.ndarray] | None) -> None:
+def save_checkpoint(
+    model: Any, state: dict[str, Any], folder: str, best_weights: list[np.ndarray] | None
+) -> None:
     """The latest model and the trial's state; the weights of the scored epoch beside them when that epoch
     is an earlier one (so the best epoch survives ``keep_checkpoints`` and restarts)."""
     model.save(os.path.join(folder, MODEL_FILE))
@@ -88,13 +91,17 @@ def checkpoint_left_on_disk(fs: Any, trial_dir: str, epoch: Any) -> str | None:
     return str(folders[0]) if state.get("epoch") == epoch else None
 
 
-def restore_readable(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, list[np.ndarray] | None] | None:
+def restore_readable(
+    checkpoint: Any, state: dict[str, Any]
+) -> tuple[Any, list[np.ndarray] | None] | None:
     """The newest readable checkpoint of a restarted trial: its model and scored weights, its state merged
     into ``state``; a corrupt one (truncated ``model.keras``, say) is named on stderr and the older one is
     tried. None when none can be read (the trial then starts again from its first epoch)."""
     import keras
 
-    keras.backend.clear_session(free_memory=False)  # a reused worker starts each trial from a clean Keras state
+    keras.backend.clear_session(
+        free_memory=False
+    )  # a reused worker starts each trial from a clean Keras state
     for candidate in checkpoint_history(checkpoint):
         try:
             with candidate.as_directory() as folder:

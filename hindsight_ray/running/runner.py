@@ -15,8 +15,25 @@ from typing import Any, cast
 
 import pandas as pd
 
-from hindsight_ray import results as tables
-from hindsight_ray.cluster import (
+from hindsight_ray.config.schema import SweepConfig, changed_keys, config_to_dict, speculative_for
+from hindsight_ray.core import layout
+from hindsight_ray.core.disk import DiskFull, is_disk_full
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY
+from hindsight_ray.core.location import ExperimentLocation
+from hindsight_ray.core.objective import SCORE_KEY, baseline_verdict
+from hindsight_ray.data import Prepared, prepare
+from hindsight_ray.data.sources import (
+    DATAFRAME,
+    absolute_source,
+    fingerprint,
+    frame_fingerprint,
+    frame_table,
+)
+from hindsight_ray.reporting.tables import Summary
+from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
+from hindsight_ray.running.cluster import (
     check_memory,
     check_resources,
     check_workers_memory,
@@ -26,26 +43,30 @@ from hindsight_ray.cluster import (
     ray_address,
     ray_session,
 )
-from hindsight_ray.config import SweepConfig, changed_keys, config_to_dict, speculative_for
-from hindsight_ray.core.disk import DiskFull, is_disk_full
-from hindsight_ray.core.location import ExperimentLocation
-from hindsight_ray.data import Prepared, prepare
-from hindsight_ray.data.sources import DATAFRAME, absolute_source, fingerprint, frame_fingerprint, frame_table
-from hindsight_ray.errors import UserError
-from hindsight_ray.finalize import (
+from hindsight_ray.running.finalize import (
     describe_best,
     finalize,
-    join_warming,
     load_policy,
     set_aside_damaged_state,
 )
-from hindsight_ray.objective import SCORE_KEY, baseline_verdict
-from hindsight_ray.plan import Plan, check_backend, check_storage, describe_plan, make_plan, search_budget, stage_epochs
-from hindsight_ray.results import BUILDER_KEY, CONFIG_FILE, FINGERPRINT_KEY, Summary
-from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
+from hindsight_ray.running.lock_and_signals import (
+    Interrupted,
+    experiment_lock,
+    in_use_by,
+    interruptions,
+    running,
+)
+from hindsight_ray.running.plan import (
+    Plan,
+    check_backend,
+    check_storage,
+    describe_plan,
+    make_plan,
+    search_budget,
+    stage_epochs,
+)
 from hindsight_ray.running.searcher_state import ensure_searcher_state
-from hindsight_ray.safety import Interrupted, experiment_lock, in_use_by, interruptions, running
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.training.warm import join_warming
 
 Printer = Callable[[str], None]
 
@@ -64,16 +85,24 @@ def run_sweep(
     DataFrame (from Python) instead of ``data.source``."""
     began = time.time()
     if table is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"source": DATAFRAME})})
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"source": DATAFRAME})}
+        )
     config = config.model_copy(
-        update={"data": config.data.model_copy(update={"source": absolute_source(config.data.source)})}
+        update={
+            "data": config.data.model_copy(update={"source": absolute_source(config.data.source)})
+        }
     )
     plan = make_plan(config)
     check_storage(plan)
     builder = _builder(config, model_builder)
-    configured = config_callbacks(config, plan)  # a missing optional package: an error before Ray starts
+    configured = config_callbacks(
+        config, plan
+    )  # a missing optional package: an error before Ray starts
     if not ray_address(config):
-        check_backend(config.model.backend)  # the trials and the test evaluation run on this machine
+        check_backend(
+            config.model.backend
+        )  # the trials and the test evaluation run on this machine
         check_memory(config, machine_memory(), "this machine")
         check_workers_memory(
             config, local_trials(config), machine_memory(), "this machine"
@@ -84,8 +113,14 @@ def run_sweep(
             echo(line)
         return {"plan": plan.__dict__, "dry_run": True}
     with ray_session(config):
-        slots = check_resources(config, plan.storage)  # before the folder exists: a refused sweep writes nothing
-        with _locked(plan, create=True), running(plan.experiment_dir), local_ray_watch(plan.experiment_dir):
+        slots = check_resources(
+            config, plan.storage
+        )  # before the folder exists: a refused sweep writes nothing
+        with (
+            _locked(plan, create=True),
+            running(plan.experiment_dir),
+            local_ray_watch(plan.experiment_dir),
+        ):
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
             if model_builder is not None:  # a Python function: resume needs it passed again
                 recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
@@ -116,7 +151,9 @@ def run_sweep(
 
 def _locked(plan: Plan, create: bool) -> Any:
     """One driver per experiment (a local or NFS folder; remote URIs have no lock)."""
-    return experiment_lock(plan.location.path, create=create) if plan.location.local else nullcontext()
+    return (
+        experiment_lock(plan.location.path, create=create) if plan.location.local else nullcontext()
+    )
 
 
 def resume_sweep(
@@ -128,7 +165,9 @@ def resume_sweep(
 ) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
-    location = ExperimentLocation.parse(experiment_dir)  # where it is now: a moved folder reads its own files
+    location = ExperimentLocation.parse(
+        experiment_dir
+    )  # where it is now: a moved folder reads its own files
     if not location.local:
         location.check_reachable()
     store = ExperimentStore(location)
@@ -136,20 +175,30 @@ def resume_sweep(
     if not store.exists(CONFIG_FILE):
         holder = in_use_by(location.path) if location.local else None
         if holder:  # a sweep that made the folder a moment ago and has not written its config yet
-            raise UserError(f"experiment {location.path} is in use by a running sweep ({holder}); wait for it")
-        raise UserError(f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})")
+            raise UserError(
+                f"experiment {location.path} is in use by a running sweep ({holder}); wait for it"
+            )
+        raise UserError(
+            f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})"
+        )
     name = location.name
     config, recorded, raw_builder = _recorded_config(store, name, overrides)
     plan = replace(
-        make_plan(config), name=name, storage=location.parent.uri, experiment_dir=experiment, location=location
+        make_plan(config),
+        name=name,
+        storage=location.parent.uri,
+        experiment_dir=experiment,
+        location=location,
     )
-    if store.exists(tables.SUMMARY_FILE):  # finished: read only, not even the lock is touched
-        echo(f"{experiment} already finished; nothing to resume (results: {tables.SUMMARY_FILE}, {tables.TRIALS_FILE})")
+    if store.exists(layout.SUMMARY_FILE):  # finished: read only, not even the lock is touched
+        echo(
+            f"{experiment} already finished; nothing to resume (results: {layout.SUMMARY_FILE}, {layout.TRIALS_FILE})"
+        )
         try:
-            return cast(Summary, store.read_json(tables.SUMMARY_FILE))
+            return cast(Summary, store.read_json(layout.SUMMARY_FILE))
         except ValueError:
             raise UserError(
-                f"{experiment}: {tables.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
+                f"{experiment}: {layout.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
                 "finished, so its tables are there: delete the file to finalize it again"
             ) from None
     with _locked(plan, create=False), running(experiment):
@@ -175,12 +224,23 @@ def resume_sweep(
             if restorable:
                 for line in repair_missing_checkpoints(location):
                     echo(f"repaired    {line}")
-            if restorable and config.search.strategy == "two_stage":  # other searchers keep their own state
+            if (
+                restorable and config.search.strategy == "two_stage"
+            ):  # other searchers keep their own state
                 rebuilt = ensure_searcher_state(store, config, slots)
                 if rebuilt:
                     echo(f"rebuilt     {rebuilt}")
             with local_ray_watch(experiment):
-                ending = _fit(config, plan, prepared, slots, echo, resume=restorable, report=True, builder=builder)
+                ending = _fit(
+                    config,
+                    plan,
+                    prepared,
+                    slots,
+                    echo,
+                    resume=restorable,
+                    report=True,
+                    builder=builder,
+                )
     with running(experiment):
         return ending.finish()  # Ray has shut down while the report was drawn
 
@@ -193,19 +253,23 @@ def _recorded_config(
     store: ExperimentStore, name: str, overrides: list[str] | None
 ) -> tuple[SweepConfig, dict[str, Any] | None, str | None]:
     """The config a sweep started with (overrides must agree with it) and its data fingerprint."""
-    from hindsight_ray.config import apply_overrides, build_config
+    from hindsight_ray.config.schema import apply_overrides, build_config
 
     raw = store.read_mapping(CONFIG_FILE, "a sweep config; this folder cannot be resumed")
     recorded = raw.pop(FINGERPRINT_KEY, None)
     builder = raw.pop(BUILDER_KEY, None)
     data = raw.get("data")
-    if isinstance(data, dict):  # a key added since the sweep started was off then, whatever its default now
+    if isinstance(
+        data, dict
+    ):  # a key added since the sweep started was off then, whatever its default now
         for key, then in ADDED_DATA_KEYS.items():
             data.setdefault(key, then)
     try:
         config = build_config(raw)
     except UserError as exc:
-        raise UserError(f"{store.location}: {CONFIG_FILE} does not hold a hindsight-ray sweep config ({exc})") from None
+        raise UserError(
+            f"{store.location}: {CONFIG_FILE} does not hold a hindsight-ray sweep config ({exc})"
+        ) from None
     if overrides:
         wanted = build_config(apply_overrides(raw, overrides))
         if wanted != config:
@@ -226,7 +290,9 @@ def config_callbacks(config: SweepConfig, plan: Plan) -> list[Any]:
 
     for name in config.run.callbacks:
         if importlib.util.find_spec(name) is None:
-            raise UserError(f"run.callbacks {name} needs {name}: pip install 'hindsight-ray[{name}]'")
+            raise UserError(
+                f"run.callbacks {name} needs {name}: pip install 'hindsight-ray[{name}]'"
+            )
     return [TRACKERS[name](config, plan.experiment_dir, plan.name) for name in config.run.callbacks]
 
 
@@ -241,7 +307,10 @@ def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
         config.run.mlflow.experiment or name,
         name,
         params=dict(flat_items(config_to_dict(config))),
-        tags={"hindsight.strategy": config.search.strategy, "hindsight.dataset": str(config.data.source)},
+        tags={
+            "hindsight.strategy": config.search.strategy,
+            "hindsight.dataset": str(config.data.source),
+        },
     )
 
 
@@ -254,7 +323,13 @@ def wandb_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
     where = ExperimentLocation.parse(experiment_dir)
     run_dir = settings.dir or (where.path if where.local else None)  # W&B writes <run_dir>/wandb
     return WandbTracker(
-        experiment_dir, run_dir, settings.project, settings.entity, settings.mode, name, config_to_dict(config)
+        experiment_dir,
+        run_dir,
+        settings.project,
+        settings.entity,
+        settings.mode,
+        name,
+        config_to_dict(config),
     )
 
 
@@ -269,7 +344,7 @@ def _builder(config: SweepConfig, model_builder: Any) -> Any:
             raise UserError(f"model_builder must be a function, got {type(model_builder).__name__}")
         return model_builder
     if config.model.builder:
-        from hindsight_ray.model import resolve_builder
+        from hindsight_ray.training.model import resolve_builder
 
         return resolve_builder(config.model.builder)
     return None
@@ -297,12 +372,14 @@ def _check_same_data(
         )
 
 
-def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any) -> tuple[Any, Any]:
+def _trainable(
+    config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any
+) -> tuple[Any, Any]:
     """The trial function with its data (put once in Ray's object store) and resources; and its setup."""
     import ray
     from ray import tune
 
-    from hindsight_ray.trainable import DataHandle, TrialSetup, train_lstm
+    from hindsight_ray.training.trainable import DataHandle, TrialSetup, train_lstm
 
     setup = TrialSetup(
         data=DataHandle(ray.put(prepared)),
@@ -331,17 +408,29 @@ def _trainable(config: SweepConfig, plan: Plan, prepared: Prepared, builder: Any
 def report_seconds(config: SweepConfig, plan: Plan) -> float:
     """``run.report_seconds``, or 0 (every epoch reported) when an epoch budget or ASHA acts on each epoch's
     result: their decisions then fall on the same epochs however fast the machine is."""
-    if search_budget(config, plan) is not None or "asha" in (config.search.strategy, config.search.stage1.early_stop):
+    if search_budget(config, plan) is not None or "asha" in (
+        config.search.strategy,
+        config.search.stage1.early_stop,
+    ):
         return 0.0
     return config.run.report_seconds
 
 
-def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer, callbacks: list[Any]) -> Any:
+def _new_tuner(
+    config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo: Printer, callbacks: list[Any]
+) -> Any:
     """A Tuner for a new sweep: the strategy's searcher and scheduler, the budget, the console callbacks."""
     from ray import tune
 
-    from hindsight_ray.console import DiskWatch, NoTuneReporter, Progress, StageConsole, TrialClock, WarmBackend
     from hindsight_ray.reporting.tensorboard_tracking import TensorBoardWriter
+    from hindsight_ray.running.console import (
+        DiskWatch,
+        NoTuneReporter,
+        Progress,
+        StageConsole,
+        TrialClock,
+        WarmBackend,
+    )
     from hindsight_ray.search.strategies import EpochBudget, asha, build_strategy
 
     stage1, stage2 = config.search.stage1, config.search.stage2
@@ -363,10 +452,16 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
         manual=[m.model_dump() for m in config.search.manual] if config.search.manual else None,
     )
     console = StageConsole(
-        config.objective, plan.stage1_trials, plan.stage2_trials, stage2.max_learning_rate, echo=echo
+        config.objective,
+        plan.stage1_trials,
+        plan.stage2_trials,
+        stage2.max_learning_rate,
+        echo=echo,
     )
     budget = search_budget(config, plan)
-    progress = Progress(config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo)
+    progress = Progress(
+        config.objective, stage_epochs=stage_epochs(config, plan, budget), slots=slots, echo=echo
+    )
     return tune.Tuner(
         trainable,
         param_space=strategy.param_space,
@@ -392,7 +487,11 @@ def _new_tuner(config: SweepConfig, plan: Plan, trainable: Any, slots: int, echo
                 progress,
                 *callbacks,
                 *([] if ray_address(config) else [WarmBackend(config.model.backend)]),
-                *([TensorBoardWriter(plan.experiment_dir, config.metric, config.mode)] if plan.location.local else []),
+                *(
+                    [TensorBoardWriter(plan.experiment_dir, config.metric, config.mode)]
+                    if plan.location.local
+                    else []
+                ),
             ],  # local: test evaluation here
             verbose=0,
         ),
@@ -415,7 +514,9 @@ def _quiet_tune_resume_hint() -> None:
 def storage_options(location: ExperimentLocation) -> dict[str, Any]:
     """How Ray is told where a folder is: its pyarrow filesystem and the path inside it (a remote filesystem
     keeps the URI's endpoint, scheme and credentials; a local folder is written file by file atomically)."""
-    if location.local:  # each file Ray writes there appears whole: a full disk leaves the previous one
+    if (
+        location.local
+    ):  # each file Ray writes there appears whole: a full disk leaves the previous one
         from hindsight_ray.core.atomic_fs import atomic_local_filesystem
 
         return {"storage_path": location.path, "storage_filesystem": atomic_local_filesystem()}
@@ -440,7 +541,9 @@ def _fit(
 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no "Configuration for experiment" box: our console says it
+    os.environ.setdefault(
+        "RAY_AIR_NEW_OUTPUT", "0"
+    )  # no "Configuration for experiment" box: our console says it
     _quiet_tune_resume_hint()
     trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
@@ -463,8 +566,12 @@ def _fit(
         with interruptions(plan.experiment_dir, tune_here=not client) as watch:
             try:
                 tuner.fit()
-            except OSError as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
-                if is_disk_full(exc):  # the same line as when a trial's checkpoint finds the disk full first
+            except (
+                OSError
+            ) as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+                if is_disk_full(
+                    exc
+                ):  # the same line as when a trial's checkpoint finds the disk full first
                     raise UserError(
                         f"cannot write {plan.experiment_dir}: {exc.strerror or 'No space left on device'}; free "
                         f"some space, then hindsight-ray resume {plan.experiment_dir}"
@@ -473,7 +580,9 @@ def _fit(
                     f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
                     f"the cause, then hindsight-ray resume {plan.experiment_dir}"
                 ) from None
-            except Exception as exc:  # a trial found the storage full: stopped before Tune spent its retries
+            except (
+                Exception
+            ) as exc:  # a trial found the storage full: stopped before Tune spent its retries
                 full = disk_full_message(exc)
                 if full is None:
                     raise
@@ -525,8 +634,14 @@ def tensorboard_hint(experiment: ExperimentLocation) -> str:
     from hindsight_ray.reporting.tensorboard_tracking import FOLDER
 
     where = f"{experiment.path}/{FOLDER}" if experiment.local else experiment.uri
-    missing = "" if importlib.util.find_spec("tensorboard") else " (pip install 'hindsight-ray[tensorboard]' first)"
-    return f"tensorboard --logdir {shlex.quote(where)}  # every trial's curves, every epoch{missing}"
+    missing = (
+        ""
+        if importlib.util.find_spec("tensorboard")
+        else " (pip install 'hindsight-ray[tensorboard]' first)"
+    )
+    return (
+        f"tensorboard --logdir {shlex.quote(where)}  # every trial's curves, every epoch{missing}"
+    )
 
 
 class _Ending:
@@ -544,10 +659,16 @@ class _Ending:
     ) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        self.config, self.experiment, self.summary, self.echo, self.began = config, experiment, summary, echo, began
+        self.config, self.experiment, self.summary, self.echo, self.began = (
+            config,
+            experiment,
+            summary,
+            echo,
+            began,
+        )
         self.drawing: Future[str | None] | None = None
         if report:
-            from hindsight_ray.report import write_sweep_report
+            from hindsight_ray.reporting.report import write_sweep_report
 
             pool = ThreadPoolExecutor(1, thread_name_prefix="hindsight-report")
             self.drawing = pool.submit(write_sweep_report, experiment)
@@ -558,7 +679,7 @@ class _Ending:
         error (the sweep's own results are written already)."""
         store = ExperimentStore(self.experiment)
         tracker = mlflow_tracker(self.config, self.experiment.uri, self.experiment.name)
-        errors = tracker.finish(dict(self.summary), store.read_table(tables.TRIALS_FILE))
+        errors = tracker.finish(dict(self.summary), store.read_table(layout.TRIALS_FILE))
         state = tracker.state or {}
         self.echo(
             f"mlflow      run {self.experiment.name} ({state.get('parent_run_id', '?')}) in experiment "
@@ -572,18 +693,22 @@ class _Ending:
         per error."""
         store = ExperimentStore(self.experiment)
         tracker = wandb_tracker(self.config, self.experiment.uri, self.experiment.name)
-        errors = tracker.finish(dict(self.summary), store.read_table(tables.TRIALS_FILE))
+        errors = tracker.finish(dict(self.summary), store.read_table(layout.TRIALS_FILE))
         where = f"project {tracker.project!r}, group {tracker.sweep!r}"
         if tracker.mode == "offline":
             runs = os.path.join(tracker.run_dir or ".", "wandb")
             where += f", offline: wandb sync {shlex.quote(runs)}/offline-run-* uploads them"
-        self.echo(f"wandb       {len(tracker.state.get('runs', {}))} trial runs and the sweep's ({where})")
+        self.echo(
+            f"wandb       {len(tracker.state.get('runs', {}))} trial runs and the sweep's ({where})"
+        )
         for error in errors[:5]:
             self.echo(f"wandb       not logged: {error}")
 
     def finish(self) -> Summary:
         written = self.drawing.result() if self.drawing is not None else None
-        self.echo(f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)")
+        self.echo(
+            f"results in {self.experiment} (trials.parquet, epochs.parquet, summary.json, best_model.keras)"
+        )
         if written:
             self.echo(f"report      {written} (and report.html)")
         self.echo(tensorboard_hint(self.experiment))

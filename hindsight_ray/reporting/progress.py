@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hindsight_ray.objective import SCORE_KEY, Objective, finite
+from hindsight_ray.core.objective import SCORE_KEY, Objective, finite
 from hindsight_ray.search.policy import decided_path, stopped_early
 
 Printer = Callable[[str], None]
@@ -29,7 +29,9 @@ def clock(seconds: float) -> str:
 class StageLines:
     """Short lines a person can follow: ``stage 1: 5/8 done, best ...`` and ``stage 2: iteration 2/5 ...``."""
 
-    def __init__(self, objective: Objective, stage1_trials: int, stage2_trials: int, max_learning_rate: float) -> None:
+    def __init__(
+        self, objective: Objective, stage1_trials: int, stage2_trials: int, max_learning_rate: float
+    ) -> None:
         self.objective = objective
         self.totals = {1: stage1_trials, 2: stage2_trials}
         self.max_learning_rate = max_learning_rate
@@ -38,20 +40,28 @@ class StageLines:
         result = trial.last_result or {}
         if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
             return None  # failed, or stopped early (ASHA, a budget, an unused speculative trial)
-        score = result.get(SCORE_KEY)  # the trial's score by search.score, not merely its last epoch
+        score = result.get(
+            SCORE_KEY
+        )  # the trial's score by search.score, not merely its last epoch
         return None if score is None else finite(float(score))
 
     def _leader(self, trials: list[Any]) -> Any:
         leader = None
         for other in trials:
-            if self.objective.better(self.score(other), None if leader is None else self.score(leader)):
+            if self.objective.better(
+                self.score(other), None if leader is None else self.score(leader)
+            ):
                 leader = other
         return leader
 
     def ended(self, trials: list[Any], trial: Any) -> list[str]:
         """The lines to print now that ``trial`` ended (``trials``: every trial Tune knows)."""
         stage = trial.config.get("stage")
-        mine = [t for t in trials if (t.status in ENDED or t is trial) and t.config.get("stage") == stage]
+        mine = [
+            t
+            for t in trials
+            if (t.status in ENDED or t is trial) and t.config.get("stage") == stage
+        ]
         if stage == 2:
             return self._stage2(mine, trial)
         leader, metric = self._leader(mine), self.objective.metric
@@ -69,7 +79,9 @@ class StageLines:
         best = (
             "none yet"
             if leader is None
-            else (f"units={leader.config['units']} layers={leader.config['layers']} {metric}={self.score(leader):.4g}")
+            else (
+                f"units={leader.config['units']} layers={leader.config['layers']} {metric}={self.score(leader):.4g}"
+            )
         )
         note = f" ({unscored} failed)" if unscored else ""
         return [f"stage 1: {len(mine)}/{self.totals[1]} done{note}, best {best}"]
@@ -82,7 +94,9 @@ class StageLines:
             results: dict[float, float | None] = {}
             for other in sorted(ended, key=lambda t: (t.last_result or {}).get("started_at") or 0):
                 results.setdefault(other.config["learning_rate"], self.score(other))
-            return decided_path(results, self.max_learning_rate, self.totals[2], self.objective.mode)
+            return decided_path(
+                results, self.max_learning_rate, self.totals[2], self.objective.mode
+            )
 
         before, now = path([t for t in mine if t is not trial]), path(mine)
         learning_rate = trial.config["learning_rate"]
@@ -110,9 +124,13 @@ class Heartbeat:
     """Elapsed time, trials done, running (with their epochs) and queued per stage, the best score so far,
     and the time left from the observed seconds per trial-epoch."""
 
-    def __init__(self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int) -> None:
+    def __init__(
+        self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int
+    ) -> None:
         self.objective, self.slots = objective, max(1, slots)
-        self.stage_epochs = stage_epochs  # stage -> (trials, epochs each); stage 0: any other strategy
+        self.stage_epochs = (
+            stage_epochs  # stage -> (trials, epochs each); stage 0: any other strategy
+        )
 
     def line(self, trials: list[Any], elapsed: float) -> str:
         parts, trained = [], {}
@@ -121,7 +139,10 @@ class Heartbeat:
             done = sum(t.status in ENDED for t in mine)
             running = [t for t in mine if t.status == "RUNNING"]
             queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
-            shown = ", ".join(f"{t.config.get('layers')}x{t.config.get('units')} {_epochs(t)}" for t in running[:4])
+            shown = ", ".join(
+                f"{t.config.get('layers')}x{t.config.get('units')} {_epochs(t)}"
+                for t in running[:4]
+            )
             label = f"stage {stage}: " if stage else ""
             total = self.stage_epochs.get(stage, (len(mine), 0))[0]
             parts.append(
@@ -152,16 +173,25 @@ class Heartbeat:
             result = trial.last_result or {}
             if result.get("epoch") and result.get("epoch_s") is not None:
                 per_epoch.append(
-                    float(result["epoch_s"]) + float(result.get("checkpoint_s") or 0) / int(result["epoch"])
+                    float(result["epoch_s"])
+                    + float(result.get("checkpoint_s") or 0) / int(result["epoch"])
                 )
                 startup.append(float(result.get("data_s") or 0) + float(result.get("build_s") or 0))
         if not per_epoch:
             return "?"
-        epoch_s, start_s = sorted(per_epoch)[len(per_epoch) // 2], sorted(startup)[len(startup) // 2]
+        epoch_s, start_s = (
+            sorted(per_epoch)[len(per_epoch) // 2],
+            sorted(startup)[len(startup) // 2],
+        )
         left = 0.0
         for stage, (count, epochs) in self.stage_epochs.items():
-            started = sum(1 for t in trials if (t.config.get("stage", 0) or 0) == stage and t.last_result)
-            work = max(0, count * epochs - trained.get(stage, 0)) * epoch_s + max(0, count - started) * start_s
+            started = sum(
+                1 for t in trials if (t.config.get("stage", 0) or 0) == stage and t.last_result
+            )
+            work = (
+                max(0, count * epochs - trained.get(stage, 0)) * epoch_s
+                + max(0, count - started) * start_s
+            )
             left += work / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
         return clock(left)
 
@@ -181,7 +211,9 @@ class LiveLine:
         console: Any = None,
     ) -> None:
         self.echo, self.every, self.redraw = echo, every, redraw
-        self.mode = live  # None: live exactly when printing to a terminal (decided again after a resume)
+        self.mode = (
+            live  # None: live exactly when printing to a terminal (decided again after a resume)
+        )
         self.console = console
         self.last: float | None = None
         self._display: Any = None
@@ -205,7 +237,9 @@ class LiveLine:
         from rich.live import Live
         from rich.text import Text
 
-        text = Text(line, no_wrap=True, overflow="ellipsis")  # one line, cut to the terminal's width
+        text = Text(
+            line, no_wrap=True, overflow="ellipsis"
+        )  # one line, cut to the terminal's width
         if self._display is None:  # transient: the finished sweep leaves only its permanent lines
             self._display = Live(
                 text,

@@ -12,17 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from hindsight_ray.checkpoints import restore_readable, save_checkpoint
-from hindsight_ray.config import deterministic_for
+from hindsight_ray.config.schema import deterministic_for
 from hindsight_ray.core.disk import DISK_FULL_KEY, is_disk_full
+from hindsight_ray.core.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+from hindsight_ray.core.trials import FOLDED_KEY, TIMERS, epoch_row
 from hindsight_ray.data.prepared import Prepared
-from hindsight_ray.model import ModelSpec, TracedModels, build_model, training_loss
-from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
-from hindsight_ray.results import FOLDED_KEY, epoch_row
 from hindsight_ray.training import backend
 from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
+from hindsight_ray.training.checkpoints import restore_readable, save_checkpoint
+from hindsight_ray.training.model import ModelSpec, TracedModels, build_model, training_loss
 
-TIMERS = ("data_s", "build_s", "train_s", "eval_s", "checkpoint_s")
 TRACED = TracedModels()  # this worker's traced models, by architecture
 
 
@@ -45,18 +44,28 @@ class TrialSetup:
     dropout: float
     loss: str
     objective: Objective
-    checkpoint_every: int | str  # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
+    checkpoint_every: (
+        int | str
+    )  # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
     mixed_precision: bool = False
     checkpoint_seconds: float = 30.0
-    report_seconds: float = 0.0  # run.report_seconds: epochs ending sooner after the last report go with the next
-    deterministic: bool | str = "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
+    report_seconds: float = (
+        0.0  # run.report_seconds: epochs ending sooner after the last report go with the next
+    )
+    deterministic: bool | str = (
+        "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
+    )
     backend: str = DEFAULT_BACKEND  # model.backend: Keras 3's backend (tensorflow, jax, torch)
-    builder: Any = None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
+    builder: Any = (
+        None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
+    )
 
 
 def trial_seed(sweep_seed: int, config: dict[str, Any]) -> int:
     """A stable seed per (sweep seed, architecture, learning rate): same inputs, same model."""
-    key = json.dumps([sweep_seed, config["layers"], config["units"], float(config["learning_rate"])])
+    key = json.dumps(
+        [sweep_seed, config["layers"], config["units"], float(config["learning_rate"])]
+    )
     return zlib.crc32(key.encode()) % (2**31 - 1)
 
 
@@ -79,7 +88,9 @@ def validation_loss(loss: str, actual: np.ndarray, predicted: np.ndarray) -> flo
     return float(np.mean((predicted - actual) ** 2))
 
 
-def train_epoch(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray) -> float:
+def train_epoch(
+    model: Any, x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray
+) -> float:
     """One pass over the training data in ``order``; the mean training loss.
 
     ``train_on_batch`` in a loop costs a tenth of ``fit(epochs=1)`` per epoch on small data, and
@@ -95,7 +106,10 @@ def train_epoch(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int, order
 
 def predict(model: Any, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Model outputs for ``x``, in chunks, without ``predict``'s per-call set-up."""
-    parts = [np.asarray(model.predict_on_batch(x[start : start + chunk])) for start in range(0, len(x), chunk)]
+    parts = [
+        np.asarray(model.predict_on_batch(x[start : start + chunk]))
+        for start in range(0, len(x), chunk)
+    ]
     return np.concatenate(parts) if parts else np.empty((0,))
 
 
@@ -114,7 +128,9 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
     if setup.builder is None:
         key = (spec, layers, units, keras.config.dtype_policy().name)
         return TRACED.build(key, seed, lambda: build_model(spec, layers, units, rate, seed))
-    keras.backend.clear_session(free_memory=False)  # a reused worker starts each trial from a clean Keras state
+    keras.backend.clear_session(
+        free_memory=False
+    )  # a reused worker starts each trial from a clean Keras state
     keras.utils.set_random_seed(seed)
     build = setup.builder  # a user's model_builder replaces our LSTM
     model = build(spec, layers, units, rate, seed)
@@ -167,8 +183,12 @@ def _start_trial(
     try:
         backend.configure(setup.backend, cpus, len(gpu_ids), setup.mixed_precision, deterministic)
     except backend.BackendError as exc:  # a reused Ray worker of another sweep, on another backend
-        raise RuntimeError(f"model.backend {setup.backend}: {exc}; start a new Ray for this sweep") from None
-    best_weights: list[np.ndarray] | None = None  # the scored epoch's weights when it is not the latest
+        raise RuntimeError(
+            f"model.backend {setup.backend}: {exc}; start a new Ray for this sweep"
+        ) from None
+    best_weights: list[np.ndarray] | None = (
+        None  # the scored epoch's weights when it is not the latest
+    )
     loaded = None if restored is None else restore_readable(restored, state)
     if loaded is not None:
         model, best_weights = loaded
@@ -192,7 +212,9 @@ def _start_trial(
     return prepared, model, best_weights, static
 
 
-def checkpoint_due(epoch: int, epochs: int, every: int | str, seconds_since: float, seconds: float) -> bool:
+def checkpoint_due(
+    epoch: int, epochs: int, every: int | str, seconds_since: float, seconds: float
+) -> bool:
     """Whether ``epoch`` (1-based) ends with a checkpoint: always after the last; with ``every`` auto, once
     ``seconds`` have passed since the last checkpoint (or the trial's start); else every ``every`` epochs.
     (The scored epoch needs none of its own: its weights travel in the next checkpoint, and a restart
@@ -226,7 +248,9 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     seed = trial_seed(setup.seed, config)
     objective = setup.objective
     since_checkpoint = since_report = time.monotonic()
-    folded: list[dict[str, Any]] = []  # epochs not yet told to Tune: they travel with the next report
+    folded: list[
+        dict[str, Any]
+    ] = []  # epochs not yet told to Tune: they travel with the next report
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
@@ -243,8 +267,14 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
         state["curve"].append(finite(scores[objective.metric]))
         state["epoch"] = epoch + 1
         scored = objective.trial_score(state["curve"])
-        if scored.epoch == state["epoch"] and state["epoch"] < epochs and objective.rule == "best_epoch":
-            best_weights = model.get_weights()  # the next epochs change the model: keep this epoch's
+        if (
+            scored.epoch == state["epoch"]
+            and state["epoch"] < epochs
+            and objective.rule == "best_epoch"
+        ):
+            best_weights = (
+                model.get_weights()
+            )  # the next epochs change the model: keep this epoch's
         metrics = {
             "epoch": state["epoch"],
             "timesteps_total": state["epoch"],
@@ -254,7 +284,11 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             SCORE_EPOCH_KEY: scored.epoch,
             "best_epoch": scored.best_epoch,
             "epoch_s": time.perf_counter() - started,
-            **({"gpu_peak_bytes": backend.gpu_memory_bytes(setup.backend)} if static["gpu_ids"] else {}),
+            **(
+                {"gpu_peak_bytes": backend.gpu_memory_bytes(setup.backend)}
+                if static["gpu_ids"]
+                else {}
+            ),
             "retries": state["retries"],
             "started_at": state["started_at"],
             **{name: state[name] for name in TIMERS},
@@ -271,13 +305,23 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             folded.append(epoch_row(metrics))
             continue
         metrics[FOLDED_KEY] = json.dumps(folded) if folded else ""
-        _report(model, state, metrics, None if scored.epoch == state["epoch"] else best_weights, checkpoint)
+        _report(
+            model,
+            state,
+            metrics,
+            None if scored.epoch == state["epoch"] else best_weights,
+            checkpoint,
+        )
         folded, since_report = [], time.monotonic()
         since_checkpoint = time.monotonic() if checkpoint else since_checkpoint
 
 
 def _report(
-    model: Any, state: dict[str, Any], metrics: dict[str, Any], best_weights: list[np.ndarray] | None, checkpoint: bool
+    model: Any,
+    state: dict[str, Any],
+    metrics: dict[str, Any],
+    best_weights: list[np.ndarray] | None,
+    checkpoint: bool,
 ) -> None:
     """One epoch's metrics to Tune, with a checkpoint (the latest model, and the scored epoch's weights when
     those are an earlier epoch's) when ``checkpoint``."""
@@ -303,7 +347,7 @@ def _report(
 
 def _wait_for_the_driver_to_stop(metrics: dict[str, Any], exc: OSError) -> None:
     """The storage is full: a retry would fail the same way and spend the trial's retries, so the trial says so
-    and waits while the driver stops the sweep (:class:`~hindsight_ray.console.DiskWatch`), to be resumed from
+    and waits while the driver stops the sweep (:class:`~hindsight_ray.running.console.DiskWatch`), to be resumed from
     its last checkpoint once there is space. Only if no driver stops it does the error end the trial."""
     from ray import tune
 

@@ -13,11 +13,10 @@ from typing import Any
 
 from ray.tune import Callback, ProgressReporter
 
-from hindsight_ray.objective import Objective
-from hindsight_ray.progress import Heartbeat, LiveLine, StageLines
-from hindsight_ray.storage import ExperimentLocation, ExperimentStore
-
-QUEUE_FILE = "queued_at.json"
+from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.layout import QUEUE_FILE
+from hindsight_ray.core.objective import Objective
+from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines
 
 
 class NoTuneReporter(ProgressReporter):
@@ -66,7 +65,7 @@ def read_queue_times(experiment_dir: str | ExperimentLocation) -> dict[str, floa
 
 
 class StageConsole(Callback):
-    """Prints :class:`~hindsight_ray.progress.StageLines` as trials end."""
+    """Prints :class:`~hindsight_ray.reporting.progress.StageLines` as trials end."""
 
     def __init__(
         self,
@@ -88,7 +87,7 @@ class StageConsole(Callback):
 
 
 class Progress(Callback):
-    """The :class:`~hindsight_ray.progress.Heartbeat` while trials run: a live line on a terminal, else a
+    """The :class:`~hindsight_ray.reporting.progress.Heartbeat` while trials run: a live line on a terminal, else a
     plain line at most every ``every`` seconds."""
 
     def __init__(
@@ -143,7 +142,7 @@ class DiskWatch(Callback):
 
 class WarmBackend(Callback):
     """At the first trial result, the import of Keras' backend into the driver begins in the background
-    (:func:`~hindsight_ray.finalize.warm_backend`), for the test evaluation a local sweep runs there: after
+    (:func:`~hindsight_ray.running.finalize.warm_backend`), for the test evaluation a local sweep runs there: after
     the first workers' own imports, which every trial start waits for, not beside them."""
 
     backend = "tensorflow"  # what an experiment pickled before model.backend existed ran on
@@ -154,9 +153,11 @@ class WarmBackend(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        from hindsight_ray.finalize import warm_backend
+        from hindsight_ray.training.warm import warm_backend
 
         warm_backend(self.backend)
 
 
-WarmTensorFlow = WarmBackend  # its name in the Tuner pickles of experiments begun before model.backend
+WarmTensorFlow = (
+    WarmBackend  # its name in the Tuner pickles of experiments begun before model.backend
+)

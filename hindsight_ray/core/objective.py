@@ -66,7 +66,9 @@ class Objective:
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
         if self.rule not in SCORE_RULES:
-            raise ValueError(f"search.score must be one of {', '.join(SCORE_RULES)}, got {self.rule!r}")
+            raise ValueError(
+                f"search.score must be one of {', '.join(SCORE_RULES)}, got {self.rule!r}"
+            )
         if self.last_k < 1:
             raise ValueError(f"search.score_last_k must be at least 1, got {self.last_k}")
 
@@ -116,11 +118,17 @@ def baseline_verdict(summary: Mapping[str, Any], objective: Objective) -> str | 
     test = best.get(objective.test_key)
     key = objective.test_key.removeprefix("test_")
     scored = {
-        name: float(b[key]) for name, b in (summary.get("baselines") or {}).items() if finite(b.get(key)) is not None
+        name: float(b[key])
+        for name, b in (summary.get("baselines") or {}).items()
+        if finite(b.get(key)) is not None
     }
     if test is None or finite(test) is None or not scored:
         return None
-    name = min(scored, key=lambda n: scored[n]) if objective.mode == "min" else max(scored, key=lambda n: scored[n])
+    name = (
+        min(scored, key=lambda n: scored[n])
+        if objective.mode == "min"
+        else max(scored, key=lambda n: scored[n])
+    )
     value = scored[name]
     model = (summary.get("baselines") or {})[name].get("model")
     label = f"{name.replace('_', ' ')}{f' ({model})' if model else ''}"

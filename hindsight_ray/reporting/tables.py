@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from hindsight_ray.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+from hindsight_ray.core.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
+from hindsight_ray.core.trials import EPOCH_COLUMNS, FOLDED_KEY, TIMERS, epoch_row
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: a trial worker needs none of it
     import pandas as pd
-
-TRIALS_FILE = "trials.parquet"
-EPOCHS_FILE = "epochs.parquet"
-SUMMARY_FILE = "summary.json"
-BEST_MODEL_FILE = "best_model.keras"
-PREDICTIONS_FILE = "test_predictions.parquet"
-PREPROCESSING_FILE = "preprocessing.json"
-CONFIG_FILE = "config.json"
-BUILDER_KEY = "model_builder"  # beside the config: the Python function that built the models, when one did
-FINGERPRINT_KEY = "data_fingerprint"  # beside the config in config.json: what resume checks the data against
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -56,16 +46,6 @@ TRIAL_COLUMNS = [
     "retries",
     "checkpoint_path",
 ]
-TIMERS = ["data_s", "build_s", "train_s", "eval_s", "checkpoint_s"]
-EPOCH_COLUMNS = ["trial_id", "stage", "epoch", "loss", "val_loss", "epoch_s", "timestamp"]
-FOLDED_KEY = "folded_epochs"  # a result's JSON list of the epochs since the previous report (run.report_seconds)
-
-
-def epoch_row(result: dict[str, Any]) -> dict[str, Any]:
-    """What ``epochs.parquet`` keeps of one epoch's result: the loss, validation metrics, seconds, time."""
-    row = {k: v for k, v in result.items() if k in EPOCH_COLUMNS or k.startswith("val_")}
-    row.setdefault("timestamp", int(result.get("finished_at") or time.time()))
-    return row
 
 
 class Winner(TypedDict):
@@ -86,7 +66,9 @@ class Stage1(TypedDict):
 
 class Stage2(TypedDict):
     iterations: int
-    learning_rate_path: list[dict[str, Any]]  # {iteration, trial_id, learning_rate, score, improved} per decision
+    learning_rate_path: list[
+        dict[str, Any]
+    ]  # {iteration, trial_id, learning_rate, score, improved} per decision
     speculative: bool
     speculative_trials: int
 
@@ -161,7 +143,11 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def trials_table(
-    outcomes: Iterable[TrialOutcome], *, objective: Objective, strategy: str, queued_at: dict[str, float] | None = None
+    outcomes: Iterable[TrialOutcome],
+    *,
+    objective: Objective,
+    strategy: str,
+    queued_at: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per trial, in the columns DESIGN.md lists, ordered by when the trial was queued.
 
@@ -215,7 +201,9 @@ def trials_table(
                 row[key] = value if finished_ok else None
         # the driver notes a trial as queued when Tune's event reaches it, which can be a few ms after the
         # worker has started it: no wait, not a negative one
-        row["queue_s"] = max(0.0, started - row["queued_at"]) if started and row["queued_at"] else None
+        row["queue_s"] = (
+            max(0.0, started - row["queued_at"]) if started and row["queued_at"] else None
+        )
         row["total_s"] = finished - started if started and finished else None
         rows.append(row)
     columns = [*TRIAL_COLUMNS[:8], metric, objective.last_key, *TRIAL_COLUMNS[8:]]
@@ -225,7 +213,9 @@ def trials_table(
             frame[column] = None
     extra = [c for c in frame.columns if c not in columns]
     frame = frame[columns + extra]
-    return frame.sort_values(["queued_at", "started_at"], na_position="last", kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["queued_at", "started_at"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
 
 
 def _score(value: Any) -> float | None:
@@ -239,7 +229,8 @@ def epochs_table(outcomes: Iterable[TrialOutcome]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for outcome in outcomes:
         rows.extend(
-            {"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row} for row in outcome.epochs()
+            {"trial_id": outcome.trial_id, "stage": outcome.config.get("stage"), **row}
+            for row in outcome.epochs()
         )
     frame = pd.DataFrame(rows, columns=None if rows else EPOCH_COLUMNS)
     if frame.empty:
@@ -280,4 +271,7 @@ def utilization(trials: pd.DataFrame, wall_s: float) -> dict[str, Any]:
     for index, ids in ran["gpu_ids"].fillna("").items():
         for gpu in filter(None, str(ids).split(",")):
             gpus.setdefault(f"{node[index].strip()} gpu{gpu}", []).append(ran.loc[[index]])
-    return {"nodes": nodes, "gpus": {key: entry(pd.concat(parts)) for key, parts in sorted(gpus.items())}}
+    return {
+        "nodes": nodes,
+        "gpus": {key: entry(pd.concat(parts)) for key, parts in sorted(gpus.items())},
+    }

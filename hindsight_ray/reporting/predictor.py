@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.errors import UserError
-from hindsight_ray.results import BEST_MODEL_FILE, PREPROCESSING_FILE
-from hindsight_ray.storage import ExperimentStore
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import BEST_MODEL_FILE, PREPROCESSING_FILE
 
 
 class Predictor:
@@ -40,7 +40,9 @@ class Predictor:
         store = ExperimentStore(str(experiment_dir))
         for name in (BEST_MODEL_FILE, PREPROCESSING_FILE):
             if not store.exists(name):
-                raise UserError(f"{experiment_dir}: no {name}; the sweep has not finished (resume it first)")
+                raise UserError(
+                    f"{experiment_dir}: no {name}; the sweep has not finished (resume it first)"
+                )
         preprocessing = read_preprocessing(
             store.read_text(PREPROCESSING_FILE), f"{experiment_dir}/{PREPROCESSING_FILE}"
         )
@@ -64,8 +66,12 @@ class Predictor:
             local = Path(folder, BEST_MODEL_FILE)
             local.write_bytes(store.read_bytes(BEST_MODEL_FILE))
             try:
-                model = keras.models.load_model(local, safe_mode=True, compile=False)  # predicting needs no optimizer
-            except Exception as exc:  # a truncated zip, a foreign layer, a Lambda refused by safe mode
+                model = keras.models.load_model(
+                    local, safe_mode=True, compile=False
+                )  # predicting needs no optimizer
+            except (
+                Exception
+            ) as exc:  # a truncated zip, a foreign layer, a Lambda refused by safe mode
                 raise UserError(
                     f"{experiment_dir}/{BEST_MODEL_FILE} cannot be loaded ({_first_line(exc)}); "
                     "it is damaged or not a model this tool wrote"
@@ -81,7 +87,9 @@ class Predictor:
         """Series: a DataFrame -> a DataFrame of forecasts. Text: strings -> probabilities."""
         if self.kind == "timeseries":
             if not isinstance(data, pd.DataFrame):
-                raise UserError(f"a time-series predictor takes a DataFrame, got {type(data).__name__}")
+                raise UserError(
+                    f"a time-series predictor takes a DataFrame, got {type(data).__name__}"
+                )
             return self._forecast(data)
         if self.kind == "text":
             return self._classify(data)
@@ -93,7 +101,7 @@ class Predictor:
     # -- text --------------------------------------------------------------------------
     def _classify(self, data: pd.DataFrame | Sequence[str] | pd.Series) -> np.ndarray:
         from hindsight_ray.data.text import clean_text, token_ids
-        from hindsight_ray.trainable import predict
+        from hindsight_ray.training.trainable import predict
 
         column = self.preprocessing["text_column"]
         if isinstance(data, pd.DataFrame):
@@ -104,7 +112,9 @@ class Predictor:
         if not texts:
             classes = len(self.classes)
             return np.zeros((0,) if classes <= 2 else (0, classes), dtype=np.float32)
-        ids = token_ids(self.preprocessing["vocabulary"], texts, int(self.preprocessing["max_length"]))
+        ids = token_ids(
+            self.preprocessing["vocabulary"], texts, int(self.preprocessing["max_length"])
+        )
         probabilities = predict(self.model, ids)
         return probabilities.reshape(-1) if probabilities.shape[-1] == 1 else probabilities
 
@@ -119,7 +129,7 @@ class Predictor:
             to_data_units,
             window_origins,
         )
-        from hindsight_ray.trainable import predict
+        from hindsight_ray.training.trainable import predict
 
         fields = SeriesPreprocessing.__dataclass_fields__
         pre = SeriesPreprocessing(**{k: v for k, v in self.preprocessing.items() if k in fields})
@@ -127,7 +137,9 @@ class Predictor:
         missing = [c for c in pre.columns if c not in frame.columns]
         if missing:
             raise UserError(f"{where}: no column {missing[0]!r} (columns: {list(frame.columns)})")
-        columns = [f"{target}_t+{step}" for step in range(1, pre.horizon + 1) for target in pre.targets]
+        columns = [
+            f"{target}_t+{step}" for step in range(1, pre.horizon + 1) for target in pre.targets
+        ]
         if len(frame) == 0:  # empty in, empty out
             empty = {c: pd.Series([], dtype=np.float64) for c in columns}
             return pd.DataFrame({"origin": pd.Series([], dtype=object), **empty})
@@ -167,7 +179,12 @@ def checked_texts(data: Any) -> list[str]:
     for row, text in enumerate(rows):
         if isinstance(text, str):
             continue
-        missing = text is None or (isinstance(text, float) and np.isnan(text)) or text is pd.NA or text is pd.NaT
+        missing = (
+            text is None
+            or (isinstance(text, float) and np.isnan(text))
+            or text is pd.NA
+            or text is pd.NaT
+        )
         what = "is missing" if missing else f"is {type(text).__name__} {text!r:.40}, not text"
         raise UserError(f"predict: text at row {row} {what}")
     return rows
@@ -201,14 +218,21 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
     kind = pre.get("kind")
     if kind not in ("text", "timeseries", None):  # None: token ids (imdb.npz), nothing to replay
         raise bad(f"kind is {kind!r:.60}, not text or timeseries")
-    if pre.get("backend", "tensorflow") not in ("tensorflow", "jax", "torch"):  # absent: written before backends
+    if pre.get("backend", "tensorflow") not in (
+        "tensorflow",
+        "jax",
+        "torch",
+    ):  # absent: written before backends
         raise bad(f"backend is {pre.get('backend')!r:.60}, not tensorflow, jax or torch")
     for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(kind, {}).items():
         value = pre.get(key)
         if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
             raise bad(f"{key} is {value!r:.60}, not {kind_of.__name__}")
     if kind == "text":
-        if not all(isinstance(word, str) for word in pre["vocabulary"]) or len(pre["vocabulary"]) < 2:
+        if (
+            not all(isinstance(word, str) for word in pre["vocabulary"])
+            or len(pre["vocabulary"]) < 2
+        ):
             raise bad("vocabulary is not a list of words")
         if pre["max_length"] < 1:
             raise bad(f"max_length is {pre['max_length']}")
@@ -217,12 +241,15 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
         if not numeric or not all(isinstance(c, str) for c in numeric):
             raise bad("numeric names no columns")
         for key in ("targets", "inputs"):
-            if not all(isinstance(c, str) and c in numeric for c in pre[key]) or (key == "targets" and not pre[key]):
+            if not all(isinstance(c, str) and c in numeric for c in pre[key]) or (
+                key == "targets" and not pre[key]
+            ):
                 raise bad(f"{key} {pre[key]!r:.60} are not among the numeric columns")
         for key in ("offset", "scale"):
             values = pre[key]
             if len(values) != len(numeric) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                for v in values
             ):
                 raise bad(f"{key} is not one finite number per numeric column")
         if any(v == 0 for v in pre["scale"]):
@@ -236,6 +263,8 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
         if date_column is not None and not isinstance(date_column, str):
             raise bad(f"date_column is {date_column!r:.60}")
         categories = pre["categories"]
-        if not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in categories.values()):
+        if not all(
+            isinstance(v, list) and all(isinstance(c, str) for c in v) for v in categories.values()
+        ):
             raise bad("categories are not lists of names")
     return pre

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hindsight_ray.config import SweepConfig
+    from hindsight_ray.config.schema import SweepConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def resolve_builder(path: str) -> Builder:
     import os
     import sys
 
-    from hindsight_ray.errors import UserError
+    from hindsight_ray.core.errors import UserError
 
     module_name, _, name = path.partition(":")
     if os.getcwd() not in sys.path:
@@ -63,7 +63,9 @@ def training_loss(spec: ModelSpec) -> str:
     return "sparse_categorical_crossentropy" if spec.output_dim > 1 else "binary_crossentropy"
 
 
-def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, seed: int = 0) -> Any:
+def build_model(
+    spec: ModelSpec, layers: int, units: int, learning_rate: float, seed: int = 0
+) -> Any:
     """A compiled stacked LSTM: [Embedding(num_words, units)] -> ``layers`` x LSTM(units) -> Dense head.
 
     Every LSTM keeps the arguments that make it eligible for the fused cuDNN kernel on a GPU
@@ -86,7 +88,9 @@ def build_model(spec: ModelSpec, layers: int, units: int, learning_rate: float, 
         x = keras.layers.Embedding(
             spec.num_words,
             units,
-            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=next(initializer_seed)),
+            embeddings_initializer=keras.initializers.RandomUniform(
+                -0.05, 0.05, seed=next(initializer_seed)
+            ),
         )(x)
     for depth in range(layers):
         lstm = keras.layers.LSTM(
@@ -145,9 +149,13 @@ def estimate_trial_bytes(
         params += directions * 4 * units * (inputs + units + 1)
         inputs = width
     params += width + 1
-    copies = {"adam": 4, "rmsprop": 3, "adagrad": 3, "sgd": 2}.get(optimizer, 4)  # weights, grads, slots
+    copies = {"adam": 4, "rmsprop": 3, "adagrad": 3, "sgd": 2}.get(
+        optimizer, 4
+    )  # weights, grads, slots
     # per time step and layer: the four gates, cell and hidden state kept for backpropagation
-    activations = batch_size * sequence_length * (layers * width * 6 + (units if num_words else features))
+    activations = (
+        batch_size * sequence_length * (layers * width * 6 + (units if num_words else features))
+    )
     batch = batch_size * sequence_length * max(1, features)
     return 4 * (params * copies + activations + batch)
 
@@ -200,7 +208,9 @@ class TracedModels:
 
         cached = self._models.get(key)
         if cached is None:
-            keras.backend.clear_session(free_memory=False)  # a clean Keras state; Python's gc runs on its own
+            keras.backend.clear_session(
+                free_memory=False
+            )  # a clean Keras state; Python's gc runs on its own
             keras.utils.set_random_seed(seed)
             fresh = make()
             self._models[key] = fresh
@@ -233,7 +243,8 @@ def _copy_state(source: Any, target: Any) -> bool:
         return False
     sources, targets = _state_variables(source), _state_variables(target)
     if len(sources) != len(targets) or any(
-        tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in zip(sources, targets, strict=True)
+        tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype
+        for a, b in zip(sources, targets, strict=True)
     ):
         return False
     for a, b in zip(sources, targets, strict=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,23 +12,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_ray import results as tables
-from hindsight_ray.checkpoints import checkpoint_left_on_disk
-from hindsight_ray.config import SweepConfig
+from hindsight_ray.config.schema import SweepConfig
+from hindsight_ray.core import layout
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.experiment import ExperimentStore
+from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY, SEARCHER_PREFIX, STATE_PREFIXES
 from hindsight_ray.core.location import ExperimentLocation
+from hindsight_ray.core.objective import Objective, is_better
 from hindsight_ray.data import Prepared
-from hindsight_ray.errors import UserError
-from hindsight_ray.objective import Objective, is_better
-from hindsight_ray.results import CONFIG_FILE, FINGERPRINT_KEY
+from hindsight_ray.reporting import tables
 from hindsight_ray.search.policy import TwoStagePolicy
-from hindsight_ray.storage import ExperimentStore
 from hindsight_ray.training import backend
 from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
+from hindsight_ray.training.checkpoints import checkpoint_left_on_disk
+from hindsight_ray.training.warm import join_warming, warm_backend
 
 
 def load_policy(store: ExperimentStore) -> TwoStagePolicy:
     """The two-stage decisions as last saved with the experiment (our JSON under Ray's ``.pkl`` name)."""
-    files = store.names("searcher-state-")  # named by session start time: the last is the newest
+    files = store.names(SEARCHER_PREFIX)  # named by session start time: the last is the newest
     if not files:
         raise UserError(f"{store.location}: no searcher state found")
     return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
@@ -37,7 +38,6 @@ def load_policy(store: ExperimentStore) -> TwoStagePolicy:
 
 # the snapshots that are JSON: Ray's experiment state, and our searcher's state (under Ray's .pkl name);
 # Ray's search_gen_state-*.json is a pickle despite its name and is left to Ray
-STATE_PREFIXES = ("experiment_state-", "searcher-state-")
 
 
 def set_aside_damaged_state(store: ExperimentStore) -> list[str]:
@@ -73,7 +73,9 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None else None
         if path is None and trial.status == "TERMINATED" and records:
-            path = checkpoint_left_on_disk(trial.storage.storage_filesystem, trial.path, records[-1].get("epoch"))
+            path = checkpoint_left_on_disk(
+                trial.storage.storage_filesystem, trial.path, records[-1].get("epoch")
+            )
         outcomes.append(
             tables.TrialOutcome(
                 trial_id=trial.trial_id,
@@ -85,43 +87,6 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
             )
         )
     return outcomes
-
-
-_warming: list[threading.Thread] = []  # this process's one background import of Keras' backend, once started
-
-
-def warm_backend(name: str = DEFAULT_BACKEND) -> None:
-    """Import Keras on backend ``name`` into this process in the background, at the lowest CPU priority,
-    while the trials run (from the first trial result: the import holds the GIL for seconds, and takes CPU
-    the first workers' own imports need): the best model's test evaluation then runs here at once, instead
-    of in a new Ray worker that starts and imports its framework again (about 5 s of every local sweep).
-    This process's framework takes GPU memory only as it needs it (the trials' stays theirs). Started once;
-    ``join_warming`` before the process exits. Nothing happens when Keras runs on another backend here."""
-    if _warming or backend.running() not in (None, name):
-        return
-    from hindsight_ray.cluster import use_trial_numerics
-
-    use_trial_numerics()
-
-    def work() -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
-        except (AttributeError, OSError):
-            pass
-        try:  # all this machine's cores, as the evaluation had before there was a backend module
-            backend.configure(name, os.cpu_count() or 1, deterministic=False)
-        except Exception:  # noqa: BLE001 - initialised already, or absent: the evaluation says so
-            pass
-
-    thread = threading.Thread(target=work, name=f"hindsight-import-{name}", daemon=True)
-    thread.start()
-    _warming.append(thread)
-
-
-def join_warming() -> None:
-    """Wait for the background import of Keras' backend, if one started (never exit while it runs)."""
-    for thread in _warming:
-        thread.join()
 
 
 def evaluate_on_test(
@@ -145,8 +110,8 @@ def evaluate_on_test(
     Keras model; ``ensemble`` in the result says which."""
     from ray.tune import Checkpoint
 
-    from hindsight_ray.checkpoints import load_scored_model
-    from hindsight_ray.trainable import predict
+    from hindsight_ray.training.checkpoints import load_scored_model
+    from hindsight_ray.training.trainable import predict
 
     if worker:
         backend.configure(backend_name, 1)
@@ -154,8 +119,12 @@ def evaluate_on_test(
     for path in [checkpoint_path, *members]:
         try:
             with Checkpoint(path, filesystem=location.fs).as_directory() as folder:
-                models.append(load_scored_model(folder))  # the scored (best) epoch's weights, not merely the last
-        except Exception as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
+                models.append(
+                    load_scored_model(folder)
+                )  # the scored (best) epoch's weights, not merely the last
+        except (
+            Exception
+        ) as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
             whose = "the best trial's" if path == checkpoint_path else "an ensemble member's"
             return {
@@ -164,7 +133,9 @@ def evaluate_on_test(
             }
     ensemble = None
     if len(models) > 1:
-        k, scores = choose_ensemble(prepared, [predict(m, prepared.x_val) for m in models], metric, mode)
+        k, scores = choose_ensemble(
+            prepared, [predict(m, prepared.x_val) for m in models], metric, mode
+        )
         models = models[:k]
         ensemble = {"k": k, "validation_by_k": scores}
     model = models[0] if len(models) == 1 else averaged_model(models, prepared.x_test.shape[1:])
@@ -180,19 +151,24 @@ def evaluate_on_test(
                 **{name: values[:, 0] for name, values in (beside or {}).items()},
             }
         )
-        store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
+        store.write_bytes(layout.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     else:  # each test text's class and the predicted one, named as the data names them
-        from hindsight_ray.metrics import predicted_classes
+        from hindsight_ray.core.metrics import predicted_classes
 
         names = list(prepared.preprocessing.get("classes") or [])
-        actual, guess = np.asarray(prepared.y_test).reshape(-1).astype(int), predicted_classes(predicted)
-        label = (lambda ids: [names[i] for i in ids]) if names else (lambda ids: [str(i) for i in ids])
+        actual, guess = (
+            np.asarray(prepared.y_test).reshape(-1).astype(int),
+            predicted_classes(predicted),
+        )
+        label = (
+            (lambda ids: [names[i] for i in ids]) if names else (lambda ids: [str(i) for i in ids])
+        )
         frame = pd.DataFrame({"actual": label(actual), "predicted": label(guess)})
-        store.write_bytes(tables.PREDICTIONS_FILE, tables.parquet_bytes(frame))
+        store.write_bytes(layout.PREDICTIONS_FILE, tables.parquet_bytes(frame))
     with tempfile.TemporaryDirectory() as folder:
-        exported = os.path.join(folder, tables.BEST_MODEL_FILE)
+        exported = os.path.join(folder, layout.BEST_MODEL_FILE)
         model.save(exported)
-        store.upload(tables.BEST_MODEL_FILE, exported)
+        store.upload(layout.BEST_MODEL_FILE, exported)
     return {**scores, "ensemble": ensemble} if ensemble else scores
 
 
@@ -201,16 +177,25 @@ def ensemble_members(config: SweepConfig, trials: pd.DataFrame, best_id: str) ->
     epochs and have a score), best first."""
     if config.search.ensemble <= 1:
         return []
-    scored = trials[(trials.trial_id != best_id) & trials[config.metric].notna() & trials.checkpoint_path.notna()]
+    scored = trials[
+        (trials.trial_id != best_id)
+        & trials[config.metric].notna()
+        & trials.checkpoint_path.notna()
+    ]
     ranked = scored.sort_values(config.metric, ascending=config.mode == "min", kind="stable")
     return [str(path) for path in ranked.checkpoint_path.head(config.search.ensemble - 1)]
 
 
-def choose_ensemble(prepared: Prepared, outputs: list[np.ndarray], metric: str, mode: str) -> tuple[int, list[float]]:
+def choose_ensemble(
+    prepared: Prepared, outputs: list[np.ndarray], metric: str, mode: str
+) -> tuple[int, list[float]]:
     """The number ``k`` of best models whose averaged validation outputs score best on ``metric`` (ties
     to the smaller ``k``), and the score of every ``k``."""
     key = metric.removeprefix("val_")
-    scores = [float(prepared.scores("val", np.mean(outputs[:k], axis=0))[key]) for k in range(1, len(outputs) + 1)]
+    scores = [
+        float(prepared.scores("val", np.mean(outputs[:k], axis=0))[key])
+        for k in range(1, len(outputs) + 1)
+    ]
     best = 0
     for k, score in enumerate(scores):
         if is_better(score, scores[best], mode):
@@ -223,12 +208,18 @@ def averaged_model(models: list[Any], input_shape: tuple[int, ...]) -> Any:
     import keras
 
     inputs = keras.Input(input_shape)
-    members = [keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")(inputs) for i, m in enumerate(models)]
+    members = [
+        keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")(inputs)
+        for i, m in enumerate(models)
+    ]
     return keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
 
 
 def score_trials(
-    config: SweepConfig, outcomes: list[tables.TrialOutcome], policy: TwoStagePolicy | None, queued_at: dict[str, float]
+    config: SweepConfig,
+    outcomes: list[tables.TrialOutcome],
+    policy: TwoStagePolicy | None,
+    queued_at: dict[str, float],
 ) -> tuple[pd.DataFrame, str | None]:
     """Every trial scored (``trials.parquet`` before the test scores) and the id of the best one.
 
@@ -237,14 +228,21 @@ def score_trials(
     and their best is the best trial that ran all its epochs.
     """
     objective = config.objective
-    trials = tables.trials_table(outcomes, objective=objective, strategy=config.search.strategy, queued_at=queued_at)
+    trials = tables.trials_table(
+        outcomes, objective=objective, strategy=config.search.strategy, queued_at=queued_at
+    )
     records = policy.trials if policy is not None else {}
     used = policy.used_trial_ids() if policy is not None else set(trials.trial_id)
-    trials["speculative"] = [bool(records[t].speculative) if t in records else False for t in trials.trial_id]
+    trials["speculative"] = [
+        bool(records[t].speculative) if t in records else False for t in trials.trial_id
+    ]
     trials["used"] = [t in used for t in trials.trial_id]
-    stopped = ((trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])).tolist()
+    stopped = (
+        (trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])
+    ).tolist()
     stopped = [
-        a or (t in records and records[t].status == "stopped") for a, t in zip(stopped, trials.trial_id, strict=True)
+        a or (t in records and records[t].status == "stopped")
+        for a, t in zip(stopped, trials.trial_id, strict=True)
     ]
     trials.loc[stopped, "status"] = "STOPPED"
     trials.loc[stopped, config.metric] = None
@@ -263,7 +261,11 @@ def summarize(
     baselines: dict[str, Any],
 ) -> tables.Summary:
     """``summary.json`` without its best trial: what ran, how long, how busy, and the two stages' decisions."""
-    began = trials["queued_at"].min() if trials["queued_at"].notna().any() else trials["started_at"].min()
+    began = (
+        trials["queued_at"].min()
+        if trials["queued_at"].notna().any()
+        else trials["started_at"].min()
+    )
     wall_s = float(trials["finished_at"].max() - began)
     summary: tables.Summary = {
         "experiment": experiment.rsplit("/", 1)[-1],
@@ -333,7 +335,11 @@ def best_entry(
 
 
 def finalize(
-    config: SweepConfig, store: ExperimentStore, prepared: Prepared, data_ref: Any, policy: TwoStagePolicy | None
+    config: SweepConfig,
+    store: ExperimentStore,
+    prepared: Prepared,
+    data_ref: Any,
+    policy: TwoStagePolicy | None,
 ) -> tables.Summary:
     """Tables, the best model on test, and the summary, written into the experiment dir (each atomically).
 
@@ -342,7 +348,7 @@ def finalize(
     """
     import ray
 
-    from hindsight_ray.console import read_queue_times
+    from hindsight_ray.running.console import read_queue_times
 
     experiment = store.uri
     outcomes = load_outcomes(store.where)
@@ -353,11 +359,23 @@ def finalize(
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         members = ensemble_members(config, trials, best_id)
         name = config.model.backend
-        choice = {"members": members, "metric": config.metric, "mode": config.mode, "backend_name": name}
+        choice = {
+            "members": members,
+            "metric": config.metric,
+            "mode": config.mode,
+            "backend_name": name,
+        }
         join_warming()  # a background import of Keras ends before this process's backend is asked
-        here = backend.running() in (None, name)  # this process can run Keras on the sweep's backend
-        if data_ref is None and here:  # a local Ray: here, where the backend was imported while the trials ran
-            warm_backend(name)  # (if no trial started in this process, a resume say: now, with the trials' settings)
+        here = backend.running() in (
+            None,
+            name,
+        )  # this process can run Keras on the sweep's backend
+        if (
+            data_ref is None and here
+        ):  # a local Ray: here, where the backend was imported while the trials ran
+            warm_backend(
+                name
+            )  # (if no trial started in this process, a resume say: now, with the trials' settings)
             join_warming()
             test = evaluate_on_test(
                 prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
@@ -366,27 +384,38 @@ def finalize(
             options = {"num_cpus": 1, "runtime_env": {"env_vars": backend.worker_env(name)}}
             data = ray.put(prepared) if data_ref is None else data_ref
             evaluate = ray.remote(**options)(evaluate_on_test)
-            test = ray.get(evaluate.remote(data, row.checkpoint_path, store.where, beside=forecasts, **choice))
+            test = ray.get(
+                evaluate.remote(data, row.checkpoint_path, store.where, beside=forecasts, **choice)
+            )
         if "error" in test:
             raise UserError(test["error"])
         ensemble = test.pop("ensemble", None)
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best_id, key] = value
-        summary["best"] = best_entry(config, trials, best_id, test, store.path(tables.BEST_MODEL_FILE))
+        summary["best"] = best_entry(
+            config, trials, best_id, test, store.path(layout.BEST_MODEL_FILE)
+        )
         if ensemble:
             k = ensemble["k"]
             summary["best"]["ensemble"] = {  # type: ignore[typeddict-unknown-key]
                 "k": k,
-                "trial_ids": [best_id, *trials.set_index("checkpoint_path").loc[members[: k - 1], "trial_id"]],
+                "trial_ids": [
+                    best_id,
+                    *trials.set_index("checkpoint_path").loc[members[: k - 1], "trial_id"],
+                ],
                 "validation": ensemble["validation_by_k"][k - 1],
                 "validation_by_k": ensemble["validation_by_k"],
             }
     recorded = store.read_json(CONFIG_FILE).get(FINGERPRINT_KEY)
-    preprocessing = {**prepared.preprocessing, "fingerprint": recorded, "backend": config.model.backend}
-    store.write_json(tables.PREPROCESSING_FILE, preprocessing)
-    store.write_bytes(tables.TRIALS_FILE, tables.parquet_bytes(trials))
-    store.write_bytes(tables.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
-    store.write_json(tables.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"
+    preprocessing = {
+        **prepared.preprocessing,
+        "fingerprint": recorded,
+        "backend": config.model.backend,
+    }
+    store.write_json(layout.PREPROCESSING_FILE, preprocessing)
+    store.write_bytes(layout.TRIALS_FILE, tables.parquet_bytes(trials))
+    store.write_bytes(layout.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
+    store.write_json(layout.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"
     return summary
 
 

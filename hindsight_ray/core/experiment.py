@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.location import ExperimentLocation, is_uri
-from hindsight_ray.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,11 +79,15 @@ class ExperimentStore:
         import pyarrow as pa
 
         if not self.exists(name):
-            raise UserError(f"{self.path(name)} is missing; the sweep has not finished (resume it first)")
+            raise UserError(
+                f"{self.path(name)} is missing; the sweep has not finished (resume it first)"
+            )
         try:
             return pd.read_parquet(io.BytesIO(self.read_bytes(name)))
         except (pa.ArrowException, OSError, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            reason = (
+                str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            )
             raise UserError(f"{self.path(name)} is damaged ({reason})") from None
 
     def write_bytes(self, name: str, data: bytes) -> None:
@@ -91,15 +95,21 @@ class ExperimentStore:
             target = Path(self.root, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+                handle, tmp = tempfile.mkstemp(
+                    dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+                )
             except OSError as exc:
                 raise _cannot_write(target, exc) from None
             try:
-                os.fchmod(handle, 0o666 & ~_umask())  # as any file the user writes (Ray's own: 0644), not 0600
+                os.fchmod(
+                    handle, 0o666 & ~_umask()
+                )  # as any file the user writes (Ray's own: 0644), not 0600
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
                     out.flush()
-                    os.fsync(out.fileno())  # the rename below never exposes a file whose bytes are not on disk
+                    os.fsync(
+                        out.fileno()
+                    )  # the rename below never exposes a file whose bytes are not on disk
                 os.replace(tmp, target)
             except BaseException as exc:
                 Path(tmp).unlink(missing_ok=True)  # the old file, if any, is untouched
@@ -112,7 +122,9 @@ class ExperimentStore:
             out.write(data)
 
     def write_json(self, name: str, payload: dict[str, Any]) -> None:
-        self.write_bytes(name, (json.dumps(payload, indent=2, default=_plain) + "\n").encode("utf-8"))
+        self.write_bytes(
+            name, (json.dumps(payload, indent=2, default=_plain) + "\n").encode("utf-8")
+        )
 
     def upload(self, name: str, local_file: str | Path) -> None:
         """Copy a finished local file (e.g. a saved model) into the experiment folder."""
@@ -123,7 +135,9 @@ class ExperimentStore:
         if not self.exists():
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
-        return sorted(Path(info.path).name for info in infos if Path(info.path).name.startswith(prefix))
+        return sorted(
+            Path(info.path).name for info in infos if Path(info.path).name.startswith(prefix)
+        )
 
 
 def _umask() -> int:

@@ -19,15 +19,15 @@ from pydantic import (
     model_validator,
 )
 
-from hindsight_ray.config_files import (
+from hindsight_ray.config.files import (
     apply_overrides,
     changed_keys,
     parse_override,
     read_config_file,
     validation_message,
 )
-from hindsight_ray.errors import UserError
-from hindsight_ray.objective import Objective, ScoreRule
+from hindsight_ray.core.errors import UserError
+from hindsight_ray.core.objective import Objective, ScoreRule
 
 # Known-good preprocessing of the bundled series, applied only when that series is the source; a key
 # given in the config wins. Measured in the README's benchmark section: airline as log + first
@@ -35,7 +35,12 @@ from hindsight_ray.objective import Objective, ScoreRule
 # and adding the seasonal difference (the airline model's own transform) takes the default sweep's
 # test RMSE from 20.9-24.9 to 18.2-19.0 over seeds 0-2.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "builtin:airline": {"log": True, "difference": True, "seasonal_difference": True, "scale": "standard"},
+    "builtin:airline": {
+        "log": True,
+        "difference": True,
+        "seasonal_difference": True,
+        "scale": "standard",
+    },
     "builtin:sunspots": {},
 }
 
@@ -61,7 +66,9 @@ def _not_bool(value: Any) -> Any:
 
 def _whole_number(value: Any) -> Any:
     _not_bool(value)
-    if isinstance(value, str):  # YAML's quotes ("8") make text, which is no count of layers or epochs
+    if isinstance(
+        value, str
+    ):  # YAML's quotes ("8") make text, which is no count of layers or epochs
         raise ValueError(f"expected a whole number, not the text {value!r}")
     return value
 
@@ -76,7 +83,9 @@ def _no_nul(value: str) -> str:
     return value
 
 
-PathText = Annotated[str, AfterValidator(_no_nul)]  # a path or URI: no NUL, which no filesystem takes
+PathText = Annotated[
+    str, AfterValidator(_no_nul)
+]  # a path or URI: no NUL, which no filesystem takes
 
 
 def _epochs_or_auto(value: Any) -> Any:
@@ -86,12 +95,16 @@ def _epochs_or_auto(value: Any) -> Any:
 
 
 Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
-FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: below it a learning rate trains as zero
+FLOAT32_TINY = (
+    1.1754943508222875e-38  # the smallest normal float32: below it a learning rate trains as zero
+)
 
 
 def _trainable_rate(value: float) -> float:
     if value < FLOAT32_TINY:
-        raise ValueError(f"{value:g} is too small to train with: float32 holds it as zero or a denormal")
+        raise ValueError(
+            f"{value:g} is too small to train with: float32 holds it as zero or a denormal"
+        )
     return value
 
 
@@ -119,7 +132,9 @@ class DataConfig(_Section):
     kind: Literal["timeseries", "text"] = "timeseries"
     source: PathText = "builtin:airline"
     # time series
-    target: list[str] | None = None  # default: the bundled dataset's target, or a file's only numeric column
+    target: list[str] | None = (
+        None  # default: the bundled dataset's target, or a file's only numeric column
+    )
     features: list[str] | None = None
     date_column: str | None = None
     lags: Int = Field(12, ge=1)
@@ -128,7 +143,9 @@ class DataConfig(_Section):
     missing: Literal["error", "interpolate", "drop"] = "error"
     season: Int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
     difference: bool = False  # model first differences (inverted for metrics)
-    seasonal_difference: bool = False  # model differences a season apart (data.season or inferred; inverted)
+    seasonal_difference: bool = (
+        False  # model differences a season apart (data.season or inferred; inverted)
+    )
     log: bool = False  # model the log of the series (inverted for metrics; values must be positive)
     # text
     text_column: str = "text"
@@ -158,10 +175,16 @@ class ModelConfig(_Section):
     optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = "rmsprop"
     batch_size: Int = Field(32, ge=1)
     bidirectional: bool = False  # Bidirectional(LSTM) in every layer
-    dropout: Float = Field(0.0, ge=0, lt=1)  # Dropout after every LSTM layer (keeps the cuDNN kernel)
+    dropout: Float = Field(
+        0.0, ge=0, lt=1
+    )  # Dropout after every LSTM layer (keeps the cuDNN kernel)
     loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
-    builder: str | None = None  # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
-    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"  # Keras 3's backend, in trials and driver
+    builder: str | None = (
+        None  # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
+    )
+    backend: Literal["tensorflow", "jax", "torch"] = (
+        "tensorflow"  # Keras 3's backend, in trials and driver
+    )
 
     @field_validator("builder")
     @classmethod
@@ -219,13 +242,19 @@ STRATEGIES: tuple[str, ...] = get_args(StrategyName)  # two_stage, and what it i
 
 class SearchConfig(_Section):
     strategy: StrategyName = "two_stage"
-    budget: Int | None = Field(None, ge=1)  # trial-epochs; default: two_stage's own end, the whole grid, or
+    budget: Int | None = Field(
+        None, ge=1
+    )  # trial-epochs; default: two_stage's own end, the whole grid, or
     #                                         for random/bayes/asha what two_stage would spend at most
     manual: list[ManualPoint] | None = None  # the configs of the manual strategy
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
-    score: ScoreRule = "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
+    score: ScoreRule = (
+        "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
+    )
     score_last_k: Int = Field(3, ge=1)  # epochs averaged by score: mean_last
-    ensemble: Int = Field(1, ge=1, le=20)  # average up to this many best trials' models; k chosen on validation
+    ensemble: Int = Field(
+        1, ge=1, le=20
+    )  # average up to this many best trials' models; k chosen on validation
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 
@@ -239,13 +268,17 @@ class ResourcesConfig(_Section):
     max_concurrent: Int | None = Field(None, ge=1)
     address: str | None = None
     mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPUs)
-    wait_for_autoscaler: bool = False  # let trials wait for nodes an autoscaler may add, instead of failing
+    wait_for_autoscaler: bool = (
+        False  # let trials wait for nodes an autoscaler may add, instead of failing
+    )
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(ADDRESS, value):
-            raise ValueError("must be auto, host:port (the head's port, e.g. 10.0.0.5:6379) or ray://host:10001")
+            raise ValueError(
+                "must be auto, host:port (the head's port, e.g. 10.0.0.5:6379) or ray://host:10001"
+            )
         return value
 
     @field_validator("gpus_per_trial")
@@ -266,8 +299,12 @@ class MlflowConfig(_Section):
 class WandbConfig(_Section):
     project: str = "hindsight-ray"  # the trials of a sweep are a group named after it
     entity: str | None = None  # default: the logged-in user's
-    mode: Literal["offline", "online"] = "offline"  # offline: kept on disk (wandb sync uploads them later)
-    dir: str | None = None  # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
+    mode: Literal["offline", "online"] = (
+        "offline"  # offline: kept on disk (wandb sync uploads them later)
+    )
+    dir: str | None = (
+        None  # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
+    )
 
 
 class RunConfig(_Section):
@@ -290,13 +327,17 @@ class RunConfig(_Section):
     wandb: WandbConfig = WandbConfig()
 
 
-def speculative_for(setting: bool | str, slots: int, resources: ResourcesConfig | None = None) -> bool:
+def speculative_for(
+    setting: bool | str, slots: int, resources: ResourcesConfig | None = None
+) -> bool:
     """Whether stage 2 speculates with ``slots`` trials at once (``search.stage2.speculative``). ``auto``: with 3
     or more slots, unless trials share a CPU or a GPU (fractions of one): a speculative trial would then slow
     the one the next decision waits for."""
     if setting != "auto":
         return bool(setting)
-    shared = resources is not None and (resources.cpus_per_trial < 1 or 0 < resources.gpus_per_trial < 1)
+    shared = resources is not None and (
+        resources.cpus_per_trial < 1 or 0 < resources.gpus_per_trial < 1
+    )
     return slots >= 3 and not shared
 
 
@@ -321,13 +362,18 @@ class SweepConfig(_Section):
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         if value is not None and (
-            not value or "/" in value or value in {".", ".."} or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+            not value
+            or "/" in value
+            or value in {".", ".."}
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
         ):
             raise ValueError(
                 "must be a plain folder name (no '/', no NUL, tab, newline or other control character, not '.' or '..')"
             )
         if value is not None and len(value.encode()) > 255:
-            raise ValueError(f"is {len(value.encode())} bytes long; a folder name can have at most 255")
+            raise ValueError(
+                f"is {len(value.encode())} bytes long; a folder name can have at most 255"
+            )
         return value
 
     def __eq__(self, other: object) -> bool:
@@ -342,7 +388,9 @@ class SweepConfig(_Section):
     @model_validator(mode="after")
     def _manual_has_points(self) -> SweepConfig:
         if self.search.strategy == "manual" and not self.search.manual:
-            raise ValueError("search.strategy manual needs search.manual: a list of {layers, units, learning_rate}")
+            raise ValueError(
+                "search.strategy manual needs search.manual: a list of {layers, units, learning_rate}"
+            )
         return self
 
     @property
@@ -394,7 +442,9 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, literal: dict[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    literal: dict[str, Any] | None = None,
 ) -> SweepConfig:
     """The config from an optional YAML file plus ``--set`` overrides and literal settings, validated."""
     raw = read_config_file(path) if path is not None else {}
@@ -402,11 +452,23 @@ def load_config(
     return with_origins(config, value_origins(raw, overrides or [], literal))
 
 
-PREPROCESSING_KEYS = ("lags", "horizon", "scale", "log", "difference", "seasonal_difference", "season", "missing")
+PREPROCESSING_KEYS = (
+    "lags",
+    "horizon",
+    "scale",
+    "log",
+    "difference",
+    "seasonal_difference",
+    "season",
+    "missing",
+)
 
 
 def value_origins(
-    raw: dict[str, Any], overrides: list[str], literal: dict[str, Any] | None, before: dict[str, str] | None = None
+    raw: dict[str, Any],
+    overrides: list[str],
+    literal: dict[str, Any] | None,
+    before: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Where each preprocessing value (``data.<key>``) came from: ``--set`` (an override), ``argument``
     (a keyword of the API or an option of the CLI), ``config`` (the file or mapping), ``dataset
@@ -416,7 +478,9 @@ def value_origins(
     merged = apply_overrides(raw, overrides, literal)
     source = (merged.get("data") or {}).get("source", DataConfig.model_fields["source"].default)
     from_set = {tuple(parse_override(text)[0]) for text in overrides}
-    from_literal = {tuple(key.split(".")) for key, value in (literal or {}).items() if value is not None}
+    from_literal = {
+        tuple(key.split(".")) for key, value in (literal or {}).items() if value is not None
+    }
     data = raw.get("data")
     given: dict[str, Any] = data if isinstance(data, dict) else {}
     dataset = DATASET_DEFAULTS.get(source, {}) if isinstance(source, str) else {}

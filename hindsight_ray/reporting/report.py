@@ -8,11 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.objective import Objective, baseline_verdict, is_better
-from hindsight_ray.results import EPOCHS_FILE, PREDICTIONS_FILE, SUMMARY_FILE, TRIALS_FILE
-from hindsight_ray.storage import ExperimentLocation, ExperimentStore
-
-REPORT_FILE = "report.md"
+from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.layout import (
+    EPOCHS_FILE,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    SUMMARY_FILE,
+    TRIALS_FILE,
+)
+from hindsight_ray.core.objective import Objective, baseline_verdict, is_better
 
 
 def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
@@ -44,12 +48,16 @@ def anytime(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["trial_s", "best"])
 
 
-def seconds_to_within(curve: pd.DataFrame, final: float | None, mode: str, tolerance: float = 0.01) -> float | None:
+def seconds_to_within(
+    curve: pd.DataFrame, final: float | None, mode: str, tolerance: float = 0.01
+) -> float | None:
     """Trial-seconds until the best-so-far came within ``tolerance`` (relative) of ``final``."""
     if final is None or curve.empty:
         return None
     margin = abs(final) * tolerance
-    near = curve.best.notna() & ((curve.best <= final + margin) if mode == "min" else (curve.best >= final - margin))
+    near = curve.best.notna() & (
+        (curve.best <= final + margin) if mode == "min" else (curve.best >= final - margin)
+    )
     return float(curve.trial_s[near].iloc[0]) if near.any() else None
 
 
@@ -63,7 +71,11 @@ def _heatmap(store, trials, metric, winner_cell=None, summary=None):
     # a robust colour scale: one diverged architecture must not wash out the others
     low, high = np.nanpercentile(table.values, [5, 95]) if table.size > 3 else (None, None)
     image = axis.imshow(
-        table.values, cmap="viridis_r" if metric != "val_accuracy" else "viridis", aspect="auto", vmin=low, vmax=high
+        table.values,
+        cmap="viridis_r" if metric != "val_accuracy" else "viridis",
+        aspect="auto",
+        vmin=low,
+        vmax=high,
     )
     axis.set_xticks(range(len(table.columns)), table.columns)
     axis.set_yticks(range(len(table.index)), table.index)
@@ -76,15 +88,28 @@ def _heatmap(store, trials, metric, winner_cell=None, summary=None):
             if metric == "val_accuracy":
                 dark = not dark
             axis.text(
-                column, row, f"{value:.3g}", ha="center", va="center", fontsize=8, color="white" if dark else "black"
+                column,
+                row,
+                f"{value:.3g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
             )
-    figure.colorbar(image, label=metric_label(metric, summary), extend="both" if low is not None else "neither")
+    figure.colorbar(
+        image, label=metric_label(metric, summary), extend="both" if low is not None else "neither"
+    )
     winner = winner_cell or {}
     if winner.get("layers") in table.index and winner.get("units") in table.columns:
-        row, column = list(table.index).index(winner["layers"]), list(table.columns).index(winner["units"])
+        row, column = (
+            list(table.index).index(winner["layers"]),
+            list(table.columns).index(winner["units"]),
+        )
         from matplotlib.patches import Rectangle
 
-        axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
+        axis.add_patch(
+            Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5)
+        )
     clipped = ", colours clipped to the 5-95th percentile" if low is not None else ""
     axis.set_title(f"stage 1: architecture grid (red: the winner{clipped})", fontsize=9)
     return _save(store, figure, "stage1_heatmap.png")
@@ -125,7 +150,13 @@ def _lr_path(store, summary, metric):
     best = (summary.get("best") or {}).get("trial_id")
     for iteration, step in zip(iterations, path, strict=True):
         if step["trial_id"] == best and step["score"] is not None:
-            _star(twin, [iteration], [step["score"]], f"best: lr {step['learning_rate']:.4g}", size=160)
+            _star(
+                twin,
+                [iteration],
+                [step["score"]],
+                f"best: lr {step['learning_rate']:.4g}",
+                size=160,
+            )
     twin.set_ylabel(f"{metric_label(metric, summary)}, trial score", color="tab:red")
     _legend_below(axis, twin)
     axis.set_title("stage 2: learning-rate path")
@@ -163,20 +194,33 @@ def _timeline(store, trials):
     span = max(float(ran.finished_at.max() - start), 1e-9)
     width_in = 9.0
     figure, axis = _figure((width_in, 1.0 + 0.45 * len(rows)))
-    seconds_per_char = span / (width_in * 0.8) * 6 * 0.6 / 72  # a 6-pt character in seconds of the x axis
+    seconds_per_char = (
+        span / (width_in * 0.8) * 6 * 0.6 / 72
+    )  # a 6-pt character in seconds of the x axis
     colors = {1: "tab:blue", 2: "tab:orange"}
     hidden = 0
     for _, trial in ran.iterrows():
         stage = trial.get("stage")
-        unused = trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
+        unused = (
+            trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
+        )
         color = "lightgray" if unused else colors.get(stage, "tab:green")
         width = trial.finished_at - trial.started_at
         axis.barh(
-            rows.index(trial.row), width, left=trial.started_at - start, color=color, edgecolor="black", linewidth=0.4
+            rows.index(trial.row),
+            width,
+            left=trial.started_at - start,
+            color=color,
+            edgecolor="black",
+            linewidth=0.4,
         )
         lr = trial.get("learning_rate")
-        label = f"{trial.get('layers')}x{trial.get('units')}" + ("" if stage == 1 or pd.isna(lr) else f" {lr:.3g}")
-        if len(label) * seconds_per_char > width * 0.95:  # a label wider than its bar would cover its neighbours
+        label = f"{trial.get('layers')}x{trial.get('units')}" + (
+            "" if stage == 1 or pd.isna(lr) else f" {lr:.3g}"
+        )
+        if (
+            len(label) * seconds_per_char > width * 0.95
+        ):  # a label wider than its bar would cover its neighbours
             label = "" if stage == 1 or pd.isna(lr) else f"{lr:.3g}"
         if not label or len(label) * seconds_per_char > width * 0.95:
             hidden += 1
@@ -211,13 +255,24 @@ def _learning_curves(store, epochs, trials, metric, best=None, summary=None):
         if trial_id == best.get("trial_id"):
             continue
         stage = stages.get(trial_id)
-        axis.plot(rows.epoch, rows[metric], color="tab:orange" if stage == 2 else "tab:blue", alpha=0.25, lw=0.8)
+        axis.plot(
+            rows.epoch,
+            rows[metric],
+            color="tab:orange" if stage == 2 else "tab:blue",
+            alpha=0.25,
+            lw=0.8,
+        )
     chosen = epochs[epochs.trial_id == best.get("trial_id")]
     if not chosen.empty:
         axis.plot(chosen.epoch, chosen[metric], color="black", lw=1.8, label="the chosen trial")
         at = chosen[chosen.epoch == best.get("epoch")]
         if not at.empty:
-            _star(axis, at.epoch, at[metric], f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model")
+            _star(
+                axis,
+                at.epoch,
+                at[metric],
+                f"its scored epoch ({int(at.epoch.iloc[0])}): the exported model",
+            )
         _legend_below(axis, columns=2)
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -240,7 +295,9 @@ def confusion_lines(store: ExperimentStore, summary: dict[str, Any]) -> list[str
     if not {"actual", "predicted"} <= set(frame.columns):
         return []
     classes = sorted(set(frame.actual) | set(frame.predicted))
-    counts = pd.crosstab(frame.actual, frame.predicted).reindex(index=classes, columns=classes, fill_value=0)
+    counts = pd.crosstab(frame.actual, frame.predicted).reindex(
+        index=classes, columns=classes, fill_value=0
+    )
     lines = [
         "Test split, the chosen model: confusion matrix (rows: true class, columns: predicted).",
         "",
@@ -254,7 +311,11 @@ def confusion_lines(store: ExperimentStore, summary: dict[str, Any]) -> list[str
         predicted, actual = int(counts[name].sum()), int(counts.loc[name].sum())
         precision = hit / predicted if predicted else float("nan")
         recall = hit / actual if actual else float("nan")
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else float("nan")
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if precision + recall > 0
+            else float("nan")
+        )
         lines.append(f"| {name} | {precision:.3f} | {recall:.3f} | {f1:.3f} | {actual} |")
     return [*lines, ""]
 
@@ -268,7 +329,10 @@ def _predictions(store, summary=None):
     if "origin" in frame and not pd.api.types.is_numeric_dtype(frame.origin):
         origin = pd.to_datetime(frame.origin)
         step = origin.diff().median()
-        x, xlabel = origin + (step if pd.notna(step) else pd.Timedelta(0)), "date of the predicted value"
+        x, xlabel = (
+            origin + (step if pd.notna(step) else pd.Timedelta(0)),
+            "date of the predicted value",
+        )
     axis.plot(x, frame["actual"], "k.-", label="actual")
     axis.plot(x, frame["predicted"], "r.-", label="best model")
     for column in ("persistence", "seasonal_naive", "sarima", "ets"):
@@ -278,7 +342,9 @@ def _predictions(store, summary=None):
     axis.set_ylabel(f"{target} (data units)")
     axis.set_xlabel(xlabel)
     figure.autofmt_xdate()
-    _legend_below(axis, columns=6, below=0.42 if xlabel.startswith("date") else 0.2)  # under the slanted dates
+    _legend_below(
+        axis, columns=6, below=0.42 if xlabel.startswith("date") else 0.2
+    )  # under the slanted dates
     axis.set_title("test split: predictions against actual values (first target, first step)")
     return _save(store, figure, "predictions.png")
 
@@ -326,7 +392,13 @@ def _legend_below(axis: Any, *axes: Any, columns: int = 3, below: float = 0.2) -
         labels += more[1]
     if handles:
         axis.legend(
-            handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -below), ncol=columns, frameon=False
+            handles,
+            labels,
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -below),
+            ncol=columns,
+            frameon=False,
         )
 
 
@@ -375,8 +447,16 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
         ]
         for name, scores in (summary.get("baselines") or {}).items():
             value = scores.get(test_key.removeprefix("test_"))
-            label = name.replace("_", " ") + (f" — {scores['model']}" if scores.get("model") else "")
-            shown = f"failed: {scores['failed']}" if "failed" in scores else "" if value is None else f"{value:.4g}"
+            label = name.replace("_", " ") + (
+                f" — {scores['model']}" if scores.get("model") else ""
+            )
+            shown = (
+                f"failed: {scores['failed']}"
+                if "failed" in scores
+                else ""
+                if value is None
+                else f"{value:.4g}"
+            )
             lines.append(f"| {label} | | | | | | {shown} |")
         lines.append("")
     lines += confusion_lines(store, summary)
@@ -465,7 +545,13 @@ def _campaign_baselines(table: pd.DataFrame, summary: pd.DataFrame, mode: str) -
         top = scored.loc[scored.test.idxmin() if mode == "min" else scored.test.idxmax()]
         finite = values.dropna()
         best_baseline = (finite.min() if mode == "min" else finite.max()) if len(finite) else np.nan
-        wins = "" if np.isnan(best_baseline) else "yes" if is_better(float(top.test), best_baseline, mode) else "no"
+        wins = (
+            ""
+            if np.isnan(best_baseline)
+            else "yes"
+            if is_better(float(top.test), best_baseline, mode)
+            else "no"
+        )
         cells = " | ".join("n/a" if np.isnan(v) else f"{v:.4g}" for v in values)
         lines.append(f"| {dataset} | {cells} | {top.strategy} {top.test:.4g} | {wins} |")
     return [*lines, ""]
@@ -484,16 +570,22 @@ def _anytime_plot(
     figure, axis = _figure((7, 4))
     strategies = sorted({key[2] for key in curves if key[0] == row and key[1] == dataset})
     for strategy in strategies:
-        runs = [c for key, c in curves.items() if key[:3] == (row, dataset, strategy) and not c.empty]
+        runs = [
+            c for key, c in curves.items() if key[:3] == (row, dataset, strategy) and not c.empty
+        ]
         if not runs:
             continue
         end = max(run.trial_s.max() for run in runs)
         grid = np.linspace(0, end, 400)
         # previous value (a step), NaN until every seed has a first result: a mean over the lucky early
         # seeds alone would dip
-        stacked = np.array([_step_at(grid, run.trial_s.to_numpy(float), run.best.to_numpy(float)) for run in runs])
+        stacked = np.array(
+            [_step_at(grid, run.trial_s.to_numpy(float), run.best.to_numpy(float)) for run in runs]
+        )
         mean, low, high = stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
-        (line,) = axis.step(grid, mean, where="post", label=f"{strategy} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        (line,) = axis.step(
+            grid, mean, where="post", label=f"{strategy} ({len(runs)} seed{'s' * (len(runs) > 1)})"
+        )
         axis.fill_between(grid, low, high, alpha=0.15, color=line.get_color(), step="post")
     axis.set_xlabel("cumulative trial-seconds")
     axis.set_ylabel(f"best {metric} so far")
@@ -513,7 +605,7 @@ def _step_at(grid: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndar
 
 def _write(store: ExperimentStore, lines: list[str]) -> None:
     """report.md, and the same as one self-contained report.html."""
-    from hindsight_ray.report_html import write_html
+    from hindsight_ray.reporting.report_html import write_html
 
     markdown = "\n".join(lines) + "\n"
     store.write_bytes(REPORT_FILE, markdown.encode("utf-8"))
