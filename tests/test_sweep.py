@@ -13,7 +13,7 @@ import pytest
 from hindsight_ray.config.schema import load_config
 from hindsight_ray.core.objective import is_better
 from hindsight_ray.running.runner import run_sweep
-from hindsight_ray.search.policy import next_learning_rate
+from hindsight_ray.search.rules import next_learning_rate
 
 pytestmark = pytest.mark.slow
 

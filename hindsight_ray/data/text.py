@@ -223,7 +223,7 @@ def prepare_text(
         info = {"rows": len(train) + len(test), "source": "aclImdb"}
         classes = ["negative", "positive"]
     else:
-        frame = table if table is not None else read_table(path, where)
+        frame = table if table is not None else read_table(path, where)  # type: ignore[arg-type]
         for column in (data.text_column, data.label_column):
             if column not in frame.columns:
                 raise UserError(f"{where}: no column {column!r} (columns: {list(frame.columns)})")

@@ -420,7 +420,7 @@ def prepare_timeseries(
     """A time-series source (a file, or ``table`` passed from Python) -> windows split chronologically,
     transformed and scaled on train rows only."""
     where = f"data.source {data.source}"
-    frame = table.reset_index(drop=True) if table is not None else read_table(path, where)
+    frame = table.reset_index(drop=True) if table is not None else read_table(path, where)  # type: ignore[arg-type]
     date_column, targets, features = _columns(data, builtin, frame, where)
     frame, dates = sort_by_date(frame, date_column, where)
     season = data.season if data.season is not None or dates is None else infer_season(dates)

@@ -224,7 +224,7 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
         "torch",
     ):  # absent: written before backends
         raise bad(f"backend is {pre.get('backend')!r:.60}, not tensorflow, jax or torch")
-    for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(kind, {}).items():
+    for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(str(kind), {}).items():
         value = pre.get(key)
         if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
             raise bad(f"{key} is {value!r:.60}, not {kind_of.__name__}")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hindsight_ray.core.objective import SCORE_KEY, Objective, finite
-from hindsight_ray.search.policy import decided_path, stopped_early
+from hindsight_ray.search.rules import decided_path, stopped_early
 
 Printer = Callable[[str], None]
 ENDED = ("TERMINATED", "ERROR")

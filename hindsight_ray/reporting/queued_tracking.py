@@ -104,7 +104,7 @@ class QueuedTracker(Callback):
         self._reset()
 
     # -- Tune's side: put events on the queue, nothing else ---------------------------------------------------
-    def setup(self, **info: Any) -> None:
+    def setup(self, **info: Any) -> None:  # type: ignore[override]
         self._start()
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -484,7 +484,7 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
 def write_campaign_report(
     folder: str | ExperimentLocation,
     table: pd.DataFrame,
-    curves: dict[tuple[str, str, int], pd.DataFrame],
+    curves: dict[tuple[str, str, str, int], pd.DataFrame],
     metric: str,
     mode: str,
     header: list[str],

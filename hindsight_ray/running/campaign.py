@@ -101,7 +101,7 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
             raise UserError(
                 f"campaign {path}: {label} {value!r} must be a plain folder name (it names a folder under storage)"
             )
-    campaign = {
+    campaign: dict[str, Any] = {
         "name": name,
         "base": base,
         "strategies": strategies,
@@ -240,7 +240,8 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     store = ExperimentStore(folder)
     base = build_config(campaign["base"])
     owns_ray = start_ray(base)
-    rows, curves = [], {}
+    rows: list[dict[str, Any]] = []
+    curves: dict[tuple[str, str, str, int], Any] = {}
     began = time.time()
     order = sorted(
         campaign["strategies"], key=lambda s: s != "two_stage"

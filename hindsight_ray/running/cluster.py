@@ -140,7 +140,7 @@ def _auth_mode(mode: str | None) -> None:
         os.environ["RAY_AUTH_MODE"] = mode
     if "ray" in sys.modules:
         try:
-            from ray._raylet import Config
+            from ray._raylet import Config  # type: ignore[attr-defined]
 
             Config.initialize("")
         except (ImportError, AttributeError):  # another Ray version: the variable alone must do

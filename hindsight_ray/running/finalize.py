@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,7 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None else None
         if path is None and trial.status == "TERMINATED" and records:
+            assert trial.storage is not None and trial.path is not None  # a trial Ray recorded
             path = checkpoint_left_on_disk(
                 trial.storage.storage_filesystem, trial.path, records[-1].get("epoch")
             )
@@ -133,11 +134,11 @@ def evaluate_on_test(
             }
     ensemble = None
     if len(models) > 1:
-        k, scores = choose_ensemble(
+        k, by_k = choose_ensemble(
             prepared, [predict(m, prepared.x_val) for m in models], metric, mode
         )
         models = models[:k]
-        ensemble = {"k": k, "validation_by_k": scores}
+        ensemble = {"k": k, "validation_by_k": by_k}
     model = models[0] if len(models) == 1 else averaged_model(models, prepared.x_test.shape[1:])
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
@@ -319,7 +320,7 @@ def best_entry(
 ) -> tables.Best:
     """``summary.json``'s best: the chosen trial's settings, scored epoch, validation and test scores."""
     row = trials.loc[trials["trial_id"] == best_id].iloc[0]
-    return {
+    entry: dict[str, Any] = {
         "trial_id": best_id,
         "stage": None if pd.isna(row.stage) else int(row.stage),
         "layers": int(row.layers),
@@ -331,7 +332,8 @@ def best_entry(
         "last_validation": float(row[config.objective.last_key]),
         **test,
         "model": model,
-    }  # type: ignore[typeddict-item]
+    }
+    return cast(tables.Best, entry)
 
 
 def finalize(
@@ -359,7 +361,7 @@ def finalize(
         row = trials.loc[trials["trial_id"] == best_id].iloc[0]
         members = ensemble_members(config, trials, best_id)
         name = config.model.backend
-        choice = {
+        choice: dict[str, Any] = {
             "members": members,
             "metric": config.metric,
             "mode": config.mode,
@@ -381,7 +383,10 @@ def finalize(
                 prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
             )
         else:  # a cluster, or Keras here already on another backend (a second sweep in one Python session)
-            options = {"num_cpus": 1, "runtime_env": {"env_vars": backend.worker_env(name)}}
+            options: dict[str, Any] = {
+                "num_cpus": 1,
+                "runtime_env": {"env_vars": backend.worker_env(name)},
+            }
             data = ray.put(prepared) if data_ref is None else data_ref
             evaluate = ray.remote(**options)(evaluate_on_test)
             test = ray.get(
@@ -392,12 +397,11 @@ def finalize(
         ensemble = test.pop("ensemble", None)
         for key, value in test.items():
             trials.loc[trials["trial_id"] == best_id, key] = value
-        summary["best"] = best_entry(
-            config, trials, best_id, test, store.path(layout.BEST_MODEL_FILE)
-        )
+        best = best_entry(config, trials, best_id, test, store.path(layout.BEST_MODEL_FILE))
+        summary["best"] = best
         if ensemble:
             k = ensemble["k"]
-            summary["best"]["ensemble"] = {  # type: ignore[typeddict-unknown-key]
+            best["ensemble"] = {  # type: ignore[typeddict-unknown-key]
                 "k": k,
                 "trial_ids": [
                     best_id,
@@ -433,7 +437,7 @@ def all_baselines(prepared: Prepared) -> tuple[dict[str, Any], dict[str, np.ndar
 
 
 def describe_best(summary: tables.Summary, objective: Objective) -> str:
-    best = summary.get("best") or {}
+    best: dict[str, Any] = dict(summary.get("best") or {})
     if not best:
         return "none (every trial failed)"
     test = best.get(objective.test_key)

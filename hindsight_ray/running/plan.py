@@ -15,7 +15,7 @@ from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.data import Prepared, dataset_name
 from hindsight_ray.running.cluster import ray_address
-from hindsight_ray.search.policy import stage2_iterations
+from hindsight_ray.search.rules import stage2_iterations
 
 
 @dataclass(frozen=True)

@@ -10,30 +10,13 @@ state names but Ray never recorded are forgotten (suggested again).
 
 from __future__ import annotations
 
-from typing import Any
-
-from hindsight_ray.config.schema import SweepConfig, speculative_for
+from hindsight_ray.config.schema import SweepConfig
 from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import SEARCHER_PREFIX, SNAPSHOT_PREFIX
 from hindsight_ray.core.objective import SCORE_KEY
-from hindsight_ray.search.policy import TwoStagePolicy
+from hindsight_ray.search.policy import TwoStagePolicy, TwoStageSettings
 from hindsight_ray.search.rebuild import InconsistentTrials, RecordedTrial, rebuild_policy
-
-
-def searcher_settings(config: SweepConfig, slots: int) -> dict[str, Any]:
-    """``TwoStageSearch``'s settings for this config, as the runner builds it."""
-    stage1, stage2 = config.search.stage1, config.search.stage2
-    return {
-        "layers": list(stage1.layers),
-        "units": list(stage1.units),
-        "stage1_learning_rate": stage1.learning_rate,
-        "stage1_epochs": stage1.epochs,
-        "max_learning_rate": stage2.max_learning_rate,
-        "max_iterations": stage2.max_iterations,
-        "stage2_epochs": stage2.epochs,
-        "speculative": speculative_for(stage2.speculative, slots, config.resources),
-    }
 
 
 def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
@@ -79,7 +62,7 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
         if not files
         else ("unreadable" if policy is None else _disagreement(policy, trials))
     )
-    settings = searcher_settings(config, slots)
+    settings = TwoStageSettings.from_config(config, slots)
     try:
         rebuilt = rebuild_policy(settings, config.mode, SCORE_KEY, trials)
     except InconsistentTrials as exc:
@@ -101,7 +84,7 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
     state = {
         "metric": SCORE_KEY,
         "mode": config.mode,
-        "settings": settings,
+        "settings": settings.as_dict(),
         "policy": rebuilt.get_state(),
     }
     store.write_json(name, state)

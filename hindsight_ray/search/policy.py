@@ -13,12 +13,20 @@ then tunes the winner's learning rate one trial at a time with the halving/bisec
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hindsight_ray.core.objective import finite, is_better
+from hindsight_ray.search.rules import (
+    architecture_grid,
+    decided_path,
+    next_learning_rate,
+    stage2_iterations,
+)
+
+if TYPE_CHECKING:
+    from hindsight_ray.config.schema import SweepConfig
 
 WAIT: Literal["wait"] = "wait"
 FINISHED: Literal["finished"] = "finished"
@@ -28,42 +36,63 @@ STATE_VERSION = (
 )
 
 
-def stage2_iterations(max_iterations: int) -> int:
-    """K, the number of stage-2 trials: the notebook's ``int(exp(log(n)/2)) + 1`` without its float error."""
-    if max_iterations < 1:
-        raise ValueError(f"max_iterations must be at least 1, got {max_iterations}")
-    return math.isqrt(max_iterations) + 1
+@dataclass(frozen=True)
+class TwoStageSettings:
+    """What a two-stage search is asked to do: the stage-1 grid and epochs, the stage-2 rule's bounds.
 
+    The one list of these settings: ``TwoStageSearch`` takes them as arguments, a sweep's config gives
+    them (:meth:`from_config`), and :meth:`policy` makes the state machine that follows them."""
 
-def next_learning_rate(learning_rate: float, max_learning_rate: float, improved: bool) -> float:
-    """Halve after an improvement, else bisect back towards the maximum."""
-    return learning_rate / 2 if improved else (max_learning_rate + learning_rate) / 2
+    layers: tuple[int, ...]
+    units: tuple[int, ...]
+    stage1_learning_rate: float = 0.001
+    stage1_epochs: int = 20
+    max_learning_rate: float = 0.02
+    max_iterations: int = 16
+    stage2_epochs: int = 50
+    speculative: bool = False
 
+    @classmethod
+    def from_config(cls, config: SweepConfig, slots: int) -> TwoStageSettings:
+        """The settings of ``config``'s search, speculation as ``slots`` trial slots allow it."""
+        from hindsight_ray.config.schema import speculative_for
 
-def decided_path(
-    results: dict[float, float | None], max_learning_rate: float, iterations: int, mode: str
-) -> list[tuple[float, float | None, bool]]:
-    """The sequential rule replayed over known results (learning rate -> score, None if failed):
-    ``(learning rate, score, improved)`` for each decision whose trial has a result, in order."""
-    path: list[tuple[float, float | None, bool]] = []
-    learning_rate = max_learning_rate
-    while len(path) < iterations and learning_rate in results:
-        score = results[learning_rate]
-        improved = not path or is_better(score, path[-1][1], mode)
-        path.append((learning_rate, score, improved))
-        learning_rate = next_learning_rate(learning_rate, max_learning_rate, improved)
-    return path
+        stage1, stage2 = config.search.stage1, config.search.stage2
+        return cls(
+            layers=tuple(stage1.layers),
+            units=tuple(stage1.units),
+            stage1_learning_rate=stage1.learning_rate,
+            stage1_epochs=stage1.epochs,
+            max_learning_rate=stage2.max_learning_rate,
+            max_iterations=stage2.max_iterations,
+            stage2_epochs=stage2.epochs,
+            speculative=speculative_for(stage2.speculative, slots, config.resources),
+        )
 
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> TwoStageSettings:
+        """Settings saved by :meth:`as_dict` (a ``mode`` beside them is not a setting: it is dropped)."""
+        names = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in settings.items() if k in names}
+        return cls(**{**kept, "layers": tuple(kept["layers"]), "units": tuple(kept["units"])})
 
-def stopped_early(result: dict[str, Any], epochs: int) -> bool:
-    """True when a trial's last result comes before its last epoch: a scheduler or a budget cut it short.
-    Results without an ``epoch`` (trainables that do not report one) are taken as complete."""
-    return "epoch" in result and int(result["epoch"]) < int(epochs)
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON: lists, numbers and a bool."""
+        return {**asdict(self), "layers": list(self.layers), "units": list(self.units)}
 
-
-def architecture_grid(layers: list[int], units: list[int]) -> list[tuple[int, int]]:
-    """Every (layers, units) pair, depth-major, in the order given."""
-    return [(depth, width) for depth in layers for width in units]
+    def policy(self, mode: str) -> TwoStagePolicy:
+        """A fresh policy that follows these settings towards ``mode`` ("min" or "max")."""
+        return TwoStagePolicy(
+            layers=list(self.layers),
+            units=list(self.units),
+            stage1_learning_rate=self.stage1_learning_rate,
+            stage1_epochs=self.stage1_epochs,
+            max_learning_rate=self.max_learning_rate,
+            max_iterations=self.max_iterations,
+            stage2_epochs=self.stage2_epochs,
+            mode=mode,
+            speculative=self.speculative,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hindsight_ray.search.policy import TrialRecord, TwoStagePolicy, stopped_early
+from hindsight_ray.search.policy import TrialRecord, TwoStagePolicy, TwoStageSettings
+from hindsight_ray.search.rules import stopped_early
 
 # Ray Tune's trial statuses that mean "ended"; the others (PENDING, RUNNING, PAUSED) go on after a resume
 ENDED_WELL, ENDED_BADLY = "TERMINATED", "ERROR"
@@ -33,10 +34,10 @@ class InconsistentTrials(ValueError):
 
 
 def rebuild_policy(
-    settings: dict[str, Any], mode: str, metric: str, trials: list[RecordedTrial]
+    settings: TwoStageSettings, mode: str, metric: str, trials: list[RecordedTrial]
 ) -> TwoStagePolicy:
     """A policy that has seen ``trials`` (in the order Ray created them) as the original one did."""
-    policy = TwoStagePolicy(**settings, mode=mode)
+    policy = settings.policy(mode)
     seen: list[int] = []
     for order, trial in enumerate(trials):
         record = _record(trial, order, metric)

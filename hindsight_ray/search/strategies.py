@@ -23,7 +23,7 @@ from ray import tune
 from ray.tune import Stopper
 
 from hindsight_ray.config.schema import STRATEGIES
-from hindsight_ray.search.policy import stage2_iterations
+from hindsight_ray.search.rules import stage2_iterations
 from hindsight_ray.search.two_stage import TwoStageLimiter, TwoStageSearch
 
 __all__ = ["STRATEGIES", "EpochBudget", "Strategy", "asha", "build_strategy"]
@@ -208,10 +208,14 @@ def build_strategy(
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        search = OptunaSearch(
+        optuna_search = OptunaSearch(
             sampler=optuna.samplers.TPESampler(seed=seed)
         )  # metric, mode: from TuneConfig
         return Strategy(
-            name, ConcurrencyLimiter(search, max_concurrent=slots), None, samples, param_space=space
+            name,
+            ConcurrencyLimiter(optuna_search, max_concurrent=slots),
+            None,
+            samples,
+            param_space=space,
         )
     raise ValueError(f"unknown strategy {name!r} (have: {', '.join(STRATEGIES)})")

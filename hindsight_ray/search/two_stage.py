@@ -10,7 +10,8 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, stopped_early
+from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, TwoStageSettings
+from hindsight_ray.search.rules import stopped_early
 
 _NEEDS_METRIC = "TwoStageSearch needs metric and mode, from its arguments or from TuneConfig"
 
@@ -43,20 +44,20 @@ class TwoStageSearch(Searcher):
         speculative: bool = False,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
-        self._settings = {
-            "layers": list(layers),
-            "units": list(units),
-            "stage1_learning_rate": stage1_learning_rate,
-            "stage1_epochs": stage1_epochs,
-            "max_learning_rate": max_learning_rate,
-            "max_iterations": max_iterations,
-            "stage2_epochs": stage2_epochs,
-            "speculative": speculative,
-        }
+        self._settings = TwoStageSettings(
+            layers=tuple(layers),
+            units=tuple(units),
+            stage1_learning_rate=stage1_learning_rate,
+            stage1_epochs=stage1_epochs,
+            max_learning_rate=max_learning_rate,
+            max_iterations=max_iterations,
+            stage2_epochs=stage2_epochs,
+            speculative=speculative,
+        )
         self._policy: TwoStagePolicy | None = None
         self._last_results: dict[str, dict[str, Any]] = {}
         if mode is not None:
-            self._policy = TwoStagePolicy(**self._settings, mode=mode)
+            self._policy = self._settings.policy(mode)
 
     @property
     def policy(self) -> TwoStagePolicy:
@@ -68,7 +69,7 @@ class TwoStageSearch(Searcher):
     @property
     def total_trials(self) -> int:
         """Trials the full search runs: grid size plus K."""
-        return TwoStagePolicy(**self._settings, mode=self._mode or "min").total_trials
+        return self._settings.policy(self._mode or "min").total_trials
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -78,15 +79,15 @@ class TwoStageSearch(Searcher):
         if self._mode is None and mode:
             self._mode = mode
         if self._policy is None and self._mode is not None:
-            self._policy = TwoStagePolicy(**self._settings, mode=self._mode)
+            self._policy = self._settings.policy(self._mode)
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._metric is None or self._mode is None:
             raise RuntimeError(_NEEDS_METRIC)
         decision = self.policy.suggest(trial_id)
         if decision == FINISHED:
-            return Searcher.FINISHED
+            return Searcher.FINISHED  # type: ignore[return-value]
         if decision == WAIT:
             return None
         return decision.as_config()
@@ -116,7 +117,7 @@ class TwoStageSearch(Searcher):
     ) -> None:
         last = result or self._last_results.pop(trial_id, None) or {}
         self._last_results.pop(trial_id, None)
-        score = None if error else last.get(self._metric)
+        score = None if error or self._metric is None else last.get(self._metric)
         if score is not None and not math.isfinite(float(score)):
             score = None
         record = self.policy.trials.get(trial_id)
@@ -129,14 +130,14 @@ class TwoStageSearch(Searcher):
         return {
             "metric": self._metric,
             "mode": self._mode,
-            "settings": self._settings,
+            "settings": self._settings.as_dict(),
             "policy": None if self._policy is None else self._policy.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._metric = state["metric"]
         self._mode = state["mode"]
-        self._settings = state["settings"]
+        self._settings = TwoStageSettings.from_dict(state["settings"])
         self._policy = (
             None if state["policy"] is None else TwoStagePolicy.from_state(state["policy"])
         )
@@ -243,11 +244,11 @@ class TwoStageScheduler(FIFOScheduler):
         return super().set_search_properties(metric, mode, **spec)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        if self._stage1(trial):
+        if self._asha is not None and self._stage1(trial):
             self._asha.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        if self._stage1(trial):
+        if self._asha is not None and self._stage1(trial):
             return self._asha.on_trial_result(tune_controller, trial, result)
         if trial.config.get("stage") == 2:
             self._release_workers()
@@ -258,10 +259,10 @@ class TwoStageScheduler(FIFOScheduler):
         return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
-        if self._stage1(trial):
+        if self._asha is not None and self._stage1(trial):
             self._asha.on_trial_complete(tune_controller, trial, result)
         self._keep_worker(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        if self._stage1(trial):
+        if self._asha is not None and self._stage1(trial):
             self._asha.on_trial_remove(tune_controller, trial)

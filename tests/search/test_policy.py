@@ -12,10 +12,9 @@ from hindsight_ray.search.policy import (
     WAIT,
     Suggestion,
     TwoStagePolicy,
-    architecture_grid,
-    next_learning_rate,
-    stage2_iterations,
+    TwoStageSettings,
 )
+from hindsight_ray.search.rules import architecture_grid, next_learning_rate, stage2_iterations
 
 
 def make_policy(**overrides) -> TwoStagePolicy:
@@ -324,7 +323,19 @@ def test_early_stopped_stage1_trials_are_recorded_but_never_win():
 
 
 def test_stopped_early():
-    from hindsight_ray.search.policy import stopped_early
+    from hindsight_ray.search.rules import stopped_early
 
     assert stopped_early({"epoch": 3}, 5) and not stopped_early({"epoch": 5}, 5)
     assert not stopped_early({"loss": 1.0}, 5)  # no epoch reported: taken as complete
+
+
+def test_settings_are_one_frozen_list_that_makes_the_policy_and_survives_json():
+    settings = TwoStageSettings(layers=(1, 2), units=(8,), stage1_epochs=3, max_iterations=4,
+                                stage2_epochs=5, speculative=True)
+    with pytest.raises(AttributeError):
+        settings.layers = (3,)
+    policy = settings.policy("max")
+    assert policy.settings == {**settings.as_dict(), "mode": "max"}
+    assert policy.grid == [(1, 8), (2, 8)] and policy.iterations == stage2_iterations(4)
+    saved = json.loads(json.dumps(policy.settings))
+    assert TwoStageSettings.from_dict(saved) == settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy
+from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, TwoStageSettings
 from hindsight_ray.search.rebuild import InconsistentTrials, RecordedTrial, rebuild_policy
 
 SETTINGS = {"layers": [1, 2], "units": [4, 8], "stage1_learning_rate": 0.001, "stage1_epochs": 3,
@@ -78,7 +78,7 @@ def test_a_policy_rebuilt_at_any_point_reaches_the_same_decisions(speculative):
             driver.step(policy)
         if policy.finished:
             break
-        rebuilt = rebuild_policy(settings, "min", "score", recorded(policy))
+        rebuilt = rebuild_policy(TwoStageSettings.from_dict(settings), "min", "score", recorded(policy))
         assert len(rebuilt.trials) == len(policy.trials) and rebuilt.winner_id == policy.winner_id
         assert decisions(run_to_end(rebuilt, driver)) == decisions(whole), f"rebuilt after {steps} steps"
         checked += 1
@@ -92,11 +92,11 @@ def test_stage2_trials_of_another_architecture_are_refused():
     trials[trials.index(wrong)] = RecordedTrial(wrong.trial_id, {**wrong.config, "units": 4}, wrong.status,
                                                 wrong.last_result)
     with pytest.raises(InconsistentTrials, match="do not tune the stage-1 winner"):
-        rebuild_policy(SETTINGS, "min", "score", trials)
+        rebuild_policy(TwoStageSettings.from_dict(SETTINGS), "min", "score", trials)
 
 
 def test_a_grid_point_outside_the_settings_is_refused():
     trial = RecordedTrial("a", {"stage": 1, "layers": 3, "units": 4, "learning_rate": 0.001, "epochs": 3},
                           "TERMINATED", {"score": 1.0, "epoch": 3})
     with pytest.raises(InconsistentTrials, match="not in the configured grid"):
-        rebuild_policy(SETTINGS, "min", "score", [trial])
+        rebuild_policy(TwoStageSettings.from_dict(SETTINGS), "min", "score", [trial])
