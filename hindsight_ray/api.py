@@ -99,10 +99,8 @@ def resolve_config(
     if isinstance(config, SweepConfig):
         raw = config.model_dump(mode="json")
         before = dict(config._origins)
-        for (
-            key,
-            origin,
-        ) in before.items():  # a dataset's own defaults go with it if the source changes
+        for key, origin in before.items():
+            # a dataset's own defaults go with it if the source changes
             if origin.startswith("dataset "):
                 raw["data"].pop(key, None)
     elif isinstance(config, dict):
@@ -139,9 +137,8 @@ def sweep(
     from hindsight_ray.running.runner import run_sweep
 
     literal: dict[str, Any] = {"name": name, "storage": storage}
-    if (
-        data is not None
-    ):  # a DataFrame is its own source: no bundled dataset's preprocessing applies to it
+    if data is not None:
+        # a DataFrame is its own source: no bundled dataset's preprocessing applies to it
         literal["data.source"] = DATAFRAME
     resolved = resolve_config(config, overrides, literal)
     summary = run_sweep(

@@ -127,9 +127,8 @@ def _sweep(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from hindsight_ray import api
 
-    api.resume(
-        args.experiment, overrides=args.overrides
-    )  # overrides must agree with the recorded config
+    # overrides must agree with the recorded config
+    api.resume(args.experiment, overrides=args.overrides)
     return 0
 
 
@@ -144,12 +143,8 @@ def _report(args: argparse.Namespace) -> int:
         )
     try:
         written = write_sweep_report(args.experiment)
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        OSError,
-    ) as exc:  # a corrupt summary, a foreign or damaged folder
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        # a corrupt summary, a foreign or damaged folder
         if args.debug:
             raise
         detail = str(exc).splitlines()[0][:160] if str(exc) else ""
@@ -206,9 +201,8 @@ def _predict(args: argparse.Namespace) -> int:
     frame = read_table(source, f"--data {args.data}")
     predictor = Predictor.load(args.experiment, args.backend)
     predicted = predictor.predict(frame)
-    if not isinstance(
-        predicted, pd.DataFrame
-    ):  # text: probabilities beside the rows they belong to
+    if not isinstance(predicted, pd.DataFrame):
+        # text: probabilities beside the rows they belong to
         columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
         predicted = pd.concat(
             [
@@ -228,9 +222,8 @@ def _predict(args: argparse.Namespace) -> int:
         if out.suffix.lower() != ".csv"
         else predicted.to_csv(index=False).encode()
     )
-    ExperimentStore(str(out.parent.resolve())).write_bytes(
-        out.name, data
-    )  # atomic: never half a file
+    # atomic: never half a file
+    ExperimentStore(str(out.parent.resolve())).write_bytes(out.name, data)
     print(f"predictions: {len(predicted)} rows in {out}", file=sys.stderr)
     return 0
 
@@ -279,16 +272,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-        if argv is None:  # the command itself (tests and notebooks pass argv and keep their stderr)
+        if argv is None:
+            # the command itself (tests and notebooks pass argv and keep their stderr)
             quiet_native_stderr()
     if argv is None:
         from hindsight_ray.running import cluster
         from hindsight_ray.running.lock_and_signals import stop_on_sigterm
 
         stop_on_sigterm()
-        cluster.EXIT_WHEN_RAY_DIES = (
-            True  # the command ends at once, in one line, if its local Ray dies
-        )
+        # the command ends at once, in one line, if its local Ray dies
+        cluster.EXIT_WHEN_RAY_DIES = True
     handlers = {
         "sweep": _sweep,
         "resume": _resume,

@@ -59,16 +59,16 @@ __all__ = [
 
 
 def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):  # YAML reads `true` as a bool, which Python would count as 1
+    if isinstance(value, bool):
+        # YAML reads `true` as a bool, which Python would count as 1
         raise ValueError(f"expected a number, not {str(value).lower()}")
     return value
 
 
 def _whole_number(value: Any) -> Any:
     _not_bool(value)
-    if isinstance(
-        value, str
-    ):  # YAML's quotes ("8") make text, which is no count of layers or epochs
+    if isinstance(value, str):
+        # YAML's quotes ("8") make text, which is no count of layers or epochs
         raise ValueError(f"expected a whole number, not the text {value!r}")
     return value
 
@@ -83,9 +83,8 @@ def _no_nul(value: str) -> str:
     return value
 
 
-PathText = Annotated[
-    str, AfterValidator(_no_nul)
-]  # a path or URI: no NUL, which no filesystem takes
+# a path or URI: no NUL, which no filesystem takes
+PathText = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _epochs_or_auto(value: Any) -> Any:
@@ -95,9 +94,8 @@ def _epochs_or_auto(value: Any) -> Any:
 
 
 Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
-FLOAT32_TINY = (
-    1.1754943508222875e-38  # the smallest normal float32: below it a learning rate trains as zero
-)
+# the smallest normal float32: below it a learning rate trains as zero
+FLOAT32_TINY = 1.1754943508222875e-38
 
 
 def _trainable_rate(value: float) -> float:
@@ -132,21 +130,22 @@ class DataConfig(_Section):
     kind: Literal["timeseries", "text"] = "timeseries"
     source: PathText = "builtin:airline"
     # time series
-    target: list[str] | None = (
-        None  # default: the bundled dataset's target, or a file's only numeric column
-    )
+    # default: the bundled dataset's target, or a file's only numeric column
+    target: list[str] | None = None
     features: list[str] | None = None
     date_column: str | None = None
     lags: Int = Field(12, ge=1)
     horizon: Int = Field(1, ge=1)
     scale: Literal["minmax", "standard", "none"] = "minmax"
     missing: Literal["error", "interpolate", "drop"] = "error"
-    season: Int | None = Field(None, ge=2)  # default: inferred from the date frequency when known
-    difference: bool = False  # model first differences (inverted for metrics)
-    seasonal_difference: bool = (
-        False  # model differences a season apart (data.season or inferred; inverted)
-    )
-    log: bool = False  # model the log of the series (inverted for metrics; values must be positive)
+    # default: inferred from the date frequency when known
+    season: Int | None = Field(None, ge=2)
+    # model first differences (inverted for metrics)
+    difference: bool = False
+    # model differences a season apart (data.season or inferred; inverted)
+    seasonal_difference: bool = False
+    # model the log of the series (inverted for metrics; values must be positive)
+    log: bool = False
     # text
     text_column: str = "text"
     label_column: str = "label"
@@ -174,17 +173,16 @@ class ModelConfig(_Section):
     task: Literal["auto", "regression", "classification"] = "auto"
     optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = "rmsprop"
     batch_size: Int = Field(32, ge=1)
-    bidirectional: bool = False  # Bidirectional(LSTM) in every layer
-    dropout: Float = Field(
-        0.0, ge=0, lt=1
-    )  # Dropout after every LSTM layer (keeps the cuDNN kernel)
-    loss: Literal["mse", "mae"] = "mse"  # regression loss; classification uses binary cross-entropy
-    builder: str | None = (
-        None  # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
-    )
-    backend: Literal["tensorflow", "jax", "torch"] = (
-        "tensorflow"  # Keras 3's backend, in trials and driver
-    )
+    # Bidirectional(LSTM) in every layer
+    bidirectional: bool = False
+    # Dropout after every LSTM layer (keeps the cuDNN kernel)
+    dropout: Float = Field(0.0, ge=0, lt=1)
+    # regression loss; classification uses binary cross-entropy
+    loss: Literal["mse", "mae"] = "mse"
+    # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
+    builder: str | None = None
+    # Keras 3's backend, in trials and driver
+    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
 
     @field_validator("builder")
     @classmethod
@@ -199,7 +197,8 @@ class Stage1Config(_Section):
     units: list[Int] = [8, 16, 32, 64]
     learning_rate: LearningRate = Field(0.001, gt=0, le=10)
     epochs: Int = Field(20, ge=1)
-    early_stop: Literal["none", "asha"] = "none"  # asha: stop hopeless stage-1 trials early
+    # asha: stop hopeless stage-1 trials early
+    early_stop: Literal["none", "asha"] = "none"
 
     @field_validator("layers", "units")
     @classmethod
@@ -237,24 +236,24 @@ class ManualPoint(_Section):
 
 
 StrategyName = Literal["two_stage", "grid", "random", "manual", "bayes", "asha"]
-STRATEGIES: tuple[str, ...] = get_args(StrategyName)  # two_stage, and what it is compared with
+# two_stage, and what it is compared with
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 
 class SearchConfig(_Section):
     strategy: StrategyName = "two_stage"
-    budget: Int | None = Field(
-        None, ge=1
-    )  # trial-epochs; default: two_stage's own end, the whole grid, or
+    # trial-epochs; default: two_stage's own end, the whole grid, or
+    budget: Int | None = Field(None, ge=1)
     #                                         for random/bayes/asha what two_stage would spend at most
-    manual: list[ManualPoint] | None = None  # the configs of the manual strategy
+    # the configs of the manual strategy
+    manual: list[ManualPoint] | None = None
     metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
-    score: ScoreRule = (
-        "best_epoch"  # a trial's score from its epochs: best_epoch | last_epoch | mean_last
-    )
-    score_last_k: Int = Field(3, ge=1)  # epochs averaged by score: mean_last
-    ensemble: Int = Field(
-        1, ge=1, le=20
-    )  # average up to this many best trials' models; k chosen on validation
+    # a trial's score from its epochs: best_epoch | last_epoch | mean_last
+    score: ScoreRule = "best_epoch"
+    # epochs averaged by score: mean_last
+    score_last_k: Int = Field(3, ge=1)
+    # average up to this many best trials' models; k chosen on validation
+    ensemble: Int = Field(1, ge=1, le=20)
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 
@@ -267,10 +266,10 @@ class ResourcesConfig(_Section):
     gpus_per_trial: Float = Field(0, ge=0)
     max_concurrent: Int | None = Field(None, ge=1)
     address: str | None = None
-    mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPUs)
-    wait_for_autoscaler: bool = (
-        False  # let trials wait for nodes an autoscaler may add, instead of failing
-    )
+    # mixed_float16 on GPUs (ignored on CPUs)
+    mixed_precision: bool = False
+    # let trials wait for nodes an autoscaler may add, instead of failing
+    wait_for_autoscaler: bool = False
 
     @field_validator("address")
     @classmethod
@@ -292,19 +291,21 @@ class ResourcesConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    tracking_uri: str | None = None  # default: MLflow's own (MLFLOW_TRACKING_URI, or ./mlruns)
-    experiment: str | None = None  # default: the sweep's name
+    # default: MLflow's own (MLFLOW_TRACKING_URI, or ./mlruns)
+    tracking_uri: str | None = None
+    # default: the sweep's name
+    experiment: str | None = None
 
 
 class WandbConfig(_Section):
-    project: str = "hindsight-ray"  # the trials of a sweep are a group named after it
-    entity: str | None = None  # default: the logged-in user's
-    mode: Literal["offline", "online"] = (
-        "offline"  # offline: kept on disk (wandb sync uploads them later)
-    )
-    dir: str | None = (
-        None  # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
-    )
+    # the trials of a sweep are a group named after it
+    project: str = "hindsight-ray"
+    # default: the logged-in user's
+    entity: str | None = None
+    # offline: kept on disk (wandb sync uploads them later)
+    mode: Literal["offline", "online"] = "offline"
+    # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
+    dir: str | None = None
 
 
 class RunConfig(_Section):

@@ -31,11 +31,11 @@ class _AtomicWriter(io.RawIOBase):
     def __init__(self, path: str) -> None:
         super().__init__()
         folder, name = os.path.split(path)
-        os.makedirs(
-            folder or ".", exist_ok=True
-        )  # as pyarrow's local filesystem does for a copied tree
+        # as pyarrow's local filesystem does for a copied tree
+        os.makedirs(folder or ".", exist_ok=True)
         handle, self._tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
-        os.fchmod(handle, 0o666 & ~_umask())  # as any file written in place (mkstemp's is 0600)
+        # as any file written in place (mkstemp's is 0600)
+        os.fchmod(handle, 0o666 & ~_umask())
         self._file = os.fdopen(handle, "wb")
         self._path = path
         self._failed = False

@@ -5,9 +5,8 @@ from __future__ import annotations
 import errno
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-DISK_FULL_KEY = (
-    "disk_full"  # a trial's last report when its storage is full: the driver stops the sweep
-)
+# a trial's last report when its storage is full: the driver stops the sweep
+DISK_FULL_KEY = "disk_full"
 
 
 def is_disk_full(exc: BaseException) -> bool:

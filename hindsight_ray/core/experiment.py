@@ -31,7 +31,8 @@ class ExperimentStore:
     def __init__(self, location: str | Path | ExperimentLocation) -> None:
         self.where = ExperimentLocation.parse(location)
         self.fs, self.root = self.where.fs, self.where.path
-        self.location = self.where.uri  # for messages: what the user types to name it again
+        # for messages: what the user types to name it again
+        self.location = self.where.uri
 
     @property
     def local(self) -> bool:
@@ -101,18 +102,17 @@ class ExperimentStore:
             except OSError as exc:
                 raise _cannot_write(target, exc) from None
             try:
-                os.fchmod(
-                    handle, 0o666 & ~_umask()
-                )  # as any file the user writes (Ray's own: 0644), not 0600
+                # as any file the user writes (Ray's own: 0644), not 0600
+                os.fchmod(handle, 0o666 & ~_umask())
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
                     out.flush()
-                    os.fsync(
-                        out.fileno()
-                    )  # the rename below never exposes a file whose bytes are not on disk
+                    # the rename below never exposes a file whose bytes are not on disk
+                    os.fsync(out.fileno())
                 os.replace(tmp, target)
             except BaseException as exc:
-                Path(tmp).unlink(missing_ok=True)  # the old file, if any, is untouched
+                # the old file, if any, is untouched
+                Path(tmp).unlink(missing_ok=True)
                 if isinstance(exc, OSError):
                     raise _cannot_write(target, exc) from None
                 raise

@@ -43,7 +43,8 @@ class ExperimentLocation:
         if not is_uri(text):
             try:
                 return cls(str(Path(text).expanduser().resolve()))
-            except RuntimeError:  # ~nouser/...: no such user's home
+            except RuntimeError:
+                # ~nouser/...: no such user's home
                 raise UserError(
                     f"storage {text}: {text.split('/', 1)[0]} names no user's home folder"
                 ) from None
@@ -133,7 +134,8 @@ def _from_uri(text: str) -> tuple[Any, str]:
 
     try:
         fs, path = pafs.FileSystem.from_uri(text)
-    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+    except (ValueError, OSError) as exc:
+        # pyarrow.ArrowInvalid is a ValueError
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"storage {text}: not a location pyarrow can open ({detail})") from None
     return fs, str(path)

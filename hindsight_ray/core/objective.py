@@ -107,7 +107,8 @@ class Objective:
         window = [finite(v) for v in curve[-self.last_k :]]
         values = [v for v in window if v is not None]
         if len(values) < len(window):
-            return TrialScore(None, last, best_epoch)  # a diverged epoch among the last K: no score
+            # a diverged epoch among the last K: no score
+            return TrialScore(None, last, best_epoch)
         return TrialScore(math.fsum(values) / len(values), last, best_epoch)
 
 

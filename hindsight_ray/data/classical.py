@@ -95,19 +95,22 @@ def _per_target(
         log = bool((series > 0).all())
         y = np.log(series) if log else series
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter; a model that cannot fit raises
+            # convergence chatter; a model that cannot fit raises
+            warnings.simplefilter("ignore")
             results, description = fit(y[: history.train_rows], history.train_rows, history.season)
             forecast = _forecast_windows(results, y, history.origins, history.horizon)
         per_target.append(np.exp(forecast) if log else forecast)
         label = f"{description}{' on log' if log else ''}"
         descriptions.append(label if len(history.targets) == 1 else f"{target}: {label}")
-    stacked = np.stack(per_target, axis=2)  # [windows, horizon, targets]
+    # [windows, horizon, targets]
+    stacked = np.stack(per_target, axis=2)
     return Fitted(stacked.reshape(len(history.origins), -1), "; ".join(descriptions))
 
 
 def _forecast_windows(results: Any, y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """Forecasts ``[windows, horizon]`` from each origin, with the fitted parameters fixed."""
-    if horizon == 1:  # one-step predictions over the whole series: each uses the values before it
+    if horizon == 1:
+        # one-step predictions over the whole series: each uses the values before it
         applied = results.apply(y)
         predicted = np.asarray(applied.predict(start=0, end=len(y) - 1))
         return predicted[origins + 1][:, None]

@@ -15,9 +15,8 @@ from hindsight_ray.core.errors import UserError
 IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 # Keras' conventions for imdb.npz: 0 padding, 1 start of review, 2 out of vocabulary, words from 3
 START, OOV, INDEX_FROM = 1, 2, 3
-MAX_MEMBER_BYTES = (
-    2_000_000_000  # one array of imdb.npz unpacked; Keras' own file's largest is ~50 MB
-)
+# one array of imdb.npz unpacked; Keras' own file's largest is ~50 MB
+MAX_MEMBER_BYTES = 2_000_000_000
 
 
 def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -34,7 +33,8 @@ def read_aclimdb(folder: Path, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             found = 0
             for path in sorted(directory.glob("*.txt")):
                 name = f"{split}/{label_name}/{path.name}"
-                if not path.is_file():  # a folder named x.txt, a broken or looping link
+                if not path.is_file():
+                    # a folder named x.txt, a broken or looping link
                     raise UserError(
                         f"{where}: {name} is not a readable file (a folder, or a broken or looping link)"
                     )
@@ -82,7 +82,8 @@ def _npz_array(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
         raise UserError(
             f"{where}: no array {name!r} (expected Keras' imdb.npz with x_train, y_train, x_test, y_test)"
         ) from None
-    if size > MAX_MEMBER_BYTES:  # a small archive may unpack to gigabytes
+    if size > MAX_MEMBER_BYTES:
+        # a small archive may unpack to gigabytes
         raise UserError(
             f"{where}: array {name!r} unpacks to {size / 1e9:,.1f} GB (Keras' imdb.npz: under 0.1 GB); "
             "refusing to read it"
@@ -170,7 +171,8 @@ def _binary(labels: np.ndarray, rows: int, name: str, where: str) -> np.ndarray:
         raise UserError(
             f"{where}: {name} holds {shown!r}; Keras' imdb.npz labels are 0 (negative) and 1 (positive)"
         )
-    return labels.astype(np.int64)  # both classes in training: text._check_splits, for every source
+    # both classes in training: text._check_splits, for every source
+    return labels.astype(np.int64)
 
 
 def fetch_imdb_npz() -> Path:

@@ -21,15 +21,17 @@ class SeriesTransform:
     last ``season`` observed levels ``[samples, season, targets]`` that each forecast adds back.
     """
 
-    offset: np.ndarray  # per target, fitted on the training split only
+    # per target, fitted on the training split only
+    offset: np.ndarray
     scale: np.ndarray
     log: bool = False
     difference: bool = False
-    base: dict[str, np.ndarray] = field(default_factory=dict)  # split -> [samples, targets]
-    season: int = 0  # seasonal differencing lag (0: none)
-    seasons: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # split -> [samples, season, targets]
+    # split -> [samples, targets]
+    base: dict[str, np.ndarray] = field(default_factory=dict)
+    # seasonal differencing lag (0: none)
+    season: int = 0
+    # split -> [samples, season, targets]
+    seasons: dict[str, np.ndarray] = field(default_factory=dict)
 
     def inverse(self, split: str, outputs: np.ndarray) -> np.ndarray:
         targets = self.offset.shape[0]
@@ -37,10 +39,10 @@ class SeriesTransform:
         values = values * self.scale + self.offset
         if self.difference:
             values = self.base[split][:, None, :] + np.cumsum(values, axis=1)
-        if (
-            self.season
-        ):  # y[t+k] = w[t+k] + y[t+k-season], the level a season back observed or forecast
-            known = list(np.moveaxis(self.seasons[split], 1, 0))  # season x [samples, targets]
+        if self.season:
+            # y[t+k] = w[t+k] + y[t+k-season], the level a season back observed or forecast
+            # season x [samples, targets]
+            known = list(np.moveaxis(self.seasons[split], 1, 0))
             for step in range(values.shape[1]):
                 values[:, step] = values[:, step] + known[step]
                 known.append(values[:, step])
@@ -76,23 +78,27 @@ class SeriesHistory:
     """What the classical models need: the targets in data units, where training ends, and the test
     windows' origins (the row each window last observes) and horizon."""
 
-    values: np.ndarray  # [rows, targets], data units
+    # [rows, targets], data units
+    values: np.ndarray
     targets: list[str]
-    train_rows: int  # rows 0..train_rows-1 hold every training window's targets
-    origins: np.ndarray  # per test window, the last observed row
+    # rows 0..train_rows-1 hold every training window's targets
+    train_rows: int
+    # per test window, the last observed row
+    origins: np.ndarray
     horizon: int
     season: int | None
-    naive: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # persistence, seasonal naive: test forecasts
+    # persistence, seasonal naive: test forecasts
+    naive: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Prepared:
     """Train/validation/test arrays prepared once on the driver and shared through the object store."""
 
-    kind: str  # timeseries | text
-    task: str  # regression | classification
+    # timeseries | text
+    kind: str
+    # regression | classification
+    task: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -100,22 +106,21 @@ class Prepared:
     x_test: np.ndarray
     y_test: np.ndarray
     output_dim: int
-    num_words: int | None = None  # text: vocabulary size, the Embedding's input_dim
-    transform: SeriesTransform | None = None  # regression: maps outputs back to the data's units
-    actual: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # regression: split -> targets in data units
-    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # test-split scores
+    # text: vocabulary size, the Embedding's input_dim
+    num_words: int | None = None
+    # regression: maps outputs back to the data's units
+    transform: SeriesTransform | None = None
+    # regression: split -> targets in data units
+    actual: dict[str, np.ndarray] = field(default_factory=dict)
+    # test-split scores
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-    preprocessing: dict[str, Any] = field(
-        default_factory=dict
-    )  # JSON: what the predictor needs (fitted on train)
-    origins: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # series: split -> each window's last observed row
-    history: SeriesHistory | None = (
-        None  # series: what the classical baselines are fitted and run on
-    )
+    # JSON: what the predictor needs (fitted on train)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    # series: split -> each window's last observed row
+    origins: dict[str, np.ndarray] = field(default_factory=dict)
+    # series: what the classical baselines are fitted and run on
+    history: SeriesHistory | None = None
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, model targets) of ``train``, ``val`` or ``test``."""

@@ -99,7 +99,8 @@ def read_table(path: Path, where: str) -> pd.DataFrame:
     return frame
 
 
-DATAFRAME = "dataframe"  # data.source of a sweep whose data is a pandas DataFrame given from Python
+# data.source of a sweep whose data is a pandas DataFrame given from Python
+DATAFRAME = "dataframe"
 
 
 def frame_table(table: pd.DataFrame | None, source: str) -> pd.DataFrame:

@@ -49,16 +49,13 @@ def class_labels(values: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
         )
     lowered = words.str.lower()
     known = {w: _LABEL_WORDS.get(w) for w in lowered.unique()}
-    if sorted(known.values(), key=str) == [
-        0,
-        1,
-    ]:  # two labels with a known meaning, in any letter case
+    if sorted(known.values(), key=str) == [0, 1]:
+        # two labels with a known meaning, in any letter case
         ids = lowered.map(known).to_numpy(dtype=np.int64)
     else:
         ids = words.map({w: i for i, w in enumerate(distinct)}).to_numpy(dtype=np.int64)
-    first = (
-        pd.Series(words.to_numpy()).groupby(ids).first()
-    )  # each class's name as the data first spells it
+    # each class's name as the data first spells it
+    first = pd.Series(words.to_numpy()).groupby(ids).first()
     return ids, [str(first[i]) for i in range(len(first))]
 
 
@@ -159,7 +156,8 @@ def _token_prepared(
         y_test=y_test,
         output_dim=1
         if classes <= 2
-        else classes,  # one sigmoid for two classes, a softmax for more
+        # one sigmoid for two classes, a softmax for more
+        else classes,
         num_words=int(vocabulary),
         baselines={"majority_class": classification_scores(y_test, guess)},
         info={

@@ -54,7 +54,8 @@ def fit_scaler(train_values: np.ndarray, method: str) -> tuple[np.ndarray, np.nd
     if method == "minmax":
         offset = train_values.min(axis=0)
         scale = train_values.max(axis=0) - offset
-    else:  # standard
+    else:
+        # standard
         offset = train_values.mean(axis=0)
         scale = train_values.std(axis=0)
     return offset, np.where(scale > 0, scale, 1.0)
@@ -123,12 +124,12 @@ def naive_forecasts(
         rows = []
         for r in last_seen:
             target_rows = r + steps
-            back = season * np.ceil(steps / season).astype(
-                int
-            )  # whole seasons back, always observed
+            # whole seasons back, always observed
+            back = season * np.ceil(steps / season).astype(int)
             source = target_rows - back
             if source.min() < 0:
-                return forecasts  # too few rows before the first window for a season back
+                # too few rows before the first window for a season back
+                return forecasts
             rows.append(series[source].reshape(-1))
         forecasts["seasonal_naive"] = np.stack(rows)
     return forecasts
@@ -165,7 +166,8 @@ def _is_categorical(series: pd.Series) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(series):
         return False
-    return bool(pd.to_numeric(series.dropna(), errors="coerce").isna().mean() > 0.5)  # mostly words
+    # mostly words
+    return bool(pd.to_numeric(series.dropna(), errors="coerce").isna().mean() > 0.5)
 
 
 @dataclass(frozen=True)
@@ -174,20 +176,23 @@ class SeriesPreprocessing:
     back into the data's units: written to ``preprocessing.json``, read by the predictor."""
 
     targets: list[str]
-    numeric: list[str]  # numeric columns read, in this order (targets first)
-    inputs: list[str]  # the numeric input columns, in order
-    categories: dict[
-        str, list[str]
-    ]  # categorical input column -> categories seen in the training rows
+    # numeric columns read, in this order (targets first)
+    numeric: list[str]
+    # the numeric input columns, in order
+    inputs: list[str]
+    # categorical input column -> categories seen in the training rows
+    categories: dict[str, list[str]]
     date_column: str | None
     lags: int
     horizon: int
     log: bool
     difference: bool
     missing: str
-    offset: list[float]  # per numeric column: scaled = (value - offset) / scale
+    # per numeric column: scaled = (value - offset) / scale
+    offset: list[float]
     scale: list[float]
-    seasonal_lag: int = 0  # seasonal differencing at this lag (0: none)
+    # seasonal differencing at this lag (0: none)
+    seasonal_lag: int = 0
 
     @property
     def shift(self) -> int:
@@ -219,10 +224,8 @@ def sort_by_date(
         return frame.reset_index(drop=True), None
     try:
         dates = pd.to_datetime(frame[date_column].astype(str), errors="coerce", format="mixed")
-    except (
-        ValueError,
-        TypeError,
-    ) as exc:  # e.g. offsets that differ from row to row (+00:00 and +05:00)
+    except (ValueError, TypeError) as exc:
+        # e.g. offsets that differ from row to row (+00:00 and +05:00)
         if "timezone" in str(exc).lower() or "offset" in str(exc).lower():
             raise UserError(
                 f"{where}: column {date_column!r} mixes UTC offsets or time zones; write every date "
@@ -281,7 +284,8 @@ def model_space(
     """Targets (and their lagged copies) as the model sees them, before scaling: log, then seasonal
     differences at ``seasonal_lag`` (that many rows fewer), then first differences (one row fewer). Also
     the levels (log levels with ``log``) that undo the differencing."""
-    if log:  # transforms apply to the targets, not to other features
+    if log:
+        # transforms apply to the targets, not to other features
         low = values[:, target_index].min(axis=0)
         if (low <= 0).any():
             column = names[target_index[int(np.argmax(low <= 0))]]
@@ -429,12 +433,12 @@ def prepare_timeseries(
     numeric_columns = [c for c in dict.fromkeys([*targets, *features]) if c not in categorical]
     frame, values = numeric_values(frame, numeric_columns, data.missing, where)
     target_index = [numeric_columns.index(c) for c in targets]
-    original = values[:, target_index].copy()  # the targets in the data's own units
+    # the targets in the data's own units
+    original = values[:, target_index].copy()
     seasonal_lag = _seasonal_lag(data, season, where)
     shift = seasonal_lag + (1 if data.difference else 0)
-    rows = _split(
-        data, len(frame), shift, where
-    )  # before any transform: too few rows is said plainly
+    # before any transform: too few rows is said plainly
+    rows = _split(data, len(frame), shift, where)
     values, levels = model_space(
         values, target_index, data.log, data.difference, where, numeric_columns, seasonal_lag
     )
@@ -463,7 +467,8 @@ def prepare_timeseries(
     starts = window_starts(len(values), data.lags, data.horizon)
     split = assign_windows(starts, data.lags, data.horizon, rows)
 
-    first_target = starts + data.lags + shift  # in original rows
+    # in original rows
+    first_target = starts + data.lags + shift
     split_names = ("train", "val", "test")
     actual = {
         name: np.stack(

@@ -26,7 +26,8 @@ from hindsight_ray.reporting.queued_tracking import (
 )
 
 __all__ = ["MlflowTracker", "epoch_metrics", "flat_items", "run_name"]
-RUNS_FILE = "mlflow.json"  # {tracking_uri, experiment_id, parent_run_id, runs: {trial_id: run_id}}
+# {tracking_uri, experiment_id, parent_run_id, runs: {trial_id: run_id}}
+RUNS_FILE = "mlflow.json"
 
 
 def flat_items(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -67,9 +68,8 @@ class MlflowTracker(QueuedTracker):
         return f"MLflow at {self.tracking_uri}"
 
     def _connect(self) -> Any:
-        os.environ.setdefault(
-            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true"
-        )  # no "View run" line per trial
+        # no "View run" line per trial
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from mlflow import MlflowClient
 
         client = MlflowClient(self.tracking_uri)
@@ -78,7 +78,8 @@ class MlflowTracker(QueuedTracker):
 
     def _open(self, client: Any) -> None:
         store = ExperimentStore(self.experiment_dir)
-        if store.exists(RUNS_FILE):  # a resumed sweep: the same runs
+        if store.exists(RUNS_FILE):
+            # a resumed sweep: the same runs
             self.state = store.read_mapping(RUNS_FILE, "the sweep's MLflow runs")
             return
         found = client.get_experiment_by_name(self.experiment)
@@ -106,7 +107,8 @@ class MlflowTracker(QueuedTracker):
 
     def _on_trial(self, client: Any, trial_id: str, config: dict[str, Any]) -> None:
         if trial_id in self.state["runs"]:
-            return  # a trial restarted (a retry, a resume): its run goes on
+            # a trial restarted (a retry, a resume): its run goes on
+            return
         from mlflow.entities import Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 

@@ -57,7 +57,8 @@ class Predictor:
                 f"{pre_backend(preprocessing)}): install it, or load the model on another backend "
                 "(predict --backend, or hindsight_ray.load(...).predictor(backend=...))"
             )
-        try:  # the same numbers as the sweep's own evaluation (TensorFlow: oneDNN off), in any process
+        try:
+            # the same numbers as the sweep's own evaluation (TensorFlow: oneDNN off), in any process
             keras = backends.configure(chosen, 1)
         except backends.BackendError as exc:
             raise UserError(f"{experiment_dir}: {exc}") from None
@@ -66,12 +67,10 @@ class Predictor:
             local = Path(folder, BEST_MODEL_FILE)
             local.write_bytes(store.read_bytes(BEST_MODEL_FILE))
             try:
-                model = keras.models.load_model(
-                    local, safe_mode=True, compile=False
-                )  # predicting needs no optimizer
-            except (
-                Exception
-            ) as exc:  # a truncated zip, a foreign layer, a Lambda refused by safe mode
+                # predicting needs no optimizer
+                model = keras.models.load_model(local, safe_mode=True, compile=False)
+            except Exception as exc:
+                # a truncated zip, a foreign layer, a Lambda refused by safe mode
                 raise UserError(
                     f"{experiment_dir}/{BEST_MODEL_FILE} cannot be loaded ({_first_line(exc)}); "
                     "it is damaged or not a model this tool wrote"
@@ -140,7 +139,8 @@ class Predictor:
         columns = [
             f"{target}_t+{step}" for step in range(1, pre.horizon + 1) for target in pre.targets
         ]
-        if len(frame) == 0:  # empty in, empty out
+        if len(frame) == 0:
+            # empty in, empty out
             empty = {c: pd.Series([], dtype=np.float64) for c in columns}
             return pd.DataFrame({"origin": pd.Series([], dtype=object), **empty})
         frame, _ = sort_by_date(frame, pre.date_column, where)
@@ -158,7 +158,8 @@ class Predictor:
         inputs, _ = encode(pre, frame, values)
         starts = np.arange(len(inputs) - pre.lags + 1)
         x = np.stack([inputs[s : s + pre.lags] for s in starts]).astype(np.float32)
-        last_seen = starts + pre.lags - 1 + shift  # in the frame's rows
+        # in the frame's rows
+        last_seen = starts + pre.lags - 1 + shift
         outputs = to_data_units(pre, predict(self.model, x), levels, last_seen + 1)
         table = pd.DataFrame(outputs, columns=columns)
         table.insert(0, "origin", window_origins(frame, pre.date_column, last_seen))
@@ -216,13 +217,11 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
     if not isinstance(pre, dict):
         raise bad(f"holds {type(pre).__name__}, not an object")
     kind = pre.get("kind")
-    if kind not in ("text", "timeseries", None):  # None: token ids (imdb.npz), nothing to replay
+    if kind not in ("text", "timeseries", None):
+        # None: token ids (imdb.npz), nothing to replay
         raise bad(f"kind is {kind!r:.60}, not text or timeseries")
-    if pre.get("backend", "tensorflow") not in (
-        "tensorflow",
-        "jax",
-        "torch",
-    ):  # absent: written before backends
+    if pre.get("backend", "tensorflow") not in ("tensorflow", "jax", "torch"):
+        # absent: written before backends
         raise bad(f"backend is {pre.get('backend')!r:.60}, not tensorflow, jax or torch")
     for key, kind_of in {"text": _TEXT_KEYS, "timeseries": _SERIES_KEYS}.get(str(kind), {}).items():
         value = pre.get(key)
@@ -254,7 +253,8 @@ def read_preprocessing(text: str, where: str) -> dict[str, Any]:
                 raise bad(f"{key} is not one finite number per numeric column")
         if any(v == 0 for v in pre["scale"]):
             raise bad("scale has a zero")
-        lag = pre.get("seasonal_lag", 0)  # absent in files written before seasonal differencing
+        # absent in files written before seasonal differencing
+        lag = pre.get("seasonal_lag", 0)
         if not isinstance(lag, int) or isinstance(lag, bool) or lag < 0:
             raise bad(f"seasonal_lag is {lag!r:.60}, not a whole number >= 0")
         if pre["lags"] < 1 or pre["horizon"] < 1:

@@ -39,10 +39,10 @@ class StageLines:
     def score(self, trial: Any) -> float | None:
         result = trial.last_result or {}
         if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
-            return None  # failed, or stopped early (ASHA, a budget, an unused speculative trial)
-        score = result.get(
-            SCORE_KEY
-        )  # the trial's score by search.score, not merely its last epoch
+            # failed, or stopped early (ASHA, a budget, an unused speculative trial)
+            return None
+        # the trial's score by search.score, not merely its last epoch
+        score = result.get(SCORE_KEY)
         return None if score is None else finite(float(score))
 
     def _leader(self, trials: list[Any]) -> Any:
@@ -66,7 +66,8 @@ class StageLines:
             return self._stage2(mine, trial)
         leader, metric = self._leader(mine), self.objective.metric
         unscored = sum(self.score(t) is None for t in mine)
-        if stage is None:  # another strategy: one line per trial
+        if stage is None:
+            # another strategy: one line per trial
             best = (
                 "none yet"
                 if leader is None
@@ -100,7 +101,8 @@ class StageLines:
 
         before, now = path([t for t in mine if t is not trial]), path(mine)
         learning_rate = trial.config["learning_rate"]
-        if len(now) == len(before):  # off the path, or ahead of the trial the rule needs first
+        if len(now) == len(before):
+            # off the path, or ahead of the trial the rule needs first
             return [
                 f"stage 2: speculative lr={learning_rate:.6g} ended; path decided so far {len(now)}/{self.totals[2]}"
             ]
@@ -128,9 +130,8 @@ class Heartbeat:
         self, objective: Objective, *, stage_epochs: dict[int, tuple[int, int]], slots: int
     ) -> None:
         self.objective, self.slots = objective, max(1, slots)
-        self.stage_epochs = (
-            stage_epochs  # stage -> (trials, epochs each); stage 0: any other strategy
-        )
+        # stage -> (trials, epochs each); stage 0: any other strategy
+        self.stage_epochs = stage_epochs
 
     def line(self, trials: list[Any], elapsed: float) -> str:
         parts, trained = [], {}
@@ -192,7 +193,8 @@ class Heartbeat:
                 max(0, count * epochs - trained.get(stage, 0)) * epoch_s
                 + max(0, count - started) * start_s
             )
-            left += work / (1 if stage == 2 else self.slots)  # stage 2 runs one at a time
+            # stage 2 runs one at a time
+            left += work / (1 if stage == 2 else self.slots)
         return clock(left)
 
 
@@ -211,9 +213,8 @@ class LiveLine:
         console: Any = None,
     ) -> None:
         self.echo, self.every, self.redraw = echo, every, redraw
-        self.mode = (
-            live  # None: live exactly when printing to a terminal (decided again after a resume)
-        )
+        # None: live exactly when printing to a terminal (decided again after a resume)
+        self.mode = live
         self.console = console
         self.last: float | None = None
         self._display: Any = None
@@ -237,10 +238,10 @@ class LiveLine:
         from rich.live import Live
         from rich.text import Text
 
-        text = Text(
-            line, no_wrap=True, overflow="ellipsis"
-        )  # one line, cut to the terminal's width
-        if self._display is None:  # transient: the finished sweep leaves only its permanent lines
+        # one line, cut to the terminal's width
+        text = Text(line, no_wrap=True, overflow="ellipsis")
+        if self._display is None:
+            # transient: the finished sweep leaves only its permanent lines
             self._display = Live(
                 text,
                 console=self.console,
@@ -257,5 +258,6 @@ class LiveLine:
             self._display.stop()
             self._display = None
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles callbacks with the experiment
         return {**self.__dict__, "_display": None, "console": None, "last": None}

@@ -80,7 +80,8 @@ class QueuedTracker(Callback):
     ``_on_epochs``, ``_on_end``, ``_on_finish``; ``KEEP`` names the attributes that travel with the Tuner."""
 
     KEEP: tuple[str, ...] = ()
-    label = "tracker"  # names the service in the errors: "MLflow at http://...", "W&B"
+    # names the service in the errors: "MLflow at http://...", "W&B"
+    label = "tracker"
 
     def __init__(self) -> None:
         self._reset()
@@ -88,15 +89,15 @@ class QueuedTracker(Callback):
     def _reset(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._logged_epoch: dict[
-            str, int
-        ] = {}  # per trial: the last epoch sent (a restarted trial repeats some)
+        # per trial: the last epoch sent (a restarted trial repeats some)
+        self._logged_epoch: dict[str, int] = {}
         self.errors: list[str] = []
         self.state: dict[str, Any] = {}
 
     def __getstate__(
         self,
-    ) -> dict[str, Any]:  # Tune pickles its callbacks with the Tuner: no thread, no queue
+    ) -> dict[str, Any]:
+        # Tune pickles its callbacks with the Tuner: no thread, no queue
         return {k: self.__dict__[k] for k in self.KEEP}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

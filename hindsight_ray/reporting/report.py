@@ -141,7 +141,8 @@ def _lr_path(store, summary, metric):
         label="no better: bisect back",
     )
     axis.set_yscale("log")
-    axis.set_xticks(iterations)  # whole iterations only
+    # whole iterations only
+    axis.set_xticks(iterations)
     axis.set_xlabel("stage-2 iteration")
     axis.set_ylabel("learning rate", color="tab:blue")
     twin = axis.twinx()
@@ -194,9 +195,8 @@ def _timeline(store, trials):
     span = max(float(ran.finished_at.max() - start), 1e-9)
     width_in = 9.0
     figure, axis = _figure((width_in, 1.0 + 0.45 * len(rows)))
-    seconds_per_char = (
-        span / (width_in * 0.8) * 6 * 0.6 / 72
-    )  # a 6-pt character in seconds of the x axis
+    # a 6-pt character in seconds of the x axis
+    seconds_per_char = span / (width_in * 0.8) * 6 * 0.6 / 72
     colors = {1: "tab:blue", 2: "tab:orange"}
     hidden = 0
     for _, trial in ran.iterrows():
@@ -218,9 +218,8 @@ def _timeline(store, trials):
         label = f"{trial.get('layers')}x{trial.get('units')}" + (
             "" if stage == 1 or pd.isna(lr) else f" {lr:.3g}"
         )
-        if (
-            len(label) * seconds_per_char > width * 0.95
-        ):  # a label wider than its bar would cover its neighbours
+        if len(label) * seconds_per_char > width * 0.95:
+            # a label wider than its bar would cover its neighbours
             label = "" if stage == 1 or pd.isna(lr) else f"{lr:.3g}"
         if not label or len(label) * seconds_per_char > width * 0.95:
             hidden += 1
@@ -280,7 +279,8 @@ def _learning_curves(store, epochs, trials, metric, best=None, summary=None):
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel(metric_label(metric, summary))
     axis.set_yscale("log" if metric != "val_accuracy" else "linear")
-    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 8, 9, 10: not 8x10^0
+    # 8, 9, 10: not 8x10^0
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
     axis.yaxis.set_major_formatter(plain)
     axis.yaxis.set_minor_formatter(plain)
     axis.set_title("learning curves (blue: stage 1, orange: stage 2, black: chosen)")
@@ -342,9 +342,8 @@ def _predictions(store, summary=None):
     axis.set_ylabel(f"{target} (data units)")
     axis.set_xlabel(xlabel)
     figure.autofmt_xdate()
-    _legend_below(
-        axis, columns=6, below=0.42 if xlabel.startswith("date") else 0.2
-    )  # under the slanted dates
+    # under the slanted dates
+    _legend_below(axis, columns=6, below=0.42 if xlabel.startswith("date") else 0.2)
     axis.set_title("test split: predictions against actual values (first target, first step)")
     return _save(store, figure, "predictions.png")
 

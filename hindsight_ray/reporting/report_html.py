@@ -61,7 +61,8 @@ def markdown_to_html(markdown: str, store: ExperimentStore) -> str:
             blocks.append(_table(lines[start:index]))
             continue
         image = _IMAGE.fullmatch(line.strip())
-        if image:  # consecutive pictures side by side, as many as the window's width holds
+        if image:
+            # consecutive pictures side by side, as many as the window's width holds
             pictures = []
             while index < len(lines) and (image := _IMAGE.fullmatch(lines[index].strip())):
                 png = store.read_bytes(image.group(2))

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from hindsight_ray.core.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
 from hindsight_ray.core.trials import EPOCH_COLUMNS, FOLDED_KEY, TIMERS, epoch_row
 
-if TYPE_CHECKING:  # pandas is imported where tables are made: a trial worker needs none of it
+if TYPE_CHECKING:
+    # pandas is imported where tables are made: a trial worker needs none of it
     import pandas as pd
 
 TRIAL_COLUMNS = [
@@ -66,9 +67,8 @@ class Stage1(TypedDict):
 
 class Stage2(TypedDict):
     iterations: int
-    learning_rate_path: list[
-        dict[str, Any]
-    ]  # {iteration, trial_id, learning_rate, score, improved} per decision
+    # {iteration, trial_id, learning_rate, score, improved} per decision
+    learning_rate_path: list[dict[str, Any]]
     speculative: bool
     speculative_trials: int
 
@@ -82,7 +82,8 @@ class Best(TypedDict, total=False):
     units: int
     learning_rate: float
     epochs: int
-    epoch: int  # the scored epoch, whose weights best_model.keras holds
+    # the scored epoch, whose weights best_model.keras holds
+    epoch: int
     validation: float
     last_validation: float
     model: str
@@ -96,7 +97,8 @@ class Summary(TypedDict):
     strategy: str
     metric: str
     mode: str
-    score: str  # search.score: best_epoch | last_epoch | mean_last
+    # search.score: best_epoch | last_epoch | mean_last
+    score: str
     seed: int
     budget: int | None
     data: dict[str, Any]

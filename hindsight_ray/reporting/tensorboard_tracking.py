@@ -22,9 +22,8 @@ from ray.tune import Callback
 from hindsight_ray.reporting.mlflow_tracking import epoch_metrics, run_name
 
 FOLDER = "tensorboard"
-RUNS_FILE = (
-    "runs.json"  # {trial_id: run folder name}, so that a resumed trial writes on in its own run
-)
+# {trial_id: run folder name}, so that a resumed trial writes on in its own run
+RUNS_FILE = "runs.json"
 HPARAMS = ("stage", "layers", "units", "learning_rate", "epochs")
 
 
@@ -51,9 +50,11 @@ class TensorBoardWriter(Callback):
         self._writers: dict[str, Any] = {}
         self._logged: dict[str, int] = {}
         self._best: dict[str, float] = {}
-        self.broken: str | None = None  # why the curves stopped being written
+        # why the curves stopped being written
+        self.broken: str | None = None
 
-    def __getstate__(self) -> dict[str, Any]:  # pickled with the Tuner: no open files
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled with the Tuner: no open files
         return {"root": self.root, "metric": self.metric, "mode": self.mode}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -130,7 +131,8 @@ class TensorBoardWriter(Callback):
                 better = best is None or (score < best if self.mode == "min" else score > best)
                 self._best[trial.trial_id] = score if better else best  # type: ignore[assignment]
         self._logged[trial.trial_id] = epochs[-1][0]
-        writer.flush()  # TensorBoard shows the curve as it grows
+        # TensorBoard shows the curve as it grows
+        writer.flush()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._guarded(lambda: self._complete(trial))

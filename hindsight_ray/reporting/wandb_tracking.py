@@ -21,7 +21,8 @@ from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import MODEL_FILES
 from hindsight_ray.reporting.queued_tracking import QueuedTracker, run_name, sweep_scores
 
-RUNS_FILE = "wandb.json"  # {runs: {trial_id: run_id}, numbers: {trial_id: n}}
+# {runs: {trial_id: run_id}, numbers: {trial_id: n}}
+RUNS_FILE = "wandb.json"
 
 
 def artifact_name(sweep: str) -> str:
@@ -56,7 +57,8 @@ class WandbTracker(QueuedTracker):
 
     def _reset(self) -> None:
         super()._reset()
-        self._active: dict[str, Any] = {}  # trial id -> its W&B run, while it trains
+        # trial id -> its W&B run, while it trains
+        self._active: dict[str, Any] = {}
 
     def _connect(self) -> Any:
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -82,7 +84,8 @@ class WandbTracker(QueuedTracker):
             group=self.sweep,
             dir=self.run_dir,
             mode=self.mode,
-            reinit="create_new",  # one run per trial, several at once in this process
+            # one run per trial, several at once in this process
+            reinit="create_new",
             settings=settings,
             **options,
         )
@@ -92,7 +95,8 @@ class WandbTracker(QueuedTracker):
 
     def _on_trial(self, wandb: Any, trial_id: str, config: dict[str, Any]) -> None:
         if trial_id in self._active:
-            return  # a retry in this process: its run goes on
+            # a retry in this process: its run goes on
+            return
         runs, numbers = self.state["runs"], self.state["numbers"]
         number = numbers.setdefault(trial_id, len(numbers) + 1)
         run = self._init(
@@ -102,7 +106,8 @@ class WandbTracker(QueuedTracker):
             config={**config, "trial_id": trial_id},
             tags=[f"stage{config.get('stage', '')}"],
             id=runs.get(trial_id),
-            resume="allow",  # a resumed sweep: the trial's run goes on
+            # a resumed sweep: the trial's run goes on
+            resume="allow",
         )
         self._active[trial_id] = run
         if runs.get(trial_id) != run.id:
@@ -124,9 +129,8 @@ class WandbTracker(QueuedTracker):
             run.finish(exit_code=0 if status == "FINISHED" else 1)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._put(
-            "close"
-        )  # trials stopped mid-way (Ctrl-C): their runs end as preempted, the resume goes on
+        # trials stopped mid-way (Ctrl-C): their runs end as preempted, the resume goes on
+        self._put("close")
         super().on_experiment_end(trials, **info)
 
     def _on_close(self, wandb: Any) -> None:
@@ -146,7 +150,8 @@ class WandbTracker(QueuedTracker):
         run.summary.update({**sweep_scores(summary), "best_trial": str(best.get("trial_id", ""))})
         if trials is not None and len(trials):
             table = trials.copy()
-            for column in table.columns:  # W&B tables take numbers, text and booleans
+            for column in table.columns:
+                # W&B tables take numbers, text and booleans
                 if table[column].dtype == object:
                     table[column] = table[column].map(lambda v: v if v is None else str(v))
             run.log({"trials": wandb.Table(dataframe=table)})

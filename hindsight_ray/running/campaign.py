@@ -113,9 +113,8 @@ def load_campaign(path: str | Path, overrides: list[str] | None = None) -> dict[
     }
     for dataset in campaign["datasets"]:
         for strategy in strategies:
-            sweep_config(
-                campaign, dataset, strategy, seeds[0], budget=1
-            )  # validates every combination
+            # validates every combination
+            sweep_config(campaign, dataset, strategy, seeds[0], budget=1)
     return campaign
 
 
@@ -179,7 +178,8 @@ def cell_row(
     best = summary.get("best") or {}
     final = best.get("validation")
     key = Objective(metric, mode).test_key.removeprefix("test_")
-    baselines = {  # each baseline's test score, beside the strategy's (NaN where one failed)
+    # each baseline's test score, beside the strategy's (NaN where one failed)
+    baselines = {
         f"baseline_{name}": scores.get(key)
         for name, scores in (summary.get("baselines") or {}).items()
     }
@@ -243,13 +243,13 @@ def run_campaign(campaign: dict[str, Any], echo: Callable[[str], None] = print) 
     rows: list[dict[str, Any]] = []
     curves: dict[tuple[str, str, str, int], Any] = {}
     began = time.time()
-    order = sorted(
-        campaign["strategies"], key=lambda s: s != "two_stage"
-    )  # two_stage sets the budget
+    # two_stage sets the budget
+    order = sorted(campaign["strategies"], key=lambda s: s != "two_stage")
     try:
         for dataset in campaign["datasets"]:
             for seed in campaign["seeds"]:
-                used = None  # trial-epochs of two_stage on this dataset and seed
+                # trial-epochs of two_stage on this dataset and seed
+                used = None
                 for index, label in enumerate(campaign["budgets"]):
                     for strategy in order:
                         budget = used if label == "two_stage" else int(label)

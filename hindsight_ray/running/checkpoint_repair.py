@@ -66,7 +66,8 @@ def _trials(location: ExperimentLocation) -> list[tuple[str, str | None]]:
         recorded = (
             latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
         )
-        if trial.storage is not None:  # a trial without storage wrote no folder
+        if trial.storage is not None:
+            # a trial without storage wrote no folder
             found.append((trial.storage.trial_fs_path, recorded))
     return found
 
@@ -80,7 +81,8 @@ def repair_missing_checkpoints(location: ExperimentLocation) -> list[str]:
         try:
             folders = checkpoint_folders(fs, trial_dir)
         except OSError:
-            continue  # the trial never wrote a folder
+            # the trial never wrote a folder
+            continue
         exists = recorded is not None and fs.get_file_info(recorded).type != pafs.FileType.NotFound
         source, unknown = plan_repair(recorded, folders, exists)
         if source is not None and recorded is not None:

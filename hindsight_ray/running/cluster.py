@@ -31,7 +31,8 @@ def start_ray(config: SweepConfig) -> bool:
     address = ray_address(config)
     found_token = False
     if address:
-        check_reachable(address)  # before Ray's import and its minutes of retries
+        # before Ray's import and its minutes of retries
+        check_reachable(address)
         found_token = use_found_token()
     import ray
 
@@ -55,12 +56,14 @@ def start_ray(config: SweepConfig) -> bool:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         _init(ray, options, retries=2 if address and address.startswith("ray://") else 0)
-    except SystemExit as exc:  # SIGTERM while Ray started: Ray's handler exits with 15
+    except SystemExit as exc:
+        # SIGTERM while Ray started: Ray's handler exits with 15
         if exc.code == signal.SIGTERM:
             raise Stopped(int(signal.SIGTERM)) from None
         raise
     except (ConnectionError, RuntimeError) as exc:
-        if found_token:  # a cluster without authentication: try once more without the token
+        if found_token:
+            # a cluster without authentication: try once more without the token
             _auth_mode(None)
             try:
                 ray.init(**options)
@@ -91,7 +94,8 @@ def _init(ray: Any, options: dict[str, Any], retries: int) -> None:
         except ConnectionAbortedError as exc:
             if attempt == retries or "Initialization failure from server" not in str(exc):
                 raise
-            ray.shutdown()  # the half-made client connection, before the next try
+            # the half-made client connection, before the next try
+            ray.shutdown()
             time.sleep(2.0 * (attempt + 1))
 
 
@@ -106,7 +110,8 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         target.rpartition(":") if not target.endswith("]") and ":" in target else (target, "", "")
     )
     host = host.strip("[]")
-    port_number = int(port) if port else 10001  # ray:// without a port: the Ray Client's default
+    # ray:// without a port: the Ray Client's default
+    port_number = int(port) if port else 10001
     try:
         socket.create_connection((host, port_number), timeout=timeout).close()
     except OSError as exc:
@@ -143,7 +148,8 @@ def _auth_mode(mode: str | None) -> None:
             from ray._raylet import Config  # type: ignore[attr-defined]
 
             Config.initialize("")
-        except (ImportError, AttributeError):  # another Ray version: the variable alone must do
+        except (ImportError, AttributeError):
+            # another Ray version: the variable alone must do
             pass
 
 
@@ -220,19 +226,19 @@ def _ray_died(why: str, experiment_dir: str, processes: list[tuple[str, Any]]) -
     # the command's last words: nothing the other threads (the console, Ray's logs) print from here on
     sys.stdout.flush()
     sys.stderr.flush()
-    console = os.dup(
-        sys.stderr.fileno()
-    )  # the real stderr (the command keeps it apart from native fd 2)
+    # the real stderr (the command keeps it apart from native fd 2)
+    console = os.dup(sys.stderr.fileno())
     silent = os.open(os.devnull, os.O_WRONLY)
     for fd in {sys.stdout.fileno(), sys.stderr.fileno(), 2}:
         os.dup2(silent, fd)
-    below = _descendants(
-        os.getpid()
-    )  # before any dies: a dead parent's children are no longer below us
-    for _, process in processes:  # the Ray processes this one started, by their handles
+    # before any dies: a dead parent's children are no longer below us
+    below = _descendants(os.getpid())
+    for _, process in processes:
+        # the Ray processes this one started, by their handles
         if process.poll() is None:
             process.kill()
-    for pid in below:  # and theirs: trial workers, Ray's agents (the command is ending)
+    for pid in below:
+        # and theirs: trial workers, Ray's agents (the command is ending)
         try:
             os.kill(pid, 9)
         except OSError:
@@ -336,9 +342,8 @@ def check_memory(config: SweepConfig, available: float, where: str) -> None:
         )
 
 
-WORKER_BYTES = (
-    700_000_000  # a process that has imported TensorFlow and trained a small LSTM: 0.72 GB max RSS
-)
+# a process that has imported TensorFlow and trained a small LSTM: 0.72 GB max RSS
+WORKER_BYTES = 700_000_000
 
 
 def check_workers_memory(

@@ -39,7 +39,8 @@ class TrialClock(Callback):
         self.stamps: dict[str, float] | None = None
 
     def _stamp(self, trials: list[Any]) -> None:
-        if self.stamps is None:  # first use, or first use after Tune unpickled us on resume
+        if self.stamps is None:
+            # first use, or first use after Tune unpickled us on resume
             self.stamps = read_queue_times(self.experiment_dir)
         fresh = [t.trial_id for t in trials if t.trial_id not in self.stamps]
         if not fresh:
@@ -117,7 +118,8 @@ class Progress(Callback):
     def close(self) -> None:
         self.output.close()
 
-    def __getstate__(self) -> dict[str, Any]:  # a resumed sweep counts its elapsed time anew
+    def __getstate__(self) -> dict[str, Any]:
+        # a resumed sweep counts its elapsed time anew
         return {**self.__dict__, "started": None}
 
 
@@ -145,7 +147,8 @@ class WarmBackend(Callback):
     (:func:`~hindsight_ray.running.finalize.warm_backend`), for the test evaluation a local sweep runs there: after
     the first workers' own imports, which every trial start waits for, not beside them."""
 
-    backend = "tensorflow"  # what an experiment pickled before model.backend existed ran on
+    # what an experiment pickled before model.backend existed ran on
+    backend = "tensorflow"
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -158,6 +161,5 @@ class WarmBackend(Callback):
         warm_backend(self.backend)
 
 
-WarmTensorFlow = (
-    WarmBackend  # its name in the Tuner pickles of experiments begun before model.backend
-)
+# its name in the Tuner pickles of experiments begun before model.backend
+WarmTensorFlow = WarmBackend

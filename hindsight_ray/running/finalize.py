@@ -30,7 +30,8 @@ from hindsight_ray.training.warm import join_warming, warm_backend
 
 def load_policy(store: ExperimentStore) -> TwoStagePolicy:
     """The two-stage decisions as last saved with the experiment (our JSON under Ray's ``.pkl`` name)."""
-    files = store.names(SEARCHER_PREFIX)  # named by session start time: the last is the newest
+    # named by session start time: the last is the newest
+    files = store.names(SEARCHER_PREFIX)
     if not files:
         raise UserError(f"{store.location}: no searcher state found")
     return TwoStagePolicy.from_state(store.read_json(files[-1])["policy"])
@@ -53,7 +54,8 @@ def set_aside_damaged_state(store: ExperimentStore) -> list[str]:
             continue
         try:
             store.read_json(files[-1])
-        except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        except ValueError:
+            # JSONDecodeError, or bytes that are not UTF-8
             damaged.append(files[-1])
     for name in damaged:
         os.replace(store.path(name), store.path(f"damaged-{name}"))
@@ -73,7 +75,8 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None else None
         if path is None and trial.status == "TERMINATED" and records:
-            assert trial.storage is not None and trial.path is not None  # a trial Ray recorded
+            # a trial Ray recorded
+            assert trial.storage is not None and trial.path is not None
             path = checkpoint_left_on_disk(
                 trial.storage.storage_filesystem, trial.path, records[-1].get("epoch")
             )
@@ -120,12 +123,10 @@ def evaluate_on_test(
     for path in [checkpoint_path, *members]:
         try:
             with Checkpoint(path, filesystem=location.fs).as_directory() as folder:
-                models.append(
-                    load_scored_model(folder)
-                )  # the scored (best) epoch's weights, not merely the last
-        except (
-            Exception
-        ) as exc:  # a corrupt final checkpoint: one line for the driver, never a traceback
+                # the scored (best) epoch's weights, not merely the last
+                models.append(load_scored_model(folder))
+        except Exception as exc:
+            # a corrupt final checkpoint: one line for the driver, never a traceback
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
             whose = "the best trial's" if path == checkpoint_path else "an ensemble member's"
             return {
@@ -143,7 +144,8 @@ def evaluate_on_test(
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
     store = ExperimentStore(location)
-    if prepared.task == "regression":  # first target, first step: enough to plot against the truth
+    if prepared.task == "regression":
+        # first target, first step: enough to plot against the truth
         frame = pd.DataFrame(
             {
                 "origin": prepared.origins["test"],
@@ -153,7 +155,8 @@ def evaluate_on_test(
             }
         )
         store.write_bytes(layout.PREDICTIONS_FILE, tables.parquet_bytes(frame))
-    else:  # each test text's class and the predicted one, named as the data names them
+    else:
+        # each test text's class and the predicted one, named as the data names them
         from hindsight_ray.core.metrics import predicted_classes
 
         names = list(prepared.preprocessing.get("classes") or [])
@@ -367,22 +370,20 @@ def finalize(
             "mode": config.mode,
             "backend_name": name,
         }
-        join_warming()  # a background import of Keras ends before this process's backend is asked
-        here = backend.running() in (
-            None,
-            name,
-        )  # this process can run Keras on the sweep's backend
-        if (
-            data_ref is None and here
-        ):  # a local Ray: here, where the backend was imported while the trials ran
-            warm_backend(
-                name
-            )  # (if no trial started in this process, a resume say: now, with the trials' settings)
+        # a background import of Keras ends before this process's backend is asked
+        join_warming()
+        # this process can run Keras on the sweep's backend
+        here = backend.running() in (None, name)
+        if data_ref is None and here:
+            # a local Ray: here, where the backend was imported while the trials ran
+            # (if no trial started in this process, a resume say: now, with the trials' settings)
+            warm_backend(name)
             join_warming()
             test = evaluate_on_test(
                 prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
             )
-        else:  # a cluster, or Keras here already on another backend (a second sweep in one Python session)
+        else:
+            # a cluster, or Keras here already on another backend (a second sweep in one Python session)
             options: dict[str, Any] = {
                 "num_cpus": 1,
                 "runtime_env": {"env_vars": backend.worker_env(name)},
@@ -419,7 +420,8 @@ def finalize(
     store.write_json(layout.PREPROCESSING_FILE, preprocessing)
     store.write_bytes(layout.TRIALS_FILE, tables.parquet_bytes(trials))
     store.write_bytes(layout.EPOCHS_FILE, tables.parquet_bytes(tables.epochs_table(outcomes)))
-    store.write_json(layout.SUMMARY_FILE, dict(summary))  # last: its presence means "finished"
+    # last: its presence means "finished"
+    store.write_json(layout.SUMMARY_FILE, dict(summary))
     return summary
 
 

@@ -24,7 +24,8 @@ class Interrupted(Exception):
 
     def __init__(self, signum: int, experiment_dir: str) -> None:
         self.signum = signum
-        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        self.exit_code = 128 + signum
         name = signal.Signals(signum).name
         super().__init__(
             f"interrupted ({name}); nothing was finalized. Finish the sweep with: hindsight-ray resume {experiment_dir}"
@@ -37,8 +38,10 @@ class Watch:
     def __init__(self, experiment_dir: str, tune_here: bool = True) -> None:
         self.experiment_dir = experiment_dir
         self.signals: list[int] = []
-        self.ours: Any = None  # our SIGINT handler, to recognise it once Tune hands it back
-        self.tune_here = tune_here  # False over Ray Client: Tune then runs on the head and never takes SIGINT here
+        # our SIGINT handler, to recognise it once Tune hands it back
+        self.ours: Any = None
+        # False over Ray Client: Tune then runs on the head and never takes SIGINT here
+        self.tune_here = tune_here
 
     def stopped_by(self) -> int | None:
         if self.signals:
@@ -51,9 +54,8 @@ class Watch:
             and tune_handles_sigint
             and signal.getsignal(signal.SIGINT) is self.ours
         ):
-            return int(
-                signal.SIGINT
-            )  # Tune's handler ran (it puts back the handler it found: ours)
+            # Tune's handler ran (it puts back the handler it found: ours)
+            return int(signal.SIGINT)
         return None
 
     def raise_if_stopped(self) -> None:
@@ -73,7 +75,8 @@ def interruptions(experiment_dir: str, tune_here: bool = True) -> Iterator[Watch
     """
     watch = Watch(experiment_dir, tune_here)
     if threading.current_thread() is not threading.main_thread():
-        yield watch  # signals reach only the main thread; nothing to catch here
+        # signals reach only the main thread; nothing to catch here
+        yield watch
         return
 
     def on_interrupt(signum: int, frame: Any) -> None:
@@ -84,7 +87,8 @@ def interruptions(experiment_dir: str, tune_here: bool = True) -> Iterator[Watch
         watch.signals.append(signum)
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler) and handler is not on_interrupt:
-            handler(signal.SIGINT, frame)  # Tune's own: stop the trials, save, return from fit
+            # Tune's own: stop the trials, save, return from fit
+            handler(signal.SIGINT, frame)
         else:
             raise KeyboardInterrupt
 
@@ -112,7 +116,8 @@ def running(experiment_dir: str) -> Iterator[None]:
         if not hasattr(exc, "experiment_dir"):
             exc.experiment_dir = experiment_dir  # type: ignore[attr-defined]
         raise
-    except SystemExit as exc:  # Ray's own SIGTERM handler, while ray.init runs: sys.exit(15)
+    except SystemExit as exc:
+        # Ray's own SIGTERM handler, while ray.init runs: sys.exit(15)
         if exc.code == signal.SIGTERM:
             stop = Stopped(int(signal.SIGTERM))
             stop.experiment_dir = experiment_dir  # type: ignore[attr-defined]
@@ -246,6 +251,8 @@ def experiment_lock(experiment_dir: str, *, create: bool) -> Iterator[None]:
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)  # unlocked and empty: free for the next driver
+            # unlocked and empty: free for the next driver
+            os.ftruncate(fd, 0)
     finally:
-        os.close(fd)  # closing drops the flock
+        # closing drops the flock
+        os.close(fd)

@@ -41,7 +41,8 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     name = config.name or f"{dataset_name(config.data.source)}-{config.search.strategy}-{stamp}"
     storage = ExperimentLocation.parse(config.storage)
-    location = storage.join(name)  # into the path: a URI's query stays at its end
+    # into the path: a URI's query stays at its end
+    location = storage.join(name)
     stage1 = config.search.stage1
     return Plan(
         name=name,
@@ -87,7 +88,8 @@ def check_storage(plan: Plan) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"storage {plan.storage}: {existing} is a file, not a folder")
-    try:  # try it, rather than trust os.access: root passes that check even on /proc or a read-only mount
+    try:
+        # try it, rather than trust os.access: root passes that check even on /proc or a read-only mount
         os.rmdir(tempfile.mkdtemp(prefix=".hindsight-probe-", dir=existing))
     except OSError as exc:
         raise UserError(

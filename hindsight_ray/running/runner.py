@@ -96,33 +96,30 @@ def run_sweep(
     plan = make_plan(config)
     check_storage(plan)
     builder = _builder(config, model_builder)
-    configured = config_callbacks(
-        config, plan
-    )  # a missing optional package: an error before Ray starts
+    # a missing optional package: an error before Ray starts
+    configured = config_callbacks(config, plan)
     if not ray_address(config):
-        check_backend(
-            config.model.backend
-        )  # the trials and the test evaluation run on this machine
+        # the trials and the test evaluation run on this machine
+        check_backend(config.model.backend)
         check_memory(config, machine_memory(), "this machine")
-        check_workers_memory(
-            config, local_trials(config), machine_memory(), "this machine"
-        )  # before data is read, or Ray started
+        # before data is read, or Ray started
+        check_workers_memory(config, local_trials(config), machine_memory(), "this machine")
     prepared = prepare(config.data, seed=config.seed, table=table)
     if dry_run:
         for line in describe_plan(config, plan, prepared):
             echo(line)
         return {"plan": plan.__dict__, "dry_run": True}
     with ray_session(config):
-        slots = check_resources(
-            config, plan.storage
-        )  # before the folder exists: a refused sweep writes nothing
+        # before the folder exists: a refused sweep writes nothing
+        slots = check_resources(config, plan.storage)
         with (
             _locked(plan, create=True),
             running(plan.experiment_dir),
             local_ray_watch(plan.experiment_dir),
         ):
             recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
-            if model_builder is not None:  # a Python function: resume needs it passed again
+            if model_builder is not None:
+                # a Python function: resume needs it passed again
                 recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
             ExperimentStore(plan.location).write_json(CONFIG_FILE, recorded)
             for line in describe_plan(config, plan, prepared):
@@ -146,7 +143,8 @@ def run_sweep(
                 began=began,
             )
     with running(plan.experiment_dir):
-        return ending.finish()  # Ray has shut down while the report was drawn
+        # Ray has shut down while the report was drawn
+        return ending.finish()
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -165,16 +163,16 @@ def resume_sweep(
 ) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
-    location = ExperimentLocation.parse(
-        experiment_dir
-    )  # where it is now: a moved folder reads its own files
+    # where it is now: a moved folder reads its own files
+    location = ExperimentLocation.parse(experiment_dir)
     if not location.local:
         location.check_reachable()
     store = ExperimentStore(location)
     experiment = store.uri
     if not store.exists(CONFIG_FILE):
         holder = in_use_by(location.path) if location.local else None
-        if holder:  # a sweep that made the folder a moment ago and has not written its config yet
+        if holder:
+            # a sweep that made the folder a moment ago and has not written its config yet
             raise UserError(
                 f"experiment {location.path} is in use by a running sweep ({holder}); wait for it"
             )
@@ -190,7 +188,8 @@ def resume_sweep(
         experiment_dir=experiment,
         location=location,
     )
-    if store.exists(layout.SUMMARY_FILE):  # finished: read only, not even the lock is touched
+    if store.exists(layout.SUMMARY_FILE):
+        # finished: read only, not even the lock is touched
         echo(
             f"{experiment} already finished; nothing to resume (results: {layout.SUMMARY_FILE}, {layout.TRIALS_FILE})"
         )
@@ -224,9 +223,8 @@ def resume_sweep(
             if restorable:
                 for line in repair_missing_checkpoints(location):
                     echo(f"repaired    {line}")
-            if (
-                restorable and config.search.strategy == "two_stage"
-            ):  # other searchers keep their own state
+            if restorable and config.search.strategy == "two_stage":
+                # other searchers keep their own state
                 rebuilt = ensure_searcher_state(store, config, slots)
                 if rebuilt:
                     echo(f"rebuilt     {rebuilt}")
@@ -242,7 +240,8 @@ def resume_sweep(
                     builder=builder,
                 )
     with running(experiment):
-        return ending.finish()  # Ray has shut down while the report was drawn
+        # Ray has shut down while the report was drawn
+        return ending.finish()
 
 
 # data keys added after sweeps had been recorded, and the value every sweep recorded before had
@@ -259,9 +258,8 @@ def _recorded_config(
     recorded = raw.pop(FINGERPRINT_KEY, None)
     builder = raw.pop(BUILDER_KEY, None)
     data = raw.get("data")
-    if isinstance(
-        data, dict
-    ):  # a key added since the sweep started was off then, whatever its default now
+    if isinstance(data, dict):
+        # a key added since the sweep started was off then, whatever its default now
         for key, then in ADDED_DATA_KEYS.items():
             data.setdefault(key, then)
     try:
@@ -321,7 +319,8 @@ def wandb_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
 
     settings = config.run.wandb
     where = ExperimentLocation.parse(experiment_dir)
-    run_dir = settings.dir or (where.path if where.local else None)  # W&B writes <run_dir>/wandb
+    # W&B writes <run_dir>/wandb
+    run_dir = settings.dir or (where.path if where.local else None)
     return WandbTracker(
         experiment_dir,
         run_dir,
@@ -362,7 +361,8 @@ def _check_same_data(
 ) -> None:
     """Refuse to resume on other data than the sweep started with: scores of two datasets must not mix."""
     if recorded is None:
-        return  # an experiment from before fingerprints were recorded
+        # an experiment from before fingerprints were recorded
+        return
     now = data_fingerprint(config, table)
     if now != recorded:
         was = recorded.get("sha256", "?")[:12]
@@ -471,7 +471,8 @@ def _new_tuner(
             num_samples=strategy.num_samples,
             search_alg=strategy.search_alg,
             scheduler=strategy.scheduler,
-            reuse_actors=True,  # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
+            # a worker keeps TensorFlow imported between trials; each trial clears Keras' session
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=plan.name,
@@ -492,7 +493,8 @@ def _new_tuner(
                     if plan.location.local
                     else []
                 ),
-            ],  # local: test evaluation here
+                # local: test evaluation here
+            ],
             verbose=0,
         ),
     )
@@ -514,9 +516,8 @@ def _quiet_tune_resume_hint() -> None:
 def storage_options(location: ExperimentLocation) -> dict[str, Any]:
     """How Ray is told where a folder is: its pyarrow filesystem and the path inside it (a remote filesystem
     keeps the URI's endpoint, scheme and credentials; a local folder is written file by file atomically)."""
-    if (
-        location.local
-    ):  # each file Ray writes there appears whole: a full disk leaves the previous one
+    if location.local:
+        # each file Ray writes there appears whole: a full disk leaves the previous one
         from hindsight_ray.core.atomic_fs import atomic_local_filesystem
 
         return {"storage_path": location.path, "storage_filesystem": atomic_local_filesystem()}
@@ -536,14 +537,14 @@ def _fit(
     builder: Any = None,
     began: float | None = None,
 ) -> _Ending:
-    began = time.time() if began is None else began  # "done in" is the command's wall time
+    # "done in" is the command's wall time
+    began = time.time() if began is None else began
     from ray import tune
 
     # checkpoints every epoch force experiment snapshots often; that is expected here, not a warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault(
-        "RAY_AIR_NEW_OUTPUT", "0"
-    )  # no "Configuration for experiment" box: our console says it
+    # no "Configuration for experiment" box: our console says it
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     _quiet_tune_resume_hint()
     trainable, setup = _trainable(config, plan, prepared, builder)
     if resume:
@@ -557,7 +558,8 @@ def _fit(
         )
     else:
         tuner = _new_tuner(config, plan, trainable, slots, echo, callbacks or [])
-    local = not ray_address(config)  # the best model's test evaluation then runs in this process
+    # the best model's test evaluation then runs in this process
+    local = not ray_address(config)
     import ray
 
     # over Ray Client, Tune runs in an actor on the head: this process's Ctrl-C is ours alone to catch
@@ -566,12 +568,10 @@ def _fit(
         with interruptions(plan.experiment_dir, tune_here=not client) as watch:
             try:
                 tuner.fit()
-            except (
-                OSError
-            ) as exc:  # the driver's own writes (Ray's experiment state): a full disk, a lost mount
-                if is_disk_full(
-                    exc
-                ):  # the same line as when a trial's checkpoint finds the disk full first
+            except OSError as exc:
+                # the driver's own writes (Ray's experiment state): a full disk, a lost mount
+                if is_disk_full(exc):
+                    # the same line as when a trial's checkpoint finds the disk full first
                     raise UserError(
                         f"cannot write {plan.experiment_dir}: {exc.strerror or 'No space left on device'}; free "
                         f"some space, then hindsight-ray resume {plan.experiment_dir}"
@@ -580,20 +580,21 @@ def _fit(
                     f"writing the experiment {plan.experiment_dir} failed ({exc.strerror or exc}); fix "
                     f"the cause, then hindsight-ray resume {plan.experiment_dir}"
                 ) from None
-            except (
-                Exception
-            ) as exc:  # a trial found the storage full: stopped before Tune spent its retries
+            except Exception as exc:
+                # a trial found the storage full: stopped before Tune spent its retries
                 full = disk_full_message(exc)
                 if full is None:
                     raise
                 raise UserError(full) from None
-            watch.raise_if_stopped()  # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
+            # Tune returns normally after Ctrl-C: a half-run sweep is never finalized
+            watch.raise_if_stopped()
     except Interrupted:
         if client:
             _stop_remote_tuner(tuner)
         raise
     finally:
-        join_warming()  # WarmBackend's import, begun at the first trial result
+        # WarmBackend's import, begun at the first trial result
+        join_warming()
     store = ExperimentStore(plan.location)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
@@ -672,7 +673,8 @@ class _Ending:
 
             pool = ThreadPoolExecutor(1, thread_name_prefix="hindsight-report")
             self.drawing = pool.submit(write_sweep_report, experiment)
-            pool.shutdown(wait=False)  # the thread ends with the drawing
+            # the thread ends with the drawing
+            pool.shutdown(wait=False)
 
     def _finish_mlflow(self) -> None:
         """The sweep's scores, best trial and exported model on its MLflow parent run: one line, and one per

@@ -33,7 +33,8 @@ def recorded_trials(store: ExperimentStore) -> list[RecordedTrial]:
 def _readable_policy(store: ExperimentStore, name: str) -> TwoStagePolicy | None:
     try:
         return TwoStagePolicy.from_state(store.read_json(name)["policy"])
-    except (ValueError, KeyError, TypeError):  # damaged JSON, or not our state
+    except (ValueError, KeyError, TypeError):
+        # damaged JSON, or not our state
         return None
 
 

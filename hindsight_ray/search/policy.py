@@ -31,9 +31,8 @@ if TYPE_CHECKING:
 WAIT: Literal["wait"] = "wait"
 FINISHED: Literal["finished"] = "finished"
 
-STATE_VERSION = (
-    3  # 3: trials as columns (fields once, a row per trial); 2 (a dict per trial) still loads
-)
+# 3: trials as columns (fields once, a row per trial); 2 (a dict per trial) still loads
+STATE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -120,12 +119,12 @@ class TrialRecord:
     learning_rate: float
     epochs: int
     order: int
-    status: str = (
-        "running"  # running | done | error | stopping | stopped (an unused speculative trial)
-    )
+    # running | done | error | stopping | stopped (an unused speculative trial)
+    status: str = "running"
     score: float | None = None
     params: int | None = None
-    speculative: bool = False  # suggested before the decision that needs it was known
+    # suggested before the decision that needs it was known
+    speculative: bool = False
 
 
 TRIAL_FIELDS = tuple(f.name for f in fields(TrialRecord))
@@ -169,7 +168,8 @@ class TwoStagePolicy:
         self.iterations = stage2_iterations(self.settings["max_iterations"])
         self.trials: dict[str, TrialRecord] = {}
         self.next_grid_index = 0
-        self.requeued: list[int] = []  # grid points whose trial was lost before Tune recorded it
+        # grid points whose trial was lost before Tune recorded it
+        self.requeued: list[int] = []
         self.winner_id: str | None = None
         self.finished = False
 
@@ -217,10 +217,12 @@ class TwoStagePolicy:
             )
         if self.winner_id is None:
             if self._running(stage=1):
-                return WAIT  # the barrier: every stage-1 trial must end first
+                # the barrier: every stage-1 trial must end first
+                return WAIT
             self.winner_id = self._choose_winner()
             if self.winner_id is None:
-                self.finished = True  # every stage-1 trial failed: nothing to tune
+                # every stage-1 trial failed: nothing to tune
+                self.finished = True
                 return FINISHED
         if len(self._decided()) >= self.iterations:
             self.finished = True
@@ -233,7 +235,8 @@ class TwoStagePolicy:
                 )
                 self._start(trial_id, suggestion, speculative=depth > 0)
                 return suggestion
-        return WAIT  # stage 2 waits for the trial the next decision needs
+        # stage 2 waits for the trial the next decision needs
+        return WAIT
 
     def complete(
         self, trial_id: str, score: float | None, params: int | None = None, stopped: bool = False
@@ -242,9 +245,11 @@ class TwoStagePolicy:
         a scheduler cut it short (early stopping): it is recorded, but its partial score never counts."""
         record = self.trials.get(trial_id)
         if record is None or record.status not in ("running", "stopping"):
-            return  # not ours, or already told (Tune may report an errored trial twice)
+            # not ours, or already told (Tune may report an errored trial twice)
+            return
         if record.status == "stopping" or stopped:
-            record.status = "stopped"  # cut short on purpose: its partial score is never used
+            # cut short on purpose: its partial score is never used
+            record.status = "stopped"
             record.score = None if score is None else float(score)
         else:
             record.status = "error" if score is None else "done"
@@ -272,7 +277,8 @@ class TwoStagePolicy:
         record = self.trials.pop(trial_id, None)
         if record is None or record.status != "running":
             if record is not None:
-                self.trials[trial_id] = record  # finished trials are facts, never forgotten
+                # finished trials are facts, never forgotten
+                self.trials[trial_id] = record
             return
         if record.stage == 1:
             self.requeued.append(self.grid.index((record.layers, record.units)))
@@ -294,7 +300,8 @@ class TwoStagePolicy:
         """Stage 2 as the sequential rule decided it: learning rate, score, and whether it improved."""
         path = []
         for index, (lr, score, improved) in enumerate(self._decided()):
-            trial = self._result_for(lr)  # every decided learning rate has a finished trial
+            # every decided learning rate has a finished trial
+            trial = self._result_for(lr)
             path.append(
                 {
                     "iteration": index + 1,
@@ -344,7 +351,8 @@ class TwoStagePolicy:
             raise ValueError(f"unsupported two-stage state version {state.get('version')!r}")
         policy = cls(**state["settings"])
         trials = state["trials"]
-        if isinstance(trials, dict):  # version 3: columns
+        if isinstance(trials, dict):
+            # version 3: columns
             trials = [dict(zip(trials["fields"], row, strict=True)) for row in trials["rows"]]
         policy.trials = {t["trial_id"]: TrialRecord(**t) for t in trials}
         policy.next_grid_index = int(state["next_grid_index"])
@@ -400,12 +408,14 @@ class TwoStagePolicy:
             if decided
             else self.settings["max_learning_rate"]
         )
-        levels = self.iterations - len(decided) - 1  # decisions left after the current one
+        # decisions left after the current one
+        levels = self.iterations - len(decided) - 1
         out = [(0, current)]
         if not self.settings["speculative"]:
             return out
         maximum = self.settings["max_learning_rate"]
-        frontier = [(current, len(decided))]  # (learning rate, its iteration index)
+        # (learning rate, its iteration index)
+        frontier = [(current, len(decided))]
         for depth in range(1, levels + 1):
             # the first trial always counts as an improvement, so it has one possible successor
             frontier = [

@@ -54,7 +54,8 @@ class EpochBudget(Stopper):
         self.epochs: dict[str, int] | None = {}
 
     def _counts(self) -> dict[str, int]:
-        if self.epochs is None:  # first use after Tune unpickled us on resume
+        if self.epochs is None:
+            # first use after Tune unpickled us on resume
             self.epochs = trained_epochs(self.experiment_dir)
         return self.epochs
 
@@ -83,7 +84,8 @@ def trained_epochs(experiment_dir: str | None) -> dict[str, int]:
             try:
                 last = json.loads(line)
             except ValueError:
-                continue  # a line cut short by a crash
+                # a line cut short by a crash
+                continue
             epochs[str(last.get("trial_id"))] = int(last.get("epoch", 0))
             break
     return epochs
@@ -208,9 +210,8 @@ def build_strategy(
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        optuna_search = OptunaSearch(
-            sampler=optuna.samplers.TPESampler(seed=seed)
-        )  # metric, mode: from TuneConfig
+        # metric, mode: from TuneConfig
+        optuna_search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
         return Strategy(
             name,
             ConcurrencyLimiter(optuna_search, max_concurrent=slots),

@@ -145,9 +145,8 @@ class TwoStageSearch(Searcher):
     def save(self, checkpoint_path: str) -> None:
         tmp = f"{checkpoint_path}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps(self.get_state(), separators=(",", ":"))
-            )  # compact: Tune saves this often
+            # compact: Tune saves this often
+            handle.write(json.dumps(self.get_state(), separators=(",", ":")))
         os.replace(tmp, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -174,9 +173,8 @@ class TwoStageLimiter(ConcurrencyLimiter):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self._from_search = (
-            True  # the search's own state is restored after this one: read it at first use
-        )
+        # the search's own state is restored after this one: read it at first use
+        self._from_search = True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if getattr(self, "_from_search", False):
@@ -187,9 +185,8 @@ class TwoStageLimiter(ConcurrencyLimiter):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        self.searcher.on_trial_complete(
-            trial_id, result=result, error=error
-        )  # the search ignores strangers
+        # the search ignores strangers
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
         self.live_trials.discard(trial_id)
 
 
@@ -204,11 +201,11 @@ class TwoStageScheduler(FIFOScheduler):
         super().__init__()
         self._searcher = searcher
         self._asha = stage1_early_stop
-        self._kept: list[
-            tuple[Any, Any]
-        ] = []  # (Tune's actor cache, resources) raised to keep workers warm
+        # (Tune's actor cache, resources) raised to keep workers warm
+        self._kept: list[tuple[Any, Any]] = []
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its scheduler with the Tuner
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its scheduler with the Tuner
         return {**self.__dict__, "_kept": []}
 
     def _keep_worker(self, tune_controller: Any, trial: Any) -> None:

@@ -21,11 +21,8 @@ from typing import Any
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
 _IMPORTING = threading.Lock()
-PACKAGES = {
-    "tensorflow": "tensorflow",
-    "jax": "jax",
-    "torch": "torch",
-}  # the module each backend imports
+# the module each backend imports
+PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 class BackendError(RuntimeError):
@@ -64,9 +61,8 @@ def installed(backend: str) -> bool:
     try:
         importlib.metadata.distribution(PACKAGES[backend])
     except importlib.metadata.PackageNotFoundError:
-        return (
-            importlib.util.find_spec(PACKAGES[backend]) is not None
-        )  # on the path without metadata
+        # on the path without metadata
+        return importlib.util.find_spec(PACKAGES[backend]) is not None
     except ValueError:
         return False
     return True
@@ -78,9 +74,8 @@ def running() -> str | None:
     if keras is None:
         return None
     which = getattr(getattr(keras, "backend", None), "backend", None)
-    if not callable(
-        which
-    ):  # Keras is being imported (another thread): it takes the backend the env names
+    if not callable(which):
+        # Keras is being imported (another thread): it takes the backend the env names
         return os.environ.get("KERAS_BACKEND", DEFAULT)
     return str(which())
 
@@ -99,7 +94,8 @@ def use(backend: str) -> Any:
             os.environ[name] = value
         else:
             os.environ.setdefault(name, value)
-    with _IMPORTING:  # one thread at a time moves descriptor 2 (the background warm-up, the driver)
+    with _IMPORTING:
+        # one thread at a time moves descriptor 2 (the background warm-up, the driver)
         quiet = backend == "tensorflow" and "tensorflow" not in sys.modules
         with (
             _native_stderr_off()
@@ -122,7 +118,8 @@ def _native_stderr_off() -> Iterator[None]:
     import (a second or two) is lost, which is why this is only done at the quiet log level."""
     try:
         kept = os.dup(2)
-    except OSError:  # no descriptor 2 at all
+    except OSError:
+        # no descriptor 2 at all
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,7 +138,8 @@ def _no_tensorflow_in_serialisation() -> None:
     installed) to recognise TensorFlow shapes; on another backend there are none to recognise."""
     try:
         from keras.src.utils import module_utils
-    except ImportError:  # another Keras layout: TensorFlow may be imported, nothing else changes
+    except ImportError:
+        # another Keras layout: TensorFlow may be imported, nothing else changes
         return
     lazy = getattr(module_utils, "tensorflow", None)
     if (
@@ -168,7 +166,8 @@ def configure(
         if "xla_gpu_deterministic_ops" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
     if backend == "torch" and deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' deterministic mode
+        # cuBLAS' deterministic mode
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     keras = use(backend)
     if backend == "tensorflow":
         _configure_tensorflow(threads, deterministic)
@@ -186,15 +185,17 @@ def _configure_tensorflow(threads: int, deterministic: bool) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        pass  # TensorFlow already initialised in this process; the pools stay as they were
+        # TensorFlow already initialised in this process; the pools stay as they were
+        pass
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
-            tf.config.experimental.set_memory_growth(gpu, True)  # trials packed on one GPU share it
+            # trials packed on one GPU share it
+            tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
-            pass  # already initialised: growth was set by the first trial in this process
-    if (
-        deterministic
-    ):  # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
+            # already initialised: growth was set by the first trial in this process
+            pass
+    if deterministic:
+        # process-wide; a reused worker runs the same kind of trial (CPU or GPU) every time
         tf.config.experimental.enable_op_determinism()
 
 
@@ -205,7 +206,8 @@ def _configure_torch(threads: int, deterministic: bool) -> None:
     try:
         torch.set_num_interop_threads(threads)
     except RuntimeError:
-        pass  # set once per process, before any parallel work: a reused worker keeps its first
+        # set once per process, before any parallel work: a reused worker keeps its first
+        pass
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

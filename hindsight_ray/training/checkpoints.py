@@ -99,15 +99,15 @@ def restore_readable(
     tried. None when none can be read (the trial then starts again from its first epoch)."""
     import keras
 
-    keras.backend.clear_session(
-        free_memory=False
-    )  # a reused worker starts each trial from a clean Keras state
+    # a reused worker starts each trial from a clean Keras state
+    keras.backend.clear_session(free_memory=False)
     for candidate in checkpoint_history(checkpoint):
         try:
             with candidate.as_directory() as folder:
                 saved = json.loads(Path(folder, STATE_FILE).read_text(encoding="utf-8"))
                 model, best = read_checkpoint(folder)
-        except Exception as exc:  # any unreadable file: keras, zip, json and OS errors alike
+        except Exception as exc:
+            # any unreadable file: keras, zip, json and OS errors alike
             detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             print(
                 f"hindsight-ray: checkpoint {candidate.path} cannot be read ({type(exc).__name__}: {detail}); "

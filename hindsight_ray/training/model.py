@@ -14,14 +14,18 @@ if TYPE_CHECKING:
 class ModelSpec:
     """What the model needs to know about the data and the run, apart from the trial's hyperparameters."""
 
-    task: str  # regression | classification
-    input_shape: tuple[int, ...]  # (lags, features) for series, (max_length,) for text
+    # regression | classification
+    task: str
+    # (lags, features) for series, (max_length,) for text
+    input_shape: tuple[int, ...]
     output_dim: int
-    num_words: int | None = None  # text only: the Embedding's vocabulary size
+    # text only: the Embedding's vocabulary size
+    num_words: int | None = None
     optimizer: str = "rmsprop"
     bidirectional: bool = False
     dropout: float = 0.0
-    loss: str = "mse"  # regression only
+    # regression only
+    loss: str = "mse"
 
 
 _OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD", "adagrad": "Adagrad"}
@@ -78,9 +82,8 @@ def build_model(
     if spec.optimizer not in _OPTIMIZERS:
         raise ValueError(f"unknown optimizer {spec.optimizer!r}")
     initializer_seed = iter(range(seed * 1000, seed * 1000 + 1000))
-    if (
-        keras.backend.backend() != "tensorflow"
-    ):  # JAX's seeds are 32-bit (TensorFlow's 64: its models stay as they were)
+    if keras.backend.backend() != "tensorflow":
+        # JAX's seeds are 32-bit (TensorFlow's 64: its models stay as they were)
         initializer_seed = iter(s % 2**32 for s in initializer_seed)
     inputs = keras.Input(shape=spec.input_shape, dtype="int32" if spec.num_words else "float32")
     x = inputs
@@ -114,7 +117,8 @@ def build_model(
     outputs = keras.layers.Dense(
         spec.output_dim,
         activation=("softmax" if multiclass else "sigmoid") if classification else None,
-        dtype="float32",  # the head stays float32 under mixed precision, for a stable loss
+        # the head stays float32 under mixed precision, for a stable loss
+        dtype="float32",
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(initializer_seed)),
     )(x)
     model = keras.Model(inputs, outputs, name=f"lstm_{layers}x{units}")
@@ -149,9 +153,8 @@ def estimate_trial_bytes(
         params += directions * 4 * units * (inputs + units + 1)
         inputs = width
     params += width + 1
-    copies = {"adam": 4, "rmsprop": 3, "adagrad": 3, "sgd": 2}.get(
-        optimizer, 4
-    )  # weights, grads, slots
+    # weights, grads, slots
+    copies = {"adam": 4, "rmsprop": 3, "adagrad": 3, "sgd": 2}.get(optimizer, 4)
     # per time step and layer: the four gates, cell and hidden state kept for backpropagation
     activations = (
         batch_size * sequence_length * (layers * width * 6 + (units if num_words else features))
@@ -208,9 +211,8 @@ class TracedModels:
 
         cached = self._models.get(key)
         if cached is None:
-            keras.backend.clear_session(
-                free_memory=False
-            )  # a clean Keras state; Python's gc runs on its own
+            # a clean Keras state; Python's gc runs on its own
+            keras.backend.clear_session(free_memory=False)
             keras.utils.set_random_seed(seed)
             fresh = make()
             self._models[key] = fresh
@@ -221,7 +223,8 @@ class TracedModels:
         np.random.seed(seed)
         fresh = make()
         if not _copy_state(fresh, cached):
-            self._models[key] = fresh  # a builder that changed its mind: keep the new one
+            # a builder that changed its mind: keep the new one
+            self._models[key] = fresh
             return fresh
         self._models.move_to_end(key)
         self.reused += 1

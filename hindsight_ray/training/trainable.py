@@ -22,14 +22,16 @@ from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
 from hindsight_ray.training.checkpoints import restore_readable, save_checkpoint
 from hindsight_ray.training.model import ModelSpec, TracedModels, build_model, training_loss
 
-TRACED = TracedModels()  # this worker's traced models, by architecture
+# this worker's traced models, by architecture
+TRACED = TracedModels()
 
 
 @dataclass(frozen=True)
 class DataHandle:
     """A reference to the prepared data in Ray's object store, resolved (zero-copy) inside the trial."""
 
-    ref: Any  # ray.ObjectRef[Prepared]
+    # ray.ObjectRef[Prepared]
+    ref: Any
 
 
 @dataclass(frozen=True)
@@ -44,21 +46,18 @@ class TrialSetup:
     dropout: float
     loss: str
     objective: Objective
-    checkpoint_every: (
-        int | str
-    )  # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
+    # run.checkpoint_every: N epochs, or auto (every checkpoint_seconds)
+    checkpoint_every: int | str
     mixed_precision: bool = False
     checkpoint_seconds: float = 30.0
-    report_seconds: float = (
-        0.0  # run.report_seconds: epochs ending sooner after the last report go with the next
-    )
-    deterministic: bool | str = (
-        "auto"  # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
-    )
-    backend: str = DEFAULT_BACKEND  # model.backend: Keras 3's backend (tensorflow, jax, torch)
-    builder: Any = (
-        None  # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
-    )
+    # run.report_seconds: epochs ending sooner after the last report go with the next
+    report_seconds: float = 0.0
+    # run.deterministic: auto (on for CPU trials, off for GPU trials), or forced
+    deterministic: bool | str = "auto"
+    # model.backend: Keras 3's backend (tensorflow, jax, torch)
+    backend: str = DEFAULT_BACKEND
+    # a user's (spec, layers, units, learning_rate, seed) -> compiled keras.Model
+    builder: Any = None
 
 
 def trial_seed(sweep_seed: int, config: dict[str, Any]) -> int:
@@ -128,11 +127,11 @@ def _build(prepared: Prepared, setup: TrialSetup, config: dict[str, Any]) -> Any
     if setup.builder is None:
         key = (spec, layers, units, keras.config.dtype_policy().name)
         return TRACED.build(key, seed, lambda: build_model(spec, layers, units, rate, seed))
-    keras.backend.clear_session(
-        free_memory=False
-    )  # a reused worker starts each trial from a clean Keras state
+    # a reused worker starts each trial from a clean Keras state
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
-    build = setup.builder  # a user's model_builder replaces our LSTM
+    # a user's model_builder replaces our LSTM
+    build = setup.builder
     model = build(spec, layers, units, rate, seed)
     if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
         raise TypeError(
@@ -182,18 +181,19 @@ def _start_trial(
     cpus = context.get_assigned_resources().get("CPU", 1)
     try:
         backend.configure(setup.backend, cpus, len(gpu_ids), setup.mixed_precision, deterministic)
-    except backend.BackendError as exc:  # a reused Ray worker of another sweep, on another backend
+    except backend.BackendError as exc:
+        # a reused Ray worker of another sweep, on another backend
         raise RuntimeError(
             f"model.backend {setup.backend}: {exc}; start a new Ray for this sweep"
         ) from None
-    best_weights: list[np.ndarray] | None = (
-        None  # the scored epoch's weights when it is not the latest
-    )
+    # the scored epoch's weights when it is not the latest
+    best_weights: list[np.ndarray] | None = None
     loaded = None if restored is None else restore_readable(restored, state)
     if loaded is not None:
         model, best_weights = loaded
         if best_weights is None:
-            best_weights = model.get_weights()  # the checkpoint's epoch was the scored one
+            # the checkpoint's epoch was the scored one
+            best_weights = model.get_weights()
     else:
         model = _build(prepared, setup, config)
     if restored is not None:
@@ -248,9 +248,8 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
     seed = trial_seed(setup.seed, config)
     objective = setup.objective
     since_checkpoint = since_report = time.monotonic()
-    folded: list[
-        dict[str, Any]
-    ] = []  # epochs not yet told to Tune: they travel with the next report
+    # epochs not yet told to Tune: they travel with the next report
+    folded: list[dict[str, Any]] = []
     for epoch in range(int(state["epoch"]), epochs):
         started = time.perf_counter()
         # the epoch's own seed, not a global RNG: a restart mid-trial replays the same order.
@@ -272,14 +271,14 @@ def train_lstm(config: dict[str, Any], setup: TrialSetup) -> None:
             and state["epoch"] < epochs
             and objective.rule == "best_epoch"
         ):
-            best_weights = (
-                model.get_weights()
-            )  # the next epochs change the model: keep this epoch's
+            # the next epochs change the model: keep this epoch's
+            best_weights = model.get_weights()
         metrics = {
             "epoch": state["epoch"],
             "timesteps_total": state["epoch"],
             "loss": loss,
-            **scores,  # TensorBoard's x: epochs
+            # TensorBoard's x: epochs
+            **scores,
             SCORE_KEY: float("nan") if scored.value is None else scored.value,
             SCORE_EPOCH_KEY: scored.epoch,
             "best_epoch": scored.best_epoch,

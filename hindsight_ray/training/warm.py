@@ -8,9 +8,8 @@ import threading
 from hindsight_ray.training import backend
 from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
 
-_warming: list[
-    threading.Thread
-] = []  # this process's one background import of Keras' backend, once started
+# this process's one background import of Keras' backend, once started
+_warming: list[threading.Thread] = []
 
 
 def warm_backend(name: str = DEFAULT_BACKEND) -> None:
@@ -26,12 +25,12 @@ def warm_backend(name: str = DEFAULT_BACKEND) -> None:
 
     def work() -> None:
         try:
-            os.setpriority(
-                os.PRIO_PROCESS, threading.get_native_id(), 19
-            )  # this thread only (Linux)
+            # this thread only (Linux)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except (AttributeError, OSError):
             pass
-        try:  # all this machine's cores, as the evaluation had before there was a backend module
+        try:
+            # all this machine's cores, as the evaluation had before there was a backend module
             backend.configure(name, os.cpu_count() or 1, deterministic=False)
         except Exception:  # noqa: BLE001 - initialised already, or absent: the evaluation says so
             pass
