@@ -117,6 +117,27 @@ def resolve_config(
     return with_origins(resolved, value_origins(raw, list(overrides or []), literal, before))
 
 
+def explain_config(
+    config: ConfigLike = None,
+    overrides: list[str] | None = None,
+    literal: dict[str, Any] | None = None,
+) -> list[str]:
+    """The effective config as YAML lines, each value with where it came from (``hindsight-ray config``):
+    ``--set``, ``argument``, ``config <file>`` (or ``config``), ``dataset builtin:NAME``, ``default``."""
+    from hindsight_ray.config.reference import effective_lines, sources
+
+    resolved = resolve_config(config, overrides, literal)
+    if isinstance(config, str | Path):
+        raw, origin = read_config_file(config), f"config {config}"
+    elif isinstance(config, dict):
+        raw, origin = config, "config"
+    elif isinstance(config, SweepConfig):
+        raw, origin = config.model_dump(mode="json", exclude_defaults=True), "config"
+    else:
+        raw, origin = {}, "config"
+    return effective_lines(resolved, sources(raw, list(overrides or []), literal, origin))
+
+
 def sweep(
     config: ConfigLike = None,
     *,

@@ -50,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
         "--no-report", action="store_true", help="skip report.md and its plots at the end"
     )
 
+    config = commands.add_parser(
+        "config",
+        parents=[debug],
+        help="print the effective config, each value with where it came from (nothing runs)",
+    )
+    config.add_argument("config", nargs="?", help="YAML config file; every key has a default")
+    config.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, as for sweep",
+    )
+    config.add_argument("--name", help="experiment name, as for sweep")
+    config.add_argument("--storage", help="where experiments go, as for sweep")
+    config.add_argument("--address", help="Ray cluster to use, as for sweep")
+
     resume = commands.add_parser(
         "resume", parents=[debug], help="continue an interrupted sweep from its experiment dir"
     )
@@ -110,9 +128,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from hindsight_ray import api
     from hindsight_ray.running.runner import run_sweep
 
-    # taken literally, never as YAML: --name "run #3" is that name, --name 2024-11-24 is a name too
-    literal = {"name": args.name, "storage": args.storage, "resources.address": args.address}
-    config = api.resolve_config(args.config, args.overrides, literal)
+    config = api.resolve_config(args.config, args.overrides, _literal(args))
     if args.dry_run:
         run_sweep(config, dry_run=True)
         return 0
@@ -121,6 +137,19 @@ def _sweep(args: argparse.Namespace) -> int:
         raise UserError(
             "every stage-1 trial failed; see the trials' error.txt files in the experiment dir"
         )
+    return 0
+
+
+def _literal(args: argparse.Namespace) -> dict[str, str | None]:
+    """The options taken literally, never as YAML: --name "run #3" is that name, --name 2024-11-24 too."""
+    return {"name": args.name, "storage": args.storage, "resources.address": args.address}
+
+
+def _config(args: argparse.Namespace) -> int:
+    from hindsight_ray import api
+
+    for line in api.explain_config(args.config, args.overrides, _literal(args)):
+        print(line)
     return 0
 
 
@@ -284,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.EXIT_WHEN_RAY_DIES = True
     handlers = {
         "sweep": _sweep,
+        "config": _config,
         "resume": _resume,
         "report": _report,
         "campaign": _campaign,

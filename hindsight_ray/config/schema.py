@@ -114,8 +114,18 @@ class _Section(BaseModel):
 
 
 class SplitConfig(_Section):
-    validation: Float = Field(0.2, gt=0, lt=1)
-    test: Float = Field(0.2, gt=0, lt=1)
+    validation: Float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="share of the rows for validation (selection); chronological for time series, stratified for text",
+    )
+    test: Float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="share of the rows for the test split, touched once by the final model",
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> SplitConfig:
@@ -127,30 +137,62 @@ class SplitConfig(_Section):
 
 
 class DataConfig(_Section):
-    kind: Literal["timeseries", "text"] = "timeseries"
-    source: PathText = "builtin:airline"
+    kind: Literal["timeseries", "text"] = Field("timeseries", description="timeseries or text")
+    source: PathText = Field(
+        "builtin:airline",
+        description="builtin:NAME (hindsight-ray datasets), file.csv, file.parquet, an aclImdb/ folder, imdb.npz, or builtin:imdb",
+    )
     # time series
-    # default: the bundled dataset's target, or a file's only numeric column
-    target: list[str] | None = None
-    features: list[str] | None = None
-    date_column: str | None = None
-    lags: Int = Field(12, ge=1)
-    horizon: Int = Field(1, ge=1)
-    scale: Literal["minmax", "standard", "none"] = "minmax"
-    missing: Literal["error", "interpolate", "drop"] = "error"
-    # default: inferred from the date frequency when known
-    season: Int | None = Field(None, ge=2)
-    # model first differences (inverted for metrics)
-    difference: bool = False
-    # model differences a season apart (data.season or inferred; inverted)
-    seasonal_difference: bool = False
-    # model the log of the series (inverted for metrics; values must be positive)
-    log: bool = False
+    target: list[str] | None = Field(
+        None,
+        description="time series: the column(s) to predict; default: the bundled dataset's, or a file's only numeric column",
+    )
+    features: list[str] | None = Field(
+        None, description="time series: the input columns; default: the targets"
+    )
+    date_column: str | None = Field(
+        None, description="time series: parsed and sorted on; repeated dates are an error"
+    )
+    lags: Int = Field(12, ge=1, description="time series: the input window's length")
+    horizon: Int = Field(1, ge=1, description="time series: steps predicted at once")
+    scale: Literal["minmax", "standard", "none"] = Field(
+        "minmax", description="time series: fitted on the training split only"
+    )
+    missing: Literal["error", "interpolate", "drop"] = Field(
+        "error",
+        description="time series: what a missing value does: fail the sweep, be interpolated, or drop its row",
+    )
+    season: Int | None = Field(
+        None,
+        ge=2,
+        description="time series: observations per season (seasonal naive, SARIMA, Holt-Winters, seasonal_difference); default: inferred from the dates (monthly: 12)",
+    )
+    difference: bool = Field(
+        False,
+        description="time series: model first differences of the target; inverted for metrics and by the predictor",
+    )
+    seasonal_difference: bool = Field(
+        False,
+        description="time series: model differences one season apart (before difference); inverted for metrics and by the predictor",
+    )
+    log: bool = Field(
+        False,
+        description="time series: model the log of the target (values must be positive); inverted for metrics and by the predictor",
+    )
     # text
-    text_column: str = "text"
-    label_column: str = "label"
-    num_words: Int = Field(20000, ge=2)
-    max_length: Int = Field(250, ge=1)
+    text_column: str = Field("text", description="text: the column holding the texts")
+    label_column: str = Field(
+        "label",
+        description="text: the column holding the labels: two classes (0/1, -1/1, pos/neg, ... keep their meaning) or more",
+    )
+    num_words: Int = Field(
+        20000, ge=2, description="text: vocabulary size (the seed notebook used 88584)"
+    )
+    max_length: Int = Field(
+        250,
+        ge=1,
+        description="text: tokens per text, padded and truncated at the front as the seed notebook did",
+    )
     # both
     split: SplitConfig = SplitConfig()
 
@@ -170,19 +212,27 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    task: Literal["auto", "regression", "classification"] = "auto"
-    optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = "rmsprop"
-    batch_size: Int = Field(32, ge=1)
-    # Bidirectional(LSTM) in every layer
-    bidirectional: bool = False
-    # Dropout after every LSTM layer (keeps the cuDNN kernel)
-    dropout: Float = Field(0.0, ge=0, lt=1)
-    # regression loss; classification uses binary cross-entropy
-    loss: Literal["mse", "mae"] = "mse"
-    # "package.module:function" (spec, layers, units, learning_rate, seed) -> model
-    builder: str | None = None
-    # Keras 3's backend, in trials and driver
-    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
+    task: Literal["auto", "regression", "classification"] = Field(
+        "auto", description="auto: regression for time series, classification for text"
+    )
+    optimizer: Literal["rmsprop", "adam", "sgd", "adagrad"] = Field(
+        "rmsprop", description="the Keras optimizer every trial trains with"
+    )
+    batch_size: Int = Field(32, ge=1, description="rows per training batch")
+    bidirectional: bool = Field(False, description="Bidirectional(LSTM) in every layer")
+    dropout: Float = Field(
+        0.0, ge=0, lt=1, description="Dropout after every LSTM layer (keeps the cuDNN kernel)"
+    )
+    loss: Literal["mse", "mae"] = Field(
+        "mse", description="regression loss; classification uses cross-entropy"
+    )
+    builder: str | None = Field(
+        None,
+        description='"package.module:function" (spec, layers, units, learning_rate, seed) -> a compiled keras.Model that replaces the LSTM',
+    )
+    backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow", description="Keras 3's backend, in the trials and the driver"
+    )
 
     @field_validator("builder")
     @classmethod
@@ -193,12 +243,17 @@ class ModelConfig(_Section):
 
 
 class Stage1Config(_Section):
-    layers: list[Int] = [1, 2]
-    units: list[Int] = [8, 16, 32, 64]
-    learning_rate: LearningRate = Field(0.001, gt=0, le=10)
-    epochs: Int = Field(20, ge=1)
-    # asha: stop hopeless stage-1 trials early
-    early_stop: Literal["none", "asha"] = "none"
+    layers: list[Int] = Field([1, 2], description="the LSTM depths stage 1 scans")
+    units: list[Int] = Field(
+        [8, 16, 32, 64], description="the LSTM widths stage 1 scans (every depth x every width)"
+    )
+    learning_rate: LearningRate = Field(
+        0.001, gt=0, le=10, description="stage 1's fixed learning rate"
+    )
+    epochs: Int = Field(20, ge=1, description="epochs per stage-1 trial")
+    early_stop: Literal["none", "asha"] = Field(
+        "none", description="asha: stop hopeless stage-1 trials early"
+    )
 
     @field_validator("layers", "units")
     @classmethod
@@ -214,12 +269,20 @@ class Stage1Config(_Section):
 
 
 class Stage2Config(_Section):
-    max_learning_rate: LearningRate = Field(0.02, gt=0, le=10)
-    max_iterations: Int = Field(16, ge=1)
-    epochs: Int = Field(50, ge=1)
-    # idle slots run the learning rates the next decisions could need (the path stays the sequential one);
-    # auto: on when 3 or more trials fit at once, where it pays (launch/bench_scale.py --parts speculation)
-    speculative: bool | Literal["auto"] = "auto"
+    max_learning_rate: LearningRate = Field(
+        0.02,
+        gt=0,
+        le=10,
+        description="where the halving/bisection rule starts, and the bound it bisects back towards",
+    )
+    max_iterations: Int = Field(
+        16, ge=1, description="n in K = isqrt(n) + 1, the number of stage-2 trials"
+    )
+    epochs: Int = Field(50, ge=1, description="epochs per stage-2 trial")
+    speculative: bool | Literal["auto"] = Field(
+        "auto",
+        description="idle slots run the learning rates the next decisions could need (the decided path stays the sequential one); auto: when 3 or more trials fit at once, none sharing a CPU or GPU",
+    )
 
     @field_validator("max_learning_rate")
     @classmethod
@@ -230,9 +293,9 @@ class Stage2Config(_Section):
 
 
 class ManualPoint(_Section):
-    layers: Int = Field(ge=1)
-    units: Int = Field(ge=1)
-    learning_rate: LearningRate = Field(gt=0, le=10)
+    layers: Int = Field(ge=1, description="LSTM depth")
+    units: Int = Field(ge=1, description="LSTM width")
+    learning_rate: LearningRate = Field(gt=0, le=10, description="learning rate")
 
 
 StrategyName = Literal["two_stage", "grid", "random", "manual", "bayes", "asha"]
@@ -241,19 +304,33 @@ STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 
 class SearchConfig(_Section):
-    strategy: StrategyName = "two_stage"
-    # trial-epochs; default: two_stage's own end, the whole grid, or
-    budget: Int | None = Field(None, ge=1)
-    #                                         for random/bayes/asha what two_stage would spend at most
-    # the configs of the manual strategy
-    manual: list[ManualPoint] | None = None
-    metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = "auto"
-    # a trial's score from its epochs: best_epoch | last_epoch | mean_last
-    score: ScoreRule = "best_epoch"
-    # epochs averaged by score: mean_last
-    score_last_k: Int = Field(3, ge=1)
-    # average up to this many best trials' models; k chosen on validation
-    ensemble: Int = Field(1, ge=1, le=20)
+    strategy: StrategyName = Field(
+        "two_stage", description="two_stage, or what it is compared with"
+    )
+    budget: Int | None = Field(
+        None,
+        ge=1,
+        description="trial-epochs; default: two_stage's own end, the whole grid, or for random/bayes/asha what two_stage would spend at most",
+    )
+    manual: list[ManualPoint] | None = Field(
+        None,
+        description="the manual strategy's configs: [{layers: 1, units: 32, learning_rate: 0.01}, ...]",
+    )
+    metric: Literal["auto", "val_rmse", "val_mae", "val_loss", "val_accuracy"] = Field(
+        "auto",
+        description="auto: val_rmse (min) for regression, val_accuracy (max) for classification",
+    )
+    score: ScoreRule = Field(
+        "best_epoch",
+        description="a trial's score from its epochs: its best epoch, its last, or the mean of its last score_last_k",
+    )
+    score_last_k: Int = Field(3, ge=1, description="epochs averaged by score: mean_last")
+    ensemble: Int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="average up to this many best trials' models: k = 1..ensemble chosen on validation, tested once, exported as one model",
+    )
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
 
@@ -262,14 +339,24 @@ ADDRESS = r"auto|local|(ray://)?[A-Za-z0-9_.\-]+(:\d{1,5})|ray://[A-Za-z0-9_.\-]
 
 
 class ResourcesConfig(_Section):
-    cpus_per_trial: Float = Field(1, gt=0)
-    gpus_per_trial: Float = Field(0, ge=0)
-    max_concurrent: Int | None = Field(None, ge=1)
-    address: str | None = None
-    # mixed_float16 on GPUs (ignored on CPUs)
-    mixed_precision: bool = False
-    # let trials wait for nodes an autoscaler may add, instead of failing
-    wait_for_autoscaler: bool = False
+    cpus_per_trial: Float = Field(1, gt=0, description="CPUs each trial holds")
+    gpus_per_trial: Float = Field(
+        0,
+        ge=0,
+        description="GPUs each trial holds; a fraction that divides 1 packs trials (0.25: four on one GPU)",
+    )
+    max_concurrent: Int | None = Field(
+        None, ge=1, description="trials at once; default: as many as the resources allow"
+    )
+    address: str | None = Field(
+        None,
+        description="null: start a local Ray; auto: the running cluster; host:port; ray://host:10001 (Ray Client)",
+    )
+    mixed_precision: bool = Field(False, description="mixed_float16 on GPUs (ignored on CPUs)")
+    wait_for_autoscaler: bool = Field(
+        False,
+        description="let trials no live node can serve wait for nodes an autoscaler may add, instead of failing",
+    )
 
     @field_validator("address")
     @classmethod
@@ -291,39 +378,53 @@ class ResourcesConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    # default: MLflow's own (MLFLOW_TRACKING_URI, or ./mlruns)
-    tracking_uri: str | None = None
-    # default: the sweep's name
-    experiment: str | None = None
+    tracking_uri: str | None = Field(
+        None, description="default: MLflow's own (MLFLOW_TRACKING_URI, or ./mlruns)"
+    )
+    experiment: str | None = Field(None, description="default: the sweep's name")
 
 
 class WandbConfig(_Section):
-    # the trials of a sweep are a group named after it
-    project: str = "hindsight-ray"
-    # default: the logged-in user's
-    entity: str | None = None
-    # offline: kept on disk (wandb sync uploads them later)
-    mode: Literal["offline", "online"] = "offline"
-    # W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)
-    dir: str | None = None
+    project: str = Field(
+        "hindsight-ray",
+        description="the W&B project; a sweep's trials are a group named after the sweep",
+    )
+    entity: str | None = Field(None, description="default: the logged-in user's")
+    mode: Literal["offline", "online"] = Field(
+        "offline",
+        description="offline: kept on disk (wandb sync uploads them later); online needs WANDB_API_KEY",
+    )
+    dir: str | None = Field(
+        None,
+        description="W&B keeps its runs in <dir>/wandb; default: the experiment folder (., for object storage)",
+    )
 
 
 class RunConfig(_Section):
-    max_failures: Int = Field(2, ge=0)
-    # auto: after the last epoch, and after any epoch that ends checkpoint_seconds or more after the last
-    # checkpoint (a restarted trial retrains at most that long); N: every N epochs and after the last
-    checkpoint_every: Annotated[int | Literal["auto"], BeforeValidator(_epochs_or_auto)] = "auto"
-    checkpoint_seconds: Float = Field(30.0, gt=0)
-    keep_checkpoints: Int = Field(2, ge=1)
-    # epochs shorter than this are told to Tune together (each report costs a round trip to the driver, ~8 ms);
-    # epochs.parquet keeps every epoch; 0: a report every epoch (always so with a budget or asha)
-    report_seconds: Float = Field(0.5, ge=0)
-    # mlflow: a parent run per sweep, a nested run per trial (pip install '.[mlflow]'); wandb: a W&B run per
-    # trial grouped by the sweep, and one for the sweep (pip install '.[wandb]')
-    callbacks: list[Literal["mlflow", "wandb"]] = []
-    # TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials (where it
-    # costs speed and refuses ops without deterministic kernels); true / false force it
-    deterministic: bool | Literal["auto"] = "auto"
+    max_failures: Int = Field(
+        2, ge=0, description="a failed trial is retried this many times from its last checkpoint"
+    )
+    checkpoint_every: Annotated[int | Literal["auto"], BeforeValidator(_epochs_or_auto)] = Field(
+        "auto",
+        description="auto: after the last epoch and after any epoch ending checkpoint_seconds or more after the last checkpoint; N: every N epochs and after the last",
+    )
+    checkpoint_seconds: Float = Field(
+        30.0, gt=0, description="with auto: the most training a restarted trial repeats"
+    )
+    keep_checkpoints: Int = Field(2, ge=1, description="checkpoints kept per trial")
+    report_seconds: Float = Field(
+        0.5,
+        ge=0,
+        description="epochs shorter than this reach Tune together (a report is a round trip to the driver); epochs.parquet keeps every epoch; 0: a report every epoch (always so with a budget or asha)",
+    )
+    callbacks: list[Literal["mlflow", "wandb"]] = Field(
+        [],
+        description="mlflow: a parent run per sweep and a nested run per trial (pip install '.[mlflow]'); wandb: a run per trial grouped by the sweep, and one for the sweep (pip install '.[wandb]')",
+    )
+    deterministic: bool | Literal["auto"] = Field(
+        "auto",
+        description="TensorFlow's op determinism: auto = on for CPU trials (bitwise-repeatable), off for GPU trials; true / false force it",
+    )
     mlflow: MlflowConfig = MlflowConfig()
     wandb: WandbConfig = WandbConfig()
 
@@ -350,9 +451,19 @@ def deterministic_for(setting: bool | str, gpus: int) -> bool:
 class SweepConfig(_Section):
     # where each preprocessing value came from (default, dataset, config, --set): see value_origins
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
-    name: str | None = None
-    storage: PathText = "./hindsight_results"
-    seed: Int = Field(0, ge=0)
+    name: str | None = Field(
+        None,
+        description="experiment name, a plain folder name under storage; default: <dataset>-<strategy>-<YYYYmmdd-HHMMSS>",
+    )
+    storage: PathText = Field(
+        "./hindsight_results",
+        description="where experiments go: a local path, a shared NFS path, or a pyarrow URI (s3://bucket/prefix?endpoint_override=...)",
+    )
+    seed: Int = Field(
+        0,
+        ge=0,
+        description="seeds the split (text), every model's weights and every epoch's shuffle",
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     search: SearchConfig = SearchConfig()
