@@ -15,7 +15,7 @@ from hindsight_ray.config.schema import (
 )
 from hindsight_ray.core.errors import UserError
 
-LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "sweeps"
+LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "examples" / "sweeps"
 
 
 def test_defaults_match_the_design():

@@ -1,4 +1,4 @@
-"""launch/gpu_check.py: its arithmetic and wheel slimming (unit), and its --cpu run as the GPU machine would
+"""launch/cluster/gpu_check.py: its arithmetic and wheel slimming (unit), and its --cpu run as the GPU machine would
 see it: TensorFlow, Optuna, statsmodels and MLflow absent (blocked at import)."""
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ def _module(path: str):
 
 
 def test_occupancy_counts_trials_at_once_and_the_share_of_slots_they_filled():
-    check = _module("launch/gpu_check.py")
+    check = _module("launch/cluster/gpu_check.py")
     trials = pd.DataFrame({"stage": [1, 1, 1, 1, 2], "started_at": [0.0, 0.0, 1.0, 5.0, 10.0],
                            "finished_at": [4.0, 6.0, 5.0, 8.0, 12.0]})
     assert check.occupancy(trials, 4) == {"max_at_once": 3, "slot_use": round((4 + 6 + 4 + 3) / (4 * 8), 3)}
 
 
 def test_rays_wheel_is_written_again_without_its_java_jars(tmp_path):
-    fetch = _module("launch/gpu/fetch_wheels.py")
+    fetch = _module("launch/cluster/gpu/fetch_wheels.py")
     wheel = tmp_path / "ray-2.60.0-cp312-cp312-manylinux2014_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("ray/__init__.py", "")
@@ -62,7 +62,7 @@ def test_the_gpu_check_runs_on_cpu_without_tensorflow(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
     env.pop("KERAS_BACKEND", None)
-    done = subprocess.run([sys.executable, str(ROOT / "launch/gpu_check.py"), "--cpu", "--backends", "jax",
+    done = subprocess.run([sys.executable, str(ROOT / "launch/cluster/gpu_check.py"), "--cpu", "--backends", "jax",
                            "--out", str(tmp_path / "check.json")], capture_output=True, text=True, env=env,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

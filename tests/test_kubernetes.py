@@ -1,4 +1,4 @@
-"""The KubeRay manifests under launch/kubernetes/ against the CRD schemas of a pinned KubeRay release
+"""The KubeRay manifests under launch/cluster/kubernetes/ against the CRD schemas of a pinned KubeRay release
 (tests/kuberay/, vendored from ray-project/kuberay v1.5.1), checked strictly: a field the CRD does not
 define is an error, as ``kubectl apply --validate=strict`` makes it."""
 
@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = Path(__file__).with_name("kuberay")
-MANIFESTS = sorted((ROOT / "launch" / "kubernetes").glob("ray*.yaml"))
+MANIFESTS = sorted((ROOT / "launch" / "cluster" / "kubernetes").glob("ray*.yaml"))
 
 
 def strict(schema: dict) -> dict:
@@ -73,7 +73,7 @@ def test_every_manifest_is_valid_for_the_pinned_kuberay(path):
 
 
 def test_a_misspelled_field_is_caught():
-    manifest = yaml.safe_load((ROOT / "launch/kubernetes/rayjob.yaml").read_text())
+    manifest = yaml.safe_load((ROOT / "launch/cluster/kubernetes/rayjob.yaml").read_text())
     manifest["spec"]["shutdownAfterJobFinish"] = manifest["spec"].pop("shutdownAfterJobFinishes")
     manifest["spec"]["rayClusterSpec"]["authOptions"]["mode"] = "tokens"
     found = errors(manifest)
@@ -89,7 +89,7 @@ def cluster_specs():
 @pytest.mark.parametrize(("name", "manifest", "cluster"), list(cluster_specs()), ids=[p.name for p in MANIFESTS])
 def test_token_auth_gpu_workers_and_the_projects_image(name, manifest, cluster):
     assert cluster["authOptions"]["mode"] == "token"
-    dockerfile = (ROOT / "launch/kubernetes/Dockerfile").read_text()
+    dockerfile = (ROOT / "launch/cluster/kubernetes/Dockerfile").read_text()
     assert "'.[cluster]'" in dockerfile and "wget" in dockerfile  # the project, job submission, KubeRay's probes
     assert "ARG BACKEND=tensorflow" in dockerfile and "torch) wheel='torch'" in dockerfile and "jax[cuda12]" in dockerfile
     pods = [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
@@ -104,7 +104,7 @@ def test_token_auth_gpu_workers_and_the_projects_image(name, manifest, cluster):
 def test_the_rayjob_runs_a_valid_sweep_on_s3_and_tears_its_cluster_down():
     from hindsight_ray.config.schema import load_config
 
-    manifest = yaml.safe_load((ROOT / "launch/kubernetes/rayjob.yaml").read_text())
+    manifest = yaml.safe_load((ROOT / "launch/cluster/kubernetes/rayjob.yaml").read_text())
     spec = manifest["spec"]
     assert spec["shutdownAfterJobFinishes"] is True and spec["submissionMode"] == "K8sJobMode"
     words = shlex.split(spec["entrypoint"])

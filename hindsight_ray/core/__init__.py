@@ -1,1 +1,2 @@
-"""Pure building blocks every layer shares: where an experiment lives (``location``)."""
+"""Pure building blocks every layer shares: the user's one error type, which score is better, the
+metrics, what a trial reports, every file name of an experiment, and where an experiment lives."""

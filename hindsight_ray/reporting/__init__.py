@@ -1,1 +1,2 @@
-"""Readers and loggers of a sweep's results: MLflow tracking (the report, tables and predictor move here)."""
+"""Readers and loggers of a sweep's results: the tables and the summary, the report, the predictor, the
+console's words, and the trackers (MLflow, W&B, TensorBoard)."""

@@ -1,1 +1,2 @@
-"""Search algorithms: the pure two-stage policy and its Ray Tune adapter."""
+"""Search algorithms: the two-stage rules and policy (pure, typed settings), their Ray Tune adapter, the
+rebuild from Ray's trials, and the strategies it is compared with."""

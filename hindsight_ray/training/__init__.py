@@ -1,1 +1,2 @@
-"""What runs inside a trial: the Keras backend (``backend``); the trainable, model and checkpoints move here."""
+"""What runs inside a trial: the Ray Tune trainable, the Keras model, its checkpoints, and the Keras
+backend (TensorFlow, JAX or PyTorch) in trials and in the driver."""

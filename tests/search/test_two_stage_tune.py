@@ -92,6 +92,6 @@ def test_speculation_decides_several_iterations_a_round(local_ray, tmp_path, slo
     rounds = 1 + sum(b["started"] >= a["ended"] for a, b in zip(on_path, on_path[1:], strict=False))
     k = len(path)
     # the order of events, not their speed: some decision's trial ran before the one deciding it had ended
-    # (on a quiet machine rounds <= ceil(k / log2(slots + 1)); launch/bench_search.py measures that)
+    # (on a quiet machine rounds <= ceil(k / log2(slots + 1)); launch/benchmarks/bench_search.py measures that)
     assert k == 5 and rounds < k, (slots, rounds)
     assert any(record.speculative for record in search.policy.stage2_trials())
