@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from hindsight_ray.core.objective import SCORE_KEY, Objective, finite
-from hindsight_ray.search.rules import decided_path, stopped_early
+from hindsight_ray.core.trials import TrialState, stopped_early
+from hindsight_ray.search.rules import decided_path
 
 Printer = Callable[[str], None]
-ENDED = ("TERMINATED", "ERROR")
 
 
 def clock(seconds: float) -> str:
@@ -38,7 +38,7 @@ class StageLines:
 
     def score(self, trial: Any) -> float | None:
         result = trial.last_result or {}
-        if trial.status == "ERROR" or stopped_early(result, trial.config.get("epochs", 0)):
+        if trial.status == TrialState.ERROR or stopped_early(result, trial.config.get("epochs", 0)):
             # failed, or stopped early (ASHA, a budget, an unused speculative trial)
             return None
         # the trial's score by search.score, not merely its last epoch
@@ -60,7 +60,7 @@ class StageLines:
         mine = [
             t
             for t in trials
-            if (t.status in ENDED or t is trial) and t.config.get("stage") == stage
+            if (TrialState(t.status).is_finished() or t is trial) and t.config.get("stage") == stage
         ]
         if stage == 2:
             return self._stage2(mine, trial)
@@ -137,9 +137,9 @@ class Heartbeat:
         parts, trained = [], {}
         for stage in sorted({t.config.get("stage", 0) or 0 for t in trials}):
             mine = [t for t in trials if (t.config.get("stage", 0) or 0) == stage]
-            done = sum(t.status in ENDED for t in mine)
-            running = [t for t in mine if t.status == "RUNNING"]
-            queued = sum(t.status in ("PENDING", "PAUSED") for t in mine)
+            done = sum(TrialState(t.status).is_finished() for t in mine)
+            running = [t for t in mine if t.status == TrialState.RUNNING]
+            queued = sum(TrialState(t.status).is_waiting() for t in mine)
             shown = ", ".join(
                 f"{t.config.get('layers')}x{t.config.get('units')} {_epochs(t)}"
                 for t in running[:4]
@@ -161,7 +161,11 @@ class Heartbeat:
     def _best(self, trials: list[Any]) -> float | None:
         best = None
         for trial in trials:
-            score = (trial.last_result or {}).get(SCORE_KEY) if trial.status != "ERROR" else None
+            score = (
+                (trial.last_result or {}).get(SCORE_KEY)
+                if trial.status != TrialState.ERROR
+                else None
+            )
             if score is not None and self.objective.better(finite(float(score)), best):
                 best = finite(float(score))
         return best

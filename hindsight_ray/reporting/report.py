@@ -17,6 +17,7 @@ from hindsight_ray.core.layout import (
     TRIALS_FILE,
 )
 from hindsight_ray.core.objective import Objective, baseline_verdict, is_better
+from hindsight_ray.core.trials import TrialState
 
 
 def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
@@ -202,7 +203,9 @@ def _timeline(store, trials):
     for _, trial in ran.iterrows():
         stage = trial.get("stage")
         unused = (
-            trial.get("status") == "STOPPED" or trial.get("used") is False or trial.get("used") == 0
+            trial.get("status") == TrialState.STOPPED
+            or trial.get("used") is False
+            or trial.get("used") == 0
         )
         color = "lightgray" if unused else colors.get(stage, "tab:green")
         width = trial.finished_at - trial.started_at

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from hindsight_ray.core.objective import SCORE_EPOCH_KEY, SCORE_KEY, Objective, finite
-from hindsight_ray.core.trials import EPOCH_COLUMNS, FOLDED_KEY, TIMERS, epoch_row
+from hindsight_ray.core.trials import EPOCH_COLUMNS, FOLDED_KEY, TIMERS, TrialState, epoch_row
 
 if TYPE_CHECKING:
     # pandas is imported where tables are made: a trial worker needs none of it
@@ -163,7 +163,7 @@ def trials_table(
     rows = []
     for outcome in outcomes:
         last = outcome.results[-1] if outcome.results else {}
-        finished_ok = outcome.status == "TERMINATED"
+        finished_ok = outcome.status == TrialState.TERMINATED
         scored_epoch = last.get(SCORE_EPOCH_KEY)
         at = next((r for r in reversed(outcome.epochs()) if r.get("epoch") == scored_epoch), last)
         started = last.get("started_at")

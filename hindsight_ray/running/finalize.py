@@ -19,9 +19,10 @@ from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY, SEARCHER_PREFIX, STATE_PREFIXES
 from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.core.objective import Objective, is_better
+from hindsight_ray.core.trials import TrialState
 from hindsight_ray.data import Prepared
 from hindsight_ray.reporting import tables
-from hindsight_ray.search.policy import TwoStagePolicy
+from hindsight_ray.search.policy import RecordStatus, TwoStagePolicy
 from hindsight_ray.training import backend
 from hindsight_ray.training.backend import DEFAULT as DEFAULT_BACKEND
 from hindsight_ray.training.checkpoints import checkpoint_left_on_disk
@@ -74,7 +75,7 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
         records = [] if frame is None or frame.empty else frame.to_dict("records")
         checkpoint = trial.checkpoint
         path = checkpoint.path if checkpoint is not None else None
-        if path is None and trial.status == "TERMINATED" and records:
+        if path is None and trial.status == TrialState.TERMINATED and records:
             # a trial Ray recorded
             assert trial.storage is not None and trial.path is not None
             path = checkpoint_left_on_disk(
@@ -242,13 +243,14 @@ def score_trials(
     ]
     trials["used"] = [t in used for t in trials.trial_id]
     stopped = (
-        (trials["status"] == "TERMINATED") & (trials["epochs_run"].fillna(0) < trials["epochs"])
+        (trials["status"] == TrialState.TERMINATED)
+        & (trials["epochs_run"].fillna(0) < trials["epochs"])
     ).tolist()
     stopped = [
-        a or (t in records and records[t].status == "stopped")
+        a or (t in records and records[t].status == RecordStatus.STOPPED)
         for a, t in zip(stopped, trials.trial_id, strict=True)
     ]
-    trials.loc[stopped, "status"] = "STOPPED"
+    trials.loc[stopped, "status"] = TrialState.STOPPED.value
     trials.loc[stopped, config.metric] = None
     if policy is not None:
         return trials, getattr(policy.best(), "trial_id", None)
@@ -289,7 +291,7 @@ def summarize(
         "trial_s": float(trials["total_s"].fillna(0).sum()),
         "trial_epochs": int(trials["epochs_run"].fillna(0).sum()),
         "trials_run": len(trials),
-        "stopped_trials": int((trials["status"] == "STOPPED").sum()),
+        "stopped_trials": int((trials["status"] == TrialState.STOPPED).sum()),
         "retries": int(trials["retries"].sum()),
         "utilization": tables.utilization(trials, wall_s),
         "finished_at": time.time(),
@@ -298,7 +300,7 @@ def summarize(
         winner = policy.winner
         summary["stage1"] = {
             "trials": len(policy.stage1_trials()),
-            "failed": sum(t.status == "error" for t in policy.stage1_trials()),
+            "failed": sum(t.status == RecordStatus.ERROR for t in policy.stage1_trials()),
             "winner": None
             if winner is None
             else {

@@ -15,7 +15,8 @@ from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import SEARCHER_PREFIX, SNAPSHOT_PREFIX
 from hindsight_ray.core.objective import SCORE_KEY
-from hindsight_ray.search.policy import TwoStagePolicy, TwoStageSettings
+from hindsight_ray.core.trials import TrialState
+from hindsight_ray.search.policy import LIVE, TwoStagePolicy, TwoStageSettings
 from hindsight_ray.search.rebuild import InconsistentTrials, RecordedTrial, rebuild_policy
 
 
@@ -45,8 +46,8 @@ def _disagreement(policy: TwoStagePolicy, trials: list[RecordedTrial]) -> str | 
     unseen = ray_ids - set(policy.trials)
     if unseen:
         return f"behind Ray's ({len(unseen)} trials it never saw)"
-    ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
-    waiting = [t for t in ended if policy.trials[t].status in ("running", "stopping")]
+    ended = {t.trial_id for t in trials if TrialState(t.status).is_finished()}
+    waiting = [t for t in ended if policy.trials[t].status in LIVE]
     if waiting:
         return f"behind Ray's ({len(waiting)} ended trials it still waited for)"
     return None

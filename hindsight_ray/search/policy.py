@@ -14,6 +14,7 @@ then tunes the winner's learning rate one trial at a time with the halving/bisec
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -108,6 +109,22 @@ class Suggestion:
         return asdict(self)
 
 
+class RecordStatus(StrEnum):
+    """Where the policy stands with one suggested trial (plain strings in its JSON state)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    # speculative and no longer needed: asked to stop, not yet ended
+    STOPPING = "stopping"
+    # ended before its last epoch, or an unused speculative trial: never a result
+    STOPPED = "stopped"
+
+
+LIVE = (RecordStatus.RUNNING, RecordStatus.STOPPING)
+ENDED = (RecordStatus.DONE, RecordStatus.ERROR)
+
+
 @dataclass
 class TrialRecord:
     """What the policy knows of one suggested trial."""
@@ -120,7 +137,7 @@ class TrialRecord:
     epochs: int
     order: int
     # running | done | error | stopping | stopped (an unused speculative trial)
-    status: str = "running"
+    status: str = RecordStatus.RUNNING
     score: float | None = None
     params: int | None = None
     # suggested before the decision that needs it was known
@@ -244,15 +261,15 @@ class TwoStagePolicy:
         """Record a trial's end: its validation score, or None when it failed for good; ``stopped`` when
         a scheduler cut it short (early stopping): it is recorded, but its partial score never counts."""
         record = self.trials.get(trial_id)
-        if record is None or record.status not in ("running", "stopping"):
+        if record is None or record.status not in LIVE:
             # not ours, or already told (Tune may report an errored trial twice)
             return
-        if record.status == "stopping" or stopped:
+        if record.status == RecordStatus.STOPPING or stopped:
             # cut short on purpose: its partial score is never used
-            record.status = "stopped"
+            record.status = RecordStatus.STOPPED
             record.score = None if score is None else float(score)
         else:
-            record.status = "error" if score is None else "done"
+            record.status = RecordStatus.ERROR if score is None else RecordStatus.DONE
             record.score = None if score is None else float(score)
         record.params = params if params is None else int(params)
 
@@ -260,10 +277,10 @@ class TwoStagePolicy:
         """True once a running speculative trial can no longer matter to the sequential path; it is then
         marked for stopping (its result will be ignored)."""
         record = self.trials.get(trial_id)
-        if record is None or record.stage != 2 or record.status != "running":
+        if record is None or record.stage != 2 or record.status != RecordStatus.RUNNING:
             return False
         if record.learning_rate not in {lr for _, lr in self._candidates()}:
-            record.status = "stopping"
+            record.status = RecordStatus.STOPPING
             return True
         return False
 
@@ -275,7 +292,7 @@ class TwoStagePolicy:
     def forget(self, trial_id: str) -> None:
         """Drop a suggested trial that never ran (lost in a crash before Tune recorded it): suggest it again."""
         record = self.trials.pop(trial_id, None)
-        if record is None or record.status != "running":
+        if record is None or record.status != RecordStatus.RUNNING:
             if record is not None:
                 # finished trials are facts, never forgotten
                 self.trials[trial_id] = record
@@ -325,7 +342,7 @@ class TwoStagePolicy:
         for trial in self._ordered():
             if (
                 trial.trial_id in used
-                and trial.status == "done"
+                and trial.status == RecordStatus.DONE
                 and (best is None or is_better(trial.score, best.score, self.mode))
             ):
                 best = trial
@@ -385,15 +402,15 @@ class TwoStagePolicy:
 
     def _result_for(self, learning_rate: float) -> TrialRecord | None:
         """The finished (or failed) stage-2 trial at this learning rate; failures count as the worst score."""
-        return self._stage2_at(learning_rate, ("done", "error"))
+        return self._stage2_at(learning_rate, ENDED)
 
     def _running_for(self, learning_rate: float) -> bool:
-        return self._stage2_at(learning_rate, ("running",)) is not None
+        return self._stage2_at(learning_rate, (RecordStatus.RUNNING,)) is not None
 
     def _decided(self) -> list[tuple[float, float | None, bool]]:
         results: dict[float, float | None] = {}
         for trial in self._ordered():
-            if trial.stage == 2 and trial.status in ("done", "error"):
+            if trial.stage == 2 and trial.status in ENDED:
                 results.setdefault(trial.learning_rate, trial.score)
         return decided_path(results, self.settings["max_learning_rate"], self.iterations, self.mode)
 
@@ -430,14 +447,12 @@ class TwoStagePolicy:
         return sorted(self.trials.values(), key=lambda t: t.order)
 
     def _running(self, stage: int) -> bool:
-        return any(
-            t.stage == stage and t.status in ("running", "stopping") for t in self.trials.values()
-        )
+        return any(t.stage == stage and t.status in LIVE for t in self.trials.values())
 
     def _choose_winner(self) -> str | None:
         winner: TrialRecord | None = None
         for trial in self.stage1_trials():
-            if trial.status != "done" or not finite(trial.score):
+            if trial.status != RecordStatus.DONE or not finite(trial.score):
                 continue
             if (
                 winner is None

@@ -12,11 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hindsight_ray.search.policy import TrialRecord, TwoStagePolicy, TwoStageSettings
-from hindsight_ray.search.rules import stopped_early
+from hindsight_ray.core.trials import TrialState, stopped_early
+from hindsight_ray.search.policy import RecordStatus, TrialRecord, TwoStagePolicy, TwoStageSettings
 
 # Ray Tune's trial statuses that mean "ended"; the others (PENDING, RUNNING, PAUSED) go on after a resume
-ENDED_WELL, ENDED_BADLY = "TERMINATED", "ERROR"
 
 
 @dataclass(frozen=True)
@@ -77,16 +76,18 @@ def _record(trial: RecordedTrial, order: int, metric: str) -> TrialRecord:
         order=order,
     )
     last = trial.last_result
-    if trial.status == ENDED_WELL:
+    if trial.status == TrialState.TERMINATED:
         score = last.get(metric)
         score = None if score is None or not math.isfinite(float(score)) else float(score)
         record.params = None if last.get("params") is None else int(last["params"])
         if stopped_early(last, record.epochs):
-            record.status, record.score = "stopped", score
+            record.status, record.score = RecordStatus.STOPPED, score
         else:
-            record.status, record.score = ("error", None) if score is None else ("done", score)
-    elif trial.status == ENDED_BADLY:
-        record.status = "error"
+            record.status, record.score = (
+                (RecordStatus.ERROR, None) if score is None else (RecordStatus.DONE, score)
+            )
+    elif trial.status == TrialState.ERROR:
+        record.status = RecordStatus.ERROR
     return record
 
 
@@ -95,7 +96,7 @@ def _restore_winner(policy: TwoStagePolicy, stage2: list[TrialRecord]) -> None:
     if (
         policy.requeued
         or policy.next_grid_index < len(policy.grid)
-        or any(t.status == "running" for t in policy.stage1_trials())
+        or any(t.status == RecordStatus.RUNNING for t in policy.stage1_trials())
     ):
         raise InconsistentTrials(
             "stage-2 trials were recorded before every stage-1 trial had ended"

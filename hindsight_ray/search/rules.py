@@ -4,7 +4,6 @@ path replayed over known results, the stage-1 grid, and when a trial was cut sho
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from hindsight_ray.core.objective import is_better
 
@@ -34,12 +33,6 @@ def decided_path(
         path.append((learning_rate, score, improved))
         learning_rate = next_learning_rate(learning_rate, max_learning_rate, improved)
     return path
-
-
-def stopped_early(result: dict[str, Any], epochs: int) -> bool:
-    """True when a trial's last result comes before its last epoch: a scheduler or a budget cut it short.
-    Results without an ``epoch`` (trainables that do not report one) are taken as complete."""
-    return "epoch" in result and int(result["epoch"]) < int(epochs)
 
 
 def architecture_grid(layers: list[int], units: list[int]) -> list[tuple[int, int]]:

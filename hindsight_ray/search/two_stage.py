@@ -10,8 +10,8 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from hindsight_ray.search.policy import FINISHED, WAIT, TwoStagePolicy, TwoStageSettings
-from hindsight_ray.search.rules import stopped_early
+from hindsight_ray.core.trials import stopped_early
+from hindsight_ray.search.policy import FINISHED, LIVE, WAIT, TwoStagePolicy, TwoStageSettings
 
 _NEEDS_METRIC = "TwoStageSearch needs metric and mode, from its arguments or from TuneConfig"
 
@@ -99,9 +99,7 @@ class TwoStageSearch(Searcher):
         """The trials suggested whose end has not been reported yet."""
         if self._policy is None:
             return set()
-        return {
-            t.trial_id for t in self._policy.trials.values() if t.status in ("running", "stopping")
-        }
+        return {t.trial_id for t in self._policy.trials.values() if t.status in LIVE}
 
     def unneeded(self, trial_id: str) -> bool:
         """True when a speculative trial can no longer matter (it is then recorded as stopped)."""

@@ -323,7 +323,7 @@ def test_early_stopped_stage1_trials_are_recorded_but_never_win():
 
 
 def test_stopped_early():
-    from hindsight_ray.search.rules import stopped_early
+    from hindsight_ray.core.trials import stopped_early
 
     assert stopped_early({"epoch": 3}, 5) and not stopped_early({"epoch": 5}, 5)
     assert not stopped_early({"loss": 1.0}, 5)  # no epoch reported: taken as complete
