@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from hindsight_ray.config.campaign import CampaignConfig
 from hindsight_ray.config.schema import (
     SweepConfig,
     apply_overrides,
@@ -205,3 +206,17 @@ def load(experiment_dir: str | Path) -> SweepResult:
     summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     # the folder given, never the one recorded: a moved or copied experiment reads its own files
     return SweepResult(store.location, cast(Summary, summary))
+
+
+def load_campaign(path: str | Path, overrides: list[str] | None = None) -> CampaignConfig:
+    """A benchmark campaign file, checked (every sweep it plans is validated); nothing runs."""
+    from hindsight_ray.config.campaign import load_campaign as load
+
+    return load(path, overrides)
+
+
+def run_campaign(campaign: CampaignConfig, echo: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run every cell of ``campaign`` not finished yet; ``campaign.parquet`` and its report."""
+    from hindsight_ray.running.campaign import run_campaign as run
+
+    return run(campaign, echo)

@@ -186,21 +186,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from hindsight_ray.running.campaign import load_campaign, run_campaign
+    from hindsight_ray import api
 
-    campaign = load_campaign(args.campaign, args.overrides)
+    campaign = api.load_campaign(args.campaign, args.overrides)
     if args.dry_run:
-        others = sum(s != "two_stage" for s in campaign["strategies"])
-        per_seed = ("two_stage" in campaign["strategies"]) + others * len(campaign["budgets"])
-        cells = len(campaign["datasets"]) * len(campaign["seeds"]) * per_seed
-        print(
-            f"campaign {campaign['name']}: {cells} sweeps ({', '.join(campaign['strategies'])} on "
-            f"{', '.join(campaign['datasets'])}, seeds {campaign['seeds']}), "
-            f"budgets {', '.join(map(str, campaign['budgets']))}, "
-            f"results in {campaign['storage'].rstrip('/')}/{campaign['name']}"
-        )
+        print(campaign.describe())
         return 0
-    run_campaign(campaign)
+    api.run_campaign(campaign)
     return 0
 
 

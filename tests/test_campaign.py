@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from hindsight_ray.config.campaign import load_campaign
 from hindsight_ray.core.errors import UserError
-from hindsight_ray.running.campaign import load_campaign
 
 TINY = {
     "name": "tiny",
@@ -96,8 +96,7 @@ def test_campaign_runs_every_strategy_on_an_equal_budget_and_reruns_nothing(tmp_
 
 
 def test_dataset_names_are_taken_literally(tmp_path):
-    from hindsight_ray.running.campaign import sweep_config
 
     campaign = load_campaign(write(tmp_path, {**TINY, "datasets": {"air #1": {}, "air": {}}}))
-    names = {sweep_config(campaign, d, "grid", 0, budget=5).name for d in campaign["datasets"]}
+    names = {campaign.cell_config(d, "grid", 0, budget=5).name for d in campaign.datasets}
     assert names == {"air #1-grid-s0", "air-grid-s0"}
