@@ -38,6 +38,7 @@ from hindsight_ray.core.layout import EPOCHS_FILE, SUMMARY_FILE, TRIALS_FILE
 from hindsight_ray.data.sources import DATAFRAME
 from hindsight_ray.reporting.predictor import Predictor
 from hindsight_ray.reporting.tables import Best, Summary
+from hindsight_ray.running.plan import Plan
 
 ConfigLike = SweepConfig | dict[str, Any] | str | Path | None
 
@@ -171,7 +172,26 @@ def sweep(
         callbacks=list(callbacks or []),
         model_builder=model_builder,
     )
-    return SweepResult(summary["experiment_dir"], cast(Summary, summary))
+    return SweepResult(summary["experiment_dir"], summary)
+
+
+def plan(
+    config: ConfigLike = None,
+    *,
+    data: pd.DataFrame | None = None,
+    overrides: Sequence[str] | None = None,
+    name: str | None = None,
+    storage: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> Plan:
+    """The dry run of :func:`sweep` with the same arguments: every check a sweep makes before training
+    (config, data, storage, this machine), the plan printed; nothing is written, Ray does not start."""
+    from hindsight_ray.running.runner import plan_sweep
+
+    literal: dict[str, Any] = {"name": name, "storage": storage}
+    if data is not None:
+        literal["data.source"] = DATAFRAME
+    return plan_sweep(resolve_config(config, overrides, literal), echo=echo, table=data)
 
 
 def resume(
@@ -220,3 +240,98 @@ def run_campaign(campaign: CampaignConfig, echo: Callable[[str], None] = print) 
     from hindsight_ray.running.campaign import run_campaign as run
 
     return run(campaign, echo)
+
+
+def report(experiment_dir: str | Path) -> str:
+    """(Re)write ``report.md``, its plots and ``report.html`` beside a finished sweep's tables; the
+    report's path. A folder that is no finished experiment, or a damaged one, is one ``UserError``."""
+    from hindsight_ray.reporting.report import write_sweep_report
+
+    if not ExperimentStore(str(experiment_dir)).exists(SUMMARY_FILE):
+        raise UserError(
+            f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)"
+        )
+    try:
+        return write_sweep_report(str(experiment_dir))
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        # a corrupt summary, a foreign or damaged folder
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise UserError(
+            f"{experiment_dir}: not a finished hindsight-ray experiment, or a damaged one "
+            f"({type(exc).__name__}: {detail})"
+        ) from exc
+
+
+def predict_file(
+    experiment_dir: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    backend: str | None = None,
+) -> pd.DataFrame:
+    """A finished sweep's predictions for the raw rows of a CSV or Parquet file: a series' forecasts, or
+    each text beside its class probabilities. With ``out`` (.csv or .parquet, outside the experiment)
+    they are also written there, whole or not at all."""
+    from hindsight_ray.data.sources import read_table
+    from hindsight_ray.reporting.tables import parquet_bytes
+
+    target = Path(out) if out is not None else None
+    if target is not None and target.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UserError(f"--out {target}: use a .csv or .parquet file")
+    experiment = str(experiment_dir)
+    if (
+        target is not None
+        and "://" not in experiment
+        and Path(experiment).expanduser().resolve()
+        in (target.resolve().parent, *target.resolve().parent.parents)
+    ):
+        raise UserError(
+            f"--out {target}: that is inside the experiment {experiment}; write elsewhere"
+        )
+    source = Path(data).expanduser()
+    if not source.is_file():
+        raise UserError(f"--data {data}: file not found")
+    frame = read_table(source, f"--data {data}")
+    predictor = Predictor.load(experiment, backend)
+    predicted = predictor.predict(frame)
+    if not isinstance(predicted, pd.DataFrame):
+        # text: probabilities beside the rows they belong to
+        columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
+        probabilities = pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns)
+        predicted = pd.concat([frame.reset_index(drop=True), probabilities], axis=1)
+    if target is not None:
+        written = (
+            predicted.to_csv(index=False).encode()
+            if target.suffix.lower() == ".csv"
+            else parquet_bytes(predicted)
+        )
+        # atomic: never half a file
+        ExperimentStore(str(target.parent.resolve())).write_bytes(target.name, written)
+    return predicted
+
+
+def datasets() -> list[str]:
+    """What ``hindsight-ray datasets`` prints: each bundled dataset, its span, source and the
+    preprocessing it brings."""
+    from hindsight_ray.config.schema import DATASET_DEFAULTS
+    from hindsight_ray.data import BUILTINS, builtin_path
+
+    lines = []
+    for dataset in BUILTINS.values():
+        frame = pd.read_csv(builtin_path(dataset))
+        span = f"{frame[dataset.date_column].iloc[0]} to {frame[dataset.date_column].iloc[-1]}"
+        lines.append(
+            f"builtin:{dataset.name:<10} {len(frame):>4} rows  {dataset.frequency:<8} {span}"
+        )
+        lines.append(f"    {dataset.description}")
+        lines.append(f"    source: {dataset.source}")
+        defaults = DATASET_DEFAULTS.get(f"builtin:{dataset.name}") or {}
+        shown = ", ".join(f"data.{key}: {str(value).lower()}" for key, value in defaults.items())
+        lines.append(
+            f"    preprocessing by default: {shown or 'none beyond the global defaults'} "
+            "(any key can be overridden)"
+        )
+    lines.append(
+        "builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use"
+    )
+    lines.append("    source: Maas et al. (2011), Large Movie Review Dataset, as packaged by Keras")
+    return lines

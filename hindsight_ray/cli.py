@@ -126,11 +126,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sweep(args: argparse.Namespace) -> int:
     from hindsight_ray import api
-    from hindsight_ray.running.runner import run_sweep
 
     config = api.resolve_config(args.config, args.overrides, _literal(args))
     if args.dry_run:
-        run_sweep(config, dry_run=True)
+        api.plan(config)
         return 0
     result = api.sweep(config, report=not args.no_report)
     if result.best is None:
@@ -162,25 +161,14 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hindsight_ray.core.experiment import ExperimentStore
-    from hindsight_ray.core.layout import SUMMARY_FILE
-    from hindsight_ray.reporting.report import write_sweep_report
+    from hindsight_ray import api
 
-    if not ExperimentStore(args.experiment).exists(SUMMARY_FILE):
-        raise UserError(
-            f"{args.experiment}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)"
-        )
     try:
-        written = write_sweep_report(args.experiment)
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        # a corrupt summary, a foreign or damaged folder
-        if args.debug:
-            raise
-        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise UserError(
-            f"{args.experiment}: not a finished hindsight-ray experiment, or a damaged one "
-            f"({type(exc).__name__}: {detail})"
-        ) from None
+        written = api.report(args.experiment)
+    except UserError as exc:
+        if args.debug and exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
     print(f"report: {written}")
     return 0
 
@@ -197,79 +185,21 @@ def _campaign(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from hindsight_ray import api
 
-    import pandas as pd
-
-    from hindsight_ray.data.sources import read_table
-    from hindsight_ray.reporting.predictor import Predictor
-
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise UserError(f"--out {out}: use a .csv or .parquet file")
-    if (
-        out is not None
-        and "://" not in args.experiment
-        and Path(args.experiment).expanduser().resolve()
-        in (out.resolve().parent, *out.resolve().parent.parents)
-    ):
-        raise UserError(
-            f"--out {out}: that is inside the experiment {args.experiment}; write elsewhere"
-        )
-    source = Path(args.data).expanduser()
-    if not source.is_file():
-        raise UserError(f"--data {args.data}: file not found")
-    frame = read_table(source, f"--data {args.data}")
-    predictor = Predictor.load(args.experiment, args.backend)
-    predicted = predictor.predict(frame)
-    if not isinstance(predicted, pd.DataFrame):
-        # text: probabilities beside the rows they belong to
-        columns = predictor.classes if predicted.ndim == 2 else [f"p_{predictor.classes[1]}"]
-        predicted = pd.concat(
-            [
-                frame.reset_index(drop=True),
-                pd.DataFrame(predicted.reshape(len(frame), -1), columns=columns),
-            ],
-            axis=1,
-        )
-    if out is None:
+    predicted = api.predict_file(args.experiment, args.data, args.out, args.backend)
+    if args.out is None:
         predicted.to_csv(sys.stdout, index=False)
-        return 0
-    from hindsight_ray.core.experiment import ExperimentStore
-    from hindsight_ray.reporting.tables import parquet_bytes
-
-    data = (
-        parquet_bytes(predicted)
-        if out.suffix.lower() != ".csv"
-        else predicted.to_csv(index=False).encode()
-    )
-    # atomic: never half a file
-    ExperimentStore(str(out.parent.resolve())).write_bytes(out.name, data)
-    print(f"predictions: {len(predicted)} rows in {out}", file=sys.stderr)
+    else:
+        print(f"predictions: {len(predicted)} rows in {args.out}", file=sys.stderr)
     return 0
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from hindsight_ray import api
 
-    from hindsight_ray.config.schema import DATASET_DEFAULTS
-    from hindsight_ray.data import BUILTINS, builtin_path
-
-    for dataset in BUILTINS.values():
-        frame = pd.read_csv(builtin_path(dataset))
-        span = f"{frame[dataset.date_column].iloc[0]} to {frame[dataset.date_column].iloc[-1]}"
-        print(f"builtin:{dataset.name:<10} {len(frame):>4} rows  {dataset.frequency:<8} {span}")
-        print(f"    {dataset.description}")
-        print(f"    source: {dataset.source}")
-        defaults = DATASET_DEFAULTS.get(f"builtin:{dataset.name}") or {}
-        shown = ", ".join(f"data.{key}: {str(value).lower()}" for key, value in defaults.items())
-        print(
-            f"    preprocessing by default: {shown or 'none beyond the global defaults'} (any key can be overridden)"
-        )
-    print(
-        "builtin:imdb     50000 reviews  (text) Keras' pre-tokenized IMDB reviews, downloaded on first use"
-    )
-    print("    source: Maas et al. (2011), Large Movie Review Dataset, as packaged by Keras")
+    for line in api.datasets():
+        print(line)
     return 0
 
 

@@ -9,7 +9,7 @@ import shlex
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -71,44 +71,68 @@ from hindsight_ray.training.warm import join_warming
 Printer = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A sweep checked before anything is read or started: its config (the source made absolute), plan,
+    model builder and the trackers its config names."""
+
+    config: SweepConfig
+    plan: Plan
+    builder: Any
+    trackers: list[Any]
+
+
+def check_sweep(
+    config: SweepConfig, table: pd.DataFrame | None = None, model_builder: Any = None
+) -> _Checked:
+    """Everything that can be checked before the data is read or Ray starts: the storage, the model
+    builder, the trackers' packages, and for a local Ray the backend and this machine's memory."""
+    source = DATAFRAME if table is not None else absolute_source(config.data.source)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"source": source})})
+    plan = make_plan(config)
+    check_storage(plan)
+    builder = _builder(config, model_builder)
+    # a missing optional package: an error before Ray starts
+    trackers = config_callbacks(config, plan)
+    if not ray_address(config):
+        # the trials and the test evaluation run on this machine
+        check_backend(config.model.backend)
+        check_memory(config, machine_memory(), "this machine")
+        check_workers_memory(config, local_trials(config), machine_memory(), "this machine")
+    return _Checked(config, plan, builder, trackers)
+
+
+def plan_sweep(
+    config: SweepConfig,
+    *,
+    echo: Printer = print,
+    table: pd.DataFrame | None = None,
+    model_builder: Any = None,
+) -> Plan:
+    """The dry run: every check a sweep makes before training, the data read and prepared, the plan
+    printed; nothing is written and Ray does not start."""
+    checked = check_sweep(config, table, model_builder)
+    prepared = prepare(checked.config.data, seed=checked.config.seed, table=table)
+    for line in describe_plan(checked.config, checked.plan, prepared):
+        echo(line)
+    return checked.plan
+
+
 def run_sweep(
     config: SweepConfig,
     *,
-    dry_run: bool = False,
     echo: Printer = print,
     report: bool = True,
     table: pd.DataFrame | None = None,
     callbacks: list[Any] | None = None,
     model_builder: Any = None,
-) -> Summary | dict[str, Any]:
-    """Run a sweep end to end; returns its summary (or the plan, for a dry run). ``table``: the data as a
-    DataFrame (from Python) instead of ``data.source``."""
+) -> Summary:
+    """Run a sweep end to end and return its summary. ``table``: the data as a DataFrame (from Python)
+    instead of ``data.source``."""
     began = time.time()
-    if table is not None:
-        config = config.model_copy(
-            update={"data": config.data.model_copy(update={"source": DATAFRAME})}
-        )
-    config = config.model_copy(
-        update={
-            "data": config.data.model_copy(update={"source": absolute_source(config.data.source)})
-        }
-    )
-    plan = make_plan(config)
-    check_storage(plan)
-    builder = _builder(config, model_builder)
-    # a missing optional package: an error before Ray starts
-    configured = config_callbacks(config, plan)
-    if not ray_address(config):
-        # the trials and the test evaluation run on this machine
-        check_backend(config.model.backend)
-        check_memory(config, machine_memory(), "this machine")
-        # before data is read, or Ray started
-        check_workers_memory(config, local_trials(config), machine_memory(), "this machine")
+    checked = check_sweep(config, table, model_builder)
+    config, plan = checked.config, checked.plan
     prepared = prepare(config.data, seed=config.seed, table=table)
-    if dry_run:
-        for line in describe_plan(config, plan, prepared):
-            echo(line)
-        return {"plan": plan.__dict__, "dry_run": True}
     with ray_session(config):
         # before the folder exists: a refused sweep writes nothing
         slots = check_resources(config, plan.storage)
@@ -117,19 +141,8 @@ def run_sweep(
             running(plan.experiment_dir),
             local_ray_watch(plan.experiment_dir),
         ):
-            recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
-            if model_builder is not None:
-                # a Python function: resume needs it passed again
-                recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
-            ExperimentStore(plan.location).write_json(CONFIG_FILE, recorded)
-            for line in describe_plan(config, plan, prepared):
-                echo(line)
-            ahead = config.search.strategy == "two_stage" and speculative_for(
-                config.search.stage2.speculative, slots, config.resources
-            )
-            echo(
-                f"slots       {slots} trials at once{'; stage 2 runs the next decisions ahead on free slots' if ahead else ''}"
-            )
+            _record_config(config, plan, table, model_builder)
+            _announce(config, plan, prepared, slots, echo)
             ending = _fit(
                 config,
                 plan,
@@ -138,13 +151,37 @@ def run_sweep(
                 echo,
                 resume=False,
                 report=report,
-                callbacks=[*configured, *(callbacks or [])],
-                builder=builder,
+                callbacks=[*checked.trackers, *(callbacks or [])],
+                builder=checked.builder,
                 began=began,
             )
     with running(plan.experiment_dir):
         # Ray has shut down while the report was drawn
         return ending.finish()
+
+
+def _record_config(
+    config: SweepConfig, plan: Plan, table: pd.DataFrame | None, model_builder: Any
+) -> None:
+    """``config.json``: the config, the data's fingerprint, and the builder's name when one was passed."""
+    recorded = {**config_to_dict(config), FINGERPRINT_KEY: data_fingerprint(config, table)}
+    if model_builder is not None:
+        # a Python function: resume needs it passed again
+        recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
+    ExperimentStore(plan.location).write_json(CONFIG_FILE, recorded)
+
+
+def _announce(
+    config: SweepConfig, plan: Plan, prepared: Prepared, slots: int, echo: Printer
+) -> None:
+    """The plan, then how many trials run at once."""
+    for line in describe_plan(config, plan, prepared):
+        echo(line)
+    ahead = config.search.strategy == "two_stage" and speculative_for(
+        config.search.stage2.speculative, slots, config.resources
+    )
+    extra = "; stage 2 runs the next decisions ahead on free slots" if ahead else ""
+    echo(f"slots       {slots} trials at once{extra}")
 
 
 def _locked(plan: Plan, create: bool) -> Any:
@@ -163,51 +200,22 @@ def resume_sweep(
 ) -> Summary:
     """Continue an interrupted sweep: finished trials stay, unfinished ones go on from their checkpoints.
     A sweep stopped before Ray's first snapshot starts again in its folder, with its recorded config."""
-    # where it is now: a moved folder reads its own files
-    location = ExperimentLocation.parse(experiment_dir)
-    if not location.local:
-        location.check_reachable()
-    store = ExperimentStore(location)
-    experiment = store.uri
-    if not store.exists(CONFIG_FILE):
-        holder = in_use_by(location.path) if location.local else None
-        if holder:
-            # a sweep that made the folder a moment ago and has not written its config yet
-            raise UserError(
-                f"experiment {location.path} is in use by a running sweep ({holder}); wait for it"
-            )
-        raise UserError(
-            f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})"
-        )
-    name = location.name
-    config, recorded, raw_builder = _recorded_config(store, name, overrides)
+    store = _experiment_store(experiment_dir)
+    location, experiment = store.where, store.uri
+    config, recorded, raw_builder = _recorded_config(store, location.name, overrides)
     plan = replace(
         make_plan(config),
-        name=name,
+        name=location.name,
         storage=location.parent.uri,
         experiment_dir=experiment,
         location=location,
     )
     if store.exists(layout.SUMMARY_FILE):
         # finished: read only, not even the lock is touched
-        echo(
-            f"{experiment} already finished; nothing to resume (results: {layout.SUMMARY_FILE}, {layout.TRIALS_FILE})"
-        )
-        try:
-            return cast(Summary, store.read_json(layout.SUMMARY_FILE))
-        except ValueError:
-            raise UserError(
-                f"{experiment}: {layout.SUMMARY_FILE} is damaged (not readable JSON); the sweep had "
-                "finished, so its tables are there: delete the file to finalize it again"
-            ) from None
+        return _finished_summary(store, echo)
     with _locked(plan, create=False), running(experiment):
-        _check_same_data(config, recorded, name, table)
-        if raw_builder and model_builder is None:
-            raise UserError(
-                f"resume {name}: the sweep was built by the Python function {raw_builder}; resume it "
-                "from Python with hindsight_ray.resume(..., model_builder=that function)"
-            )
-        builder = _builder(config, model_builder)
+        _check_same_data(config, recorded, location.name, table)
+        builder = _resume_builder(config, location.name, raw_builder, model_builder)
         if not ray_address(config):
             check_backend(config.model.backend)
         prepared = prepare(config.data, seed=config.seed, table=table)
@@ -221,13 +229,7 @@ def resume_sweep(
             slots = check_resources(config, plan.storage)
             echo(f"resuming    {experiment}")
             if restorable:
-                for line in repair_missing_checkpoints(location):
-                    echo(f"repaired    {line}")
-            if restorable and config.search.strategy == "two_stage":
-                # other searchers keep their own state
-                rebuilt = ensure_searcher_state(store, config, slots)
-                if rebuilt:
-                    echo(f"rebuilt     {rebuilt}")
+                _repair_before_restore(store, config, slots, echo)
             with local_ray_watch(experiment):
                 ending = _fit(
                     config,
@@ -242,6 +244,64 @@ def resume_sweep(
     with running(experiment):
         # Ray has shut down while the report was drawn
         return ending.finish()
+
+
+def _experiment_store(experiment_dir: str | Path | ExperimentLocation) -> ExperimentStore:
+    """The experiment to resume, where it is now (a moved folder reads its own files); one line when
+    it is no experiment, or one a sweep is creating right now."""
+    location = ExperimentLocation.parse(experiment_dir)
+    if not location.local:
+        location.check_reachable()
+    store = ExperimentStore(location)
+    if not store.exists(CONFIG_FILE):
+        holder = in_use_by(location.path) if location.local else None
+        if holder:
+            # a sweep that made the folder a moment ago and has not written its config yet
+            raise UserError(
+                f"experiment {location.path} is in use by a running sweep ({holder}); wait for it"
+            )
+        raise UserError(
+            f"{experiment_dir} is not a hindsight-ray experiment folder (it has no {CONFIG_FILE})"
+        )
+    return store
+
+
+def _finished_summary(store: ExperimentStore, echo: Printer) -> Summary:
+    """A finished sweep's summary, read only."""
+    summary, trials = layout.SUMMARY_FILE, layout.TRIALS_FILE
+    echo(f"{store.uri} already finished; nothing to resume (results: {summary}, {trials})")
+    try:
+        return cast(Summary, store.read_json(summary))
+    except ValueError:
+        raise UserError(
+            f"{store.uri}: {summary} is damaged (not readable JSON); the sweep had "
+            "finished, so its tables are there: delete the file to finalize it again"
+        ) from None
+
+
+def _resume_builder(
+    config: SweepConfig, name: str, recorded_builder: str | None, model_builder: Any
+) -> Any:
+    """The model builder a resume needs: the one the sweep was built with."""
+    if recorded_builder and model_builder is None:
+        raise UserError(
+            f"resume {name}: the sweep was built by the Python function {recorded_builder}; resume it "
+            "from Python with hindsight_ray.resume(..., model_builder=that function)"
+        )
+    return _builder(config, model_builder)
+
+
+def _repair_before_restore(
+    store: ExperimentStore, config: SweepConfig, slots: int, echo: Printer
+) -> None:
+    """Make the trials' checkpoints and the searcher's state agree with Ray's last snapshot."""
+    for line in repair_missing_checkpoints(store.where):
+        echo(f"repaired    {line}")
+    if config.search.strategy == "two_stage":
+        # other searchers keep their own state
+        rebuilt = ensure_searcher_state(store, config, slots)
+        if rebuilt:
+            echo(f"rebuilt     {rebuilt}")
 
 
 # data keys added after sweeps had been recorded, and the value every sweep recorded before had
