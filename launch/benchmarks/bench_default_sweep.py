@@ -5,9 +5,10 @@
 Prints: wall time, the sum of trial seconds, the physical limit (training seconds alone, stage 1 over the
 slots and stage 2 in a row) and how far the sweep is from it, stage-1 overlap (mean trials running at once while
 stage 1 ran) and parallel efficiency (trial seconds / (slots x stage-1 wall)), and the median
-per-trial overhead (total_s - train_s) split into its parts, and the command's fixed costs (Ray start, the
-first trial's worker start with its TensorFlow import, finalize with the test evaluation, report drawing, Ray
-shutdown), timed by wrapping the runner's steps.
+per-trial overhead (total_s - train_s) split into its parts, and the command's fixed costs (start-up with
+Ray's start, the first trial's worker start with its TensorFlow import, finalize with the test evaluation,
+the report and Ray's shutdown), timed through public hooks only: the API's ``echo`` (when each console line
+comes) and a Ray Tune callback passed with ``callbacks=`` (when Tune's run begins and ends).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hindsight_ray.config.schema import load_config
-from hindsight_ray.running.runner import run_sweep
+import hindsight_ray as hr
 
 
 def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:
@@ -33,53 +33,31 @@ def stage_overlap(trials: pd.DataFrame) -> tuple[float, float]:
 
 
 class Phases:
-    """Wall-clock marks around the runner's steps (wrapped in place: measurement only)."""
+    """Wall-clock marks from public hooks: each console line as it comes (``echo``), and a Tune callback's
+    ``setup`` (Tune's run begins) and ``on_experiment_end`` (it ends)."""
 
     def __init__(self) -> None:
-        import contextlib
+        from ray.tune import Callback
 
-        from ray import tune
-
-        import hindsight_ray.reporting.report as report
-        import hindsight_ray.running.runner as runner
-
+        self.lines: list[tuple[float, str]] = []
         self.marks: dict[str, float] = {}
-        for module, name in [(runner, "finalize"), (report, "write_sweep_report")]:
-            setattr(module, name, self._timed(name, getattr(module, name)))
-        session = runner.ray_session
+        marks = self.marks
 
-        @contextlib.contextmanager
-        def timed_session(config):
-            self.marks["ray_start>"] = time.time()
-            with session(config) as value:
-                self.marks["ray_start<"] = time.time()
-                yield value
-                self.marks["ray_shutdown>"] = time.time()
-            self.marks["ray_shutdown<"] = time.time()
+        class Marks(Callback):
+            def setup(self, **info):
+                marks["fit>"] = time.time()
 
-        runner.ray_session = timed_session
-        fit = tune.Tuner.fit
+            def on_experiment_end(self, trials, **info):
+                marks["fit<"] = time.time()
 
-        def timed_fit(tuner, *args, **kwargs):
-            self.marks["fit>"] = time.time()
-            try:
-                return fit(tuner, *args, **kwargs)
-            finally:
-                self.marks["fit<"] = time.time()
+        self.callback = Marks()
 
-        tune.Tuner.fit = timed_fit
+    def echo(self, line: str) -> None:
+        self.lines.append((time.time(), line))
 
-    def _timed(self, name, function):
-        def timed(*args, **kwargs):
-            self.marks[name + ">"] = time.time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.marks[name + "<"] = time.time()
-        return timed
-
-    def seconds(self, name: str) -> float:
-        return self.marks.get(name + "<", float("nan")) - self.marks.get(name + ">", float("nan"))
+    def first(self, prefix: str) -> float:
+        """When the first console line starting with ``prefix`` came (nan if none did)."""
+        return next((t for t, line in self.lines if line.startswith(prefix)), float("nan"))
 
 
 def main() -> None:
@@ -87,10 +65,10 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="hindsight-bench-"))
-    config = load_config(None, [*args.overrides, f"storage={storage}", "name=bench"])
+    config = hr.api.resolve_config(None, [*args.overrides, f"storage={storage}", "name=bench"])
     phases = Phases()
     began = time.time()
-    summary = run_sweep(config, echo=lambda line: None)
+    summary = hr.sweep(config, echo=phases.echo, callbacks=[phases.callback]).summary
     command_s = time.time() - began
     trials = pd.read_parquet(storage / "bench" / "trials.parquet")
     stage1 = trials[trials.stage == 1]
@@ -118,19 +96,15 @@ def main() -> None:
           + ", ".join(f"{c} {trials[c].median():.2f}" for c in ["queue_s", "data_s", "build_s", "eval_s",
                                                                "checkpoint_s"]))
     first_start = trials.started_at.min() - phases.marks["fit>"]  # Tune's start and the first worker's
-    print(f"fixed costs        Ray start {phases.seconds('ray_start'):.1f} s, fit to the first trial's start "
-          f"{first_start:.1f} s, first trials' build (TensorFlow import in a new worker) "
+    # the plan's first line comes once the checks, the data and Ray's start are done
+    start_up = phases.first("experiment") - began
+    finalize = phases.first("results in") - phases.marks["fit<"]
+    report = phases.first("report") - phases.first("results in")
+    shutdown = began + command_s - phases.first("report")
+    print(f"fixed costs        start-up (checks, data, Ray start) {start_up:.1f} s, fit to the first trial's "
+          f"start {first_start:.1f} s, first trials' build (TensorFlow import in a new worker) "
           f"{stage1.sort_values('started_at').build_s.iloc[:slots].median():.1f} s, finalize (test evaluation, "
-          f"tables) {phases.seconds('finalize'):.1f} s, report {phases.seconds('write_sweep_report'):.1f} s, "
-          f"Ray shutdown {phases.seconds('ray_shutdown'):.1f} s")
-    best = summary["best"]
-    print(f"best               layers={best['layers']} units={best['units']} lr={best['learning_rate']:g} "
-          f"epoch {best['epoch']}/{best['epochs']} (search.score {summary['score']}): val_rmse={best['validation']:.2f} "
-          f"(last epoch {best['last_validation']:.2f}) test_rmse={best['test_rmse']:.2f}; baselines "
-          + ", ".join(f"{k} {v['rmse']:.2f}" for k, v in summary["baselines"].items()))
-    naive = summary["baselines"].get("seasonal_naive", {}).get("rmse")
-    if naive:
-        print(f"vs seasonal naive  test RMSE {best['test_rmse'] / naive:.2f}x ({1 - best['test_rmse'] / naive:.0%} better)")
+          f"tables) {finalize:.1f} s, report {report:.1f} s, then Ray's shutdown and the rest {shutdown:.1f} s")
 
 
 if __name__ == "__main__":

@@ -123,22 +123,21 @@ def stage2_span(storage: str, name: str, slots: int, speculative: bool, seconds:
 def policy_at(points_side: int = 100) -> tuple[float, float, int, float]:
     """(ms per suggestion+completion, median ms of TwoStageSearch.save, its bytes, ms of a restore) at side^2
     points."""
-    from hindsight_ray.search.policy import TwoStagePolicy
+    from hindsight_ray import TwoStageSearch
 
     side = list(range(1, points_side + 1))
-    policy = TwoStagePolicy(layers=side, units=side, stage1_learning_rate=0.001, stage1_epochs=1,
-                            max_learning_rate=0.02, max_iterations=16, stage2_epochs=1, mode="min")
+    # the public Searcher API Tune calls: suggest, then on_trial_complete with the trial's result
+    search = TwoStageSearch(layers=side, units=side, stage1_epochs=1, max_iterations=16,
+                            stage2_epochs=1, metric="score", mode="min")
     began = time.perf_counter()
     for index in range(points_side * points_side):
         trial_id = f"t{index:05d}"
-        suggestion = policy.suggest(trial_id)
-        assert not isinstance(suggestion, str)
-        policy.complete(trial_id, float((index * 7919) % 10007), params=index)
+        suggestion = search.suggest(trial_id)
+        assert isinstance(suggestion, dict)
+        search.on_trial_complete(trial_id, {"score": float((index * 7919) % 10007), "params": index,
+                                            "epoch": 1})
     per_suggest = (time.perf_counter() - began) * 1000 / (points_side * points_side)
-    from hindsight_ray import TwoStageSearch
-
-    search = TwoStageSearch(layers=side, units=side, metric="score", mode="min")
-    search._policy = policy  # the searcher Tune would save, at the end of stage 1
+    # the searcher Tune would save, at the end of stage 1
     path = os.path.join(tempfile.mkdtemp(prefix="hindsight-state-"), "searcher-state.pkl")
     saves = []
     for _ in range(5):
