@@ -400,7 +400,7 @@ class WandbConfig(_Section):
     )
 
 
-class RunConfig(_Section):
+class RunSettings(_Section):
     max_failures: Int = Field(
         2, ge=0, description="a failed trial is retried this many times from its last checkpoint"
     )
@@ -468,7 +468,7 @@ class SweepConfig(_Section):
     model: ModelConfig = ModelConfig()
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
-    run: RunConfig = RunConfig()
+    run: RunSettings = RunSettings()
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,6 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from hindsight_ray.data.sources import (
     frame_fingerprint,
     frame_table,
 )
+from hindsight_ray.reporting.progress import Printer
 from hindsight_ray.reporting.tables import Summary
 from hindsight_ray.running.checkpoint_repair import repair_missing_checkpoints
 from hindsight_ray.running.cluster import (
@@ -67,8 +67,6 @@ from hindsight_ray.running.plan import (
 )
 from hindsight_ray.running.searcher_state import ensure_searcher_state
 from hindsight_ray.training.warm import join_warming
-
-Printer = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -596,7 +594,7 @@ def _fit(
     callbacks: list[Any] | None = None,
     builder: Any = None,
     began: float | None = None,
-) -> _Ending:
+) -> _Finishing:
     # "done in" is the command's wall time
     began = time.time() if began is None else began
     from ray import tune
@@ -658,7 +656,7 @@ def _fit(
     store = ExperimentStore(plan.location)
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
-    return _Ending(config, plan.location, summary, echo, began, report)
+    return _Finishing(config, plan.location, summary, echo, began, report)
 
 
 def disk_full_message(exc: BaseException) -> str | None:
@@ -705,7 +703,7 @@ def tensorboard_hint(experiment: ExperimentLocation) -> str:
     )
 
 
-class _Ending:
+class _Finishing:
     """A finalized sweep's report, drawn in the background from here on (while Ray shuts down), and its last
     lines; ``finish()`` waits for the drawing, prints them and returns the summary."""
 

@@ -273,7 +273,7 @@ class TwoStagePolicy:
             record.score = None if score is None else float(score)
         record.params = params if params is None else int(params)
 
-    def unneeded(self, trial_id: str) -> bool:
+    def stop_if_unneeded(self, trial_id: str) -> bool:
         """True once a running speculative trial can no longer matter to the sequential path; it is then
         marked for stopping (its result will be ignored)."""
         record = self.trials.get(trial_id)

@@ -101,9 +101,9 @@ class TwoStageSearch(Searcher):
             return set()
         return {t.trial_id for t in self._policy.trials.values() if t.status in LIVE}
 
-    def unneeded(self, trial_id: str) -> bool:
+    def stop_if_unneeded(self, trial_id: str) -> bool:
         """True when a speculative trial can no longer matter (it is then recorded as stopped)."""
-        return self._policy is not None and self._policy.unneeded(trial_id)
+        return self._policy is not None and self._policy.stop_if_unneeded(trial_id)
 
     def scheduler(self, stage1_early_stop: TrialScheduler | None = None) -> TwoStageScheduler:
         """A Tune scheduler for this search: stops unused speculative trials, and stage-1 trials that
@@ -249,7 +249,7 @@ class TwoStageScheduler(FIFOScheduler):
             self._release_workers()
         # after a resume this is still the searcher Tune asks: Tune pickles the Tuner's scheduler and searcher
         # in one dump (tuner.pkl), so they come back as one object, and restores the searcher's state in place
-        if self._searcher.unneeded(trial.trial_id):
+        if self._searcher.stop_if_unneeded(trial.trial_id):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 

@@ -253,7 +253,7 @@ def simulate(policy: TwoStagePolicy, score_of, slots: int) -> int:
         finished, running = running, []  # every running trial ends in this round
         for trial_id in finished:
             record = policy.trials[trial_id]
-            if policy.unneeded(trial_id):
+            if policy.stop_if_unneeded(trial_id):
                 policy.complete(trial_id, 123.0, 1)  # its partial score must never be used
                 continue
             score = score_of(record) if record.stage == 2 else {(1, 8): 3.0, (1, 16): 2.0,
@@ -299,9 +299,9 @@ def test_unused_speculation_is_stopped_and_recorded():
     assert [a.learning_rate, b.learning_rate, c.learning_rate, d.learning_rate] == [0.02, 0.01, 0.005, 0.015]
     assert [policy.trials[n].speculative for n in "abcd"] == [False, True, True, True]
     policy.complete("a", 1.0, 10)
-    assert not any(policy.unneeded(n) for n in "bcd")
+    assert not any(policy.stop_if_unneeded(n) for n in "bcd")
     policy.complete("b", 2.0, 10)  # worse than 0.02: bisect up to 0.015; 0.005 is no longer needed
-    assert policy.unneeded("c") and not policy.unneeded("d")
+    assert policy.stop_if_unneeded("c") and not policy.stop_if_unneeded("d")
     policy.complete("c", 0.1, 10)
     assert policy.trials["c"].status == "stopped"
     assert [s["learning_rate"] for s in policy.learning_rate_path()] == [0.02, 0.01]

@@ -52,7 +52,7 @@ class Driver:
         failed = oldest.layers == 1 and oldest.units == 4  # one stage-1 trial errors: it counts as the worst
         policy.complete(oldest.trial_id, None if failed else score(config), params=oldest.layers * oldest.units)
         for trial in list(policy.trials.values()):
-            policy.unneeded(trial.trial_id)
+            policy.stop_if_unneeded(trial.trial_id)
         return True
 
 
