@@ -23,7 +23,10 @@ __all__ = [
     "TwoStageSearch",
     "UserError",
     "__version__",
+    "api",
+    "explain_config",
     "load",
+    "plan",
     "resume",
     "sweep",
 ]
@@ -34,6 +37,8 @@ _LAZY = {
     "sweep": "hindsight_ray.api",
     "resume": "hindsight_ray.api",
     "load": "hindsight_ray.api",
+    "plan": "hindsight_ray.api",
+    "explain_config": "hindsight_ray.api",
     "SweepResult": "hindsight_ray.api",
     "UserError": "hindsight_ray.core.errors",
     "Interrupted": "hindsight_ray.running.lock_and_signals",
@@ -41,8 +46,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name == "api":
+        return importlib.import_module("hindsight_ray.api")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hindsight_ray' has no attribute {name!r}")

@@ -72,3 +72,9 @@ def test_the_command_prints_and_refuses_unknown_keys_in_one_line(capsys):
 def test_a_bad_value_is_the_sweep_s_error():
     with pytest.raises(UserError, match="lags"):
         api.explain_config(None, ["data.lags=0"], None)
+
+
+def test_the_top_level_package_reaches_the_api_as_the_docs_write_it():
+    import hindsight_ray as hr
+
+    assert hr.api.explain_config is hr.explain_config and hr.plan is api.plan
