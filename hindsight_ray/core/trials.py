@@ -45,8 +45,3 @@ def stopped_early(result: dict[str, Any], epochs: int) -> bool:
     """True when a trial's last result comes before its last epoch: a scheduler or a budget cut it short.
     Results without an ``epoch`` (trainables that do not report one) are taken as complete."""
     return "epoch" in result and int(result["epoch"]) < int(epochs)
-
-
-def counted(state: str, result: dict[str, Any], epochs: int) -> bool:
-    """Whether a trial's score counts: it ran to its last epoch and ended well."""
-    return state == TrialState.TERMINATED and not stopped_early(result, epochs)
