@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,18 @@ def offline_runs(folder: Path) -> list[dict]:
     return runs
 
 
+def finished_runs(folder: Path, count: int, timeout: float = 60) -> list[dict]:
+    """``offline_runs`` once ``count`` runs are written whole (W&B's writer is another process: its last
+    records can land a moment after ``finish()`` returns on a loaded machine)."""
+    deadline = time.time() + timeout
+    while True:
+        runs = offline_runs(folder)
+        whole = len(runs) >= count and all("id" in run and run["exit"] is not None for run in runs)
+        if whole or time.time() > deadline:
+            return runs
+        time.sleep(0.2)
+
+
 def test_artifact_names_keep_to_what_wandb_allows():
     assert artifact_name("airline sweep #2") == "airline-sweep-2-best-model"
 
@@ -112,7 +125,7 @@ def test_a_resumed_sweep_goes_on_in_the_same_runs_and_tunes_loop_never_calls_wan
     resumed.on_trial_complete(0, [], Trial("a"))
     resumed.on_experiment_end([])
     assert not resumed.errors
-    runs = offline_runs(experiment)
+    runs = finished_runs(experiment, 2)
     assert len(runs) == 2 and runs[0]["id"] == runs[1]["id"] == json.loads(
         (experiment / "wandb.json").read_text())["runs"]["a"]
     assert [row["_step"] for row in runs[0]["history"]] == [1, 2] and runs[0]["exit"] == 1  # preempted
@@ -133,8 +146,9 @@ def test_a_sweep_logs_a_run_per_trial_and_the_sweep_with_its_model(local_ray, tm
         "run.callbacks=[wandb]", "run.wandb.project=hr-test",
     ], storage=str(tmp_path), name="tracked", echo=lines.append, report=False)
     experiment = tmp_path / "tracked"
-    runs = offline_runs(experiment)
     trials = pd.read_parquet(experiment / "trials.parquet")
+    # a run per trial, and the sweep's
+    runs = finished_runs(experiment, len(trials) + 1)
     trial_runs = [run for run in runs if run["job_type"] == "trial"]
     assert len(trial_runs) == len(trials) == len(result.trials) and {r["group"] for r in runs} == {"tracked"}
     ids = json.loads((experiment / "wandb.json").read_text())["runs"]
