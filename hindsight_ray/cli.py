@@ -26,11 +26,10 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
-    sweep = commands.add_parser(
-        "sweep", parents=[debug], help="run a sweep (the embedded default when no CONFIG is given)"
-    )
-    sweep.add_argument("config", nargs="?", help="YAML config file; every key has a default")
-    sweep.add_argument(
+    # what a sweep's config is made of: the same for `sweep` and `config`
+    made_of = argparse.ArgumentParser(add_help=False)
+    made_of.add_argument("config", nargs="?", help="YAML config file; every key has a default")
+    made_of.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -38,35 +37,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set search.stage1.units=[8,16] (value parsed as YAML)",
     )
-    sweep.add_argument("--name", help="experiment name (folder under storage)")
-    sweep.add_argument(
+    made_of.add_argument("--name", help="experiment name (folder under storage)")
+    made_of.add_argument(
         "--storage", help="where experiments go: a local path, shared NFS path or s3:// URI"
     )
-    sweep.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
+    made_of.add_argument("--address", help="Ray cluster to use: auto, or ray://host:10001")
+
+    sweep = commands.add_parser(
+        "sweep",
+        parents=[debug, made_of],
+        help="run a sweep (the embedded default when no CONFIG is given)",
+    )
     sweep.add_argument(
         "--dry-run", action="store_true", help="validate and print the plan without training"
     )
     sweep.add_argument(
         "--no-report", action="store_true", help="skip report.md and its plots at the end"
     )
-
-    config = commands.add_parser(
+    commands.add_parser(
         "config",
-        parents=[debug],
+        parents=[debug, made_of],
         help="print the effective config, each value with where it came from (nothing runs)",
     )
-    config.add_argument("config", nargs="?", help="YAML config file; every key has a default")
-    config.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, as for sweep",
-    )
-    config.add_argument("--name", help="experiment name, as for sweep")
-    config.add_argument("--storage", help="where experiments go, as for sweep")
-    config.add_argument("--address", help="Ray cluster to use, as for sweep")
 
     resume = commands.add_parser(
         "resume", parents=[debug], help="continue an interrupted sweep from its experiment dir"
