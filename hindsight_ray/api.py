@@ -50,6 +50,12 @@ class SweepResult:
     experiment_dir: str
     summary: Summary
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # the folder's files (made once from ``experiment_dir``, or handed over by ``load``)
+    experiment: ExperimentStore = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.experiment is None:
+            self.experiment = ExperimentStore(self.experiment_dir)
 
     @property
     def best(self) -> Best | None:
@@ -69,7 +75,7 @@ class SweepResult:
     def predictor(self, backend: str | None = None) -> Predictor:
         """The best model with its preprocessing: raw data in, predictions in the data's terms out; on Keras'
         ``backend`` (default: the one Keras runs on here, else the sweep's)."""
-        return Predictor.load(self.experiment_dir, backend)
+        return Predictor.load(self.experiment, backend)
 
     def __repr__(self) -> str:
         """One line a notebook shows for the result: where, how many trials, the best (not the whole summary)."""
@@ -85,8 +91,7 @@ class SweepResult:
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
-            store = ExperimentStore(self.experiment_dir)
-            self._tables[name] = store.read_table(name)
+            self._tables[name] = self.experiment.read_table(name)
         return self._tables[name]
 
 
@@ -225,7 +230,7 @@ def load(experiment_dir: str | Path) -> SweepResult:
         )
     summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     # the folder given, never the one recorded: a moved or copied experiment reads its own files
-    return SweepResult(store.location, cast(Summary, summary))
+    return SweepResult(store.uri, cast(Summary, summary), experiment=store)
 
 
 def load_campaign(path: str | Path, overrides: list[str] | None = None) -> CampaignConfig:
@@ -247,12 +252,13 @@ def report(experiment_dir: str | Path) -> str:
     report's path. A folder that is no finished experiment, or a damaged one, is one ``UserError``."""
     from hindsight_ray.reporting.report import write_sweep_report
 
-    if not ExperimentStore(str(experiment_dir)).exists(SUMMARY_FILE):
+    store = ExperimentStore(experiment_dir)
+    if not store.exists(SUMMARY_FILE):
         raise UserError(
             f"{experiment_dir}: no {SUMMARY_FILE}; the sweep has not finished (resume it first)"
         )
     try:
-        return write_sweep_report(str(experiment_dir))
+        return write_sweep_report(store)
     except (ValueError, KeyError, TypeError, OSError) as exc:
         # a corrupt summary, a foreign or damaged folder
         detail = str(exc).splitlines()[0][:160] if str(exc) else ""

@@ -116,3 +116,25 @@ def test_a_sweep_logs_a_parent_run_with_nested_trials_and_the_model(local_ray, t
     printed = capsys.readouterr().out + "\n".join(lines)
     assert "View run" not in printed and "mlflow.org" not in printed
     assert sum(line.startswith("mlflow ") for line in lines) == 1, lines
+
+
+def test_callbacks_pickled_with_the_folder_as_a_string_resume_on_the_same_folder(tmp_path):
+    """A sweep started by the version that kept the experiment as a string, resumed by this one: Tune unpickles
+    its callbacks from the old state, and they read and write the same folder."""
+    import pickle
+
+    from hindsight_ray.core.experiment import ExperimentStore
+    from hindsight_ray.running.console import TrialClock
+
+    folder = str(tmp_path / "exp")
+    tracker = MlflowTracker(folder, None, "e", "sweep", {}, {})
+    old_tracker = {k: v for k, v in tracker.__getstate__().items() if k != "store"} | {"experiment_dir": folder}
+    again = MlflowTracker.__new__(MlflowTracker)
+    again.__setstate__(old_tracker)
+    assert again.store == ExperimentStore(folder) and again.errors == []
+    clock = TrialClock.__new__(TrialClock)
+    clock.__setstate__({"experiment_dir": folder, "stamps": None})
+    assert clock.experiment == ExperimentStore(folder)
+    # and this version's own pickles round-trip
+    assert pickle.loads(pickle.dumps(TrialClock(ExperimentStore(folder)))).experiment.uri == folder
+    assert pickle.loads(pickle.dumps(tracker)).store.uri == folder

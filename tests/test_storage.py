@@ -63,3 +63,28 @@ def test_result_files_follow_the_umask_like_rays_own(tmp_path):
         assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(previous)
+
+
+def test_one_experiment_object_is_passed_on_and_pickles_as_its_uri(tmp_path):
+    import pickle
+
+    store = ExperimentStore(str(tmp_path / "exp"))
+    # an entry point given the experiment itself keeps it; given a path, makes one
+    assert ExperimentStore.of(store) is store
+    assert ExperimentStore.of(str(tmp_path / "exp")) == store
+    store.write_json("summary.json", {"a": 1})
+    # Tune pickles its callbacks with the experiment: the URI travels, not a filesystem object
+    state = store.__getstate__()
+    assert state == {"uri": str(tmp_path / "exp")}
+    again = pickle.loads(pickle.dumps(store))
+    assert again == store and again.read_json("summary.json") == {"a": 1} and str(again) == store.uri
+
+
+def test_a_plan_carries_one_experiment_object(tmp_path):
+    from hindsight_ray.config.schema import build_config
+    from hindsight_ray.running.plan import make_plan
+
+    plan = make_plan(build_config({"name": "one", "storage": str(tmp_path)}))
+    assert isinstance(plan.experiment, ExperimentStore)
+    assert plan.experiment.uri == plan.experiment_dir == str(tmp_path / "one")
+    assert plan.location is plan.experiment.where

@@ -22,17 +22,52 @@ __all__ = ["ExperimentLocation", "ExperimentStore", "is_uri"]
 
 
 class ExperimentStore:
-    """Reads and writes the files hindsight-ray adds to Ray's experiment folder.
+    """One experiment folder, made once from what the user gave and passed on as this object from the
+    plan down: where it is (``where``, an :class:`ExperimentLocation`), what a person types to name it
+    (``uri``), and its files, read and written.
 
     Local writes go through a temporary file and a rename, so readers never see half a file;
-    object stores (s3://, gs://) make an object visible only once its upload completes.
+    object stores (s3://, gs://) make an object visible only once its upload completes. Pickled (in Tune's
+    callbacks) as its URI alone: the filesystem is made again where it is unpickled.
     """
 
     def __init__(self, location: str | Path | ExperimentLocation) -> None:
         self.where = ExperimentLocation.parse(location)
-        self.fs, self.root = self.where.fs, self.where.path
+        self.root = self.where.path
         # for messages: what the user types to name it again
         self.location = self.where.uri
+
+    @classmethod
+    def of(cls, given: str | Path | ExperimentLocation | ExperimentStore) -> ExperimentStore:
+        """The experiment a public entry point was given (a path, a URI, or an experiment passed on)."""
+        return given if isinstance(given, ExperimentStore) else cls(given)
+
+    @property
+    def fs(self) -> Any:
+        """The pyarrow filesystem (made on first use)."""
+        return self.where.fs
+
+    @property
+    def name(self) -> str:
+        return self.where.name
+
+    def __str__(self) -> str:
+        return self.where.uri
+
+    def __repr__(self) -> str:
+        return f"ExperimentStore({self.where.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExperimentStore) and other.where == self.where
+
+    def __hash__(self) -> int:
+        return hash(self.where)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"uri": self.where.uri}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["uri"])  # type: ignore[misc]
 
     @property
     def local(self) -> bool:

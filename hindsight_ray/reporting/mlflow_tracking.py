@@ -44,18 +44,19 @@ def flat_items(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any
 class MlflowTracker(QueuedTracker):
     """A Tune callback that logs the sweep to MLflow off Tune's event loop (see the module)."""
 
-    KEEP = ("experiment_dir", "tracking_uri", "experiment", "sweep", "params", "tags")
+    KEEP = ("store", "tracking_uri", "experiment", "sweep", "params", "tags")
 
     def __init__(
         self,
-        experiment_dir: str,
+        folder: str | ExperimentStore,
         tracking_uri: str | None,
         experiment: str,
         sweep: str,
         params: dict[str, Any],
         tags: dict[str, str],
     ) -> None:
-        self.experiment_dir = experiment_dir
+        # the experiment folder (its runs file; the model files the last run logs)
+        self.store = ExperimentStore.of(folder)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.sweep = sweep
@@ -77,7 +78,7 @@ class MlflowTracker(QueuedTracker):
         return client
 
     def _open(self, client: Any) -> None:
-        store = ExperimentStore(self.experiment_dir)
+        store = self.store
         if store.exists(RUNS_FILE):
             # a resumed sweep: the same runs
             self.state = store.read_mapping(RUNS_FILE, "the sweep's MLflow runs")
@@ -103,7 +104,7 @@ class MlflowTracker(QueuedTracker):
         self._save()
 
     def _save(self) -> None:
-        ExperimentStore(self.experiment_dir).write_json(RUNS_FILE, self.state)
+        self.store.write_json(RUNS_FILE, self.state)
 
     def _on_trial(self, client: Any, trial_id: str, config: dict[str, Any]) -> None:
         if trial_id in self.state["runs"]:
@@ -171,7 +172,7 @@ class MlflowTracker(QueuedTracker):
                     for k, v in finite_numbers({k: row.get(k) for k in TRIAL_TIMERS}).items()
                 ]
                 client.log_batch(run_id, metrics=timings, tags=trial_tags)
-        store = ExperimentStore(self.experiment_dir)
+        store = self.store
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="hindsight-mlflow-") as folder:

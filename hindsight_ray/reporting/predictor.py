@@ -31,13 +31,17 @@ class Predictor:
         self.kind = preprocessing.get("kind")
 
     @classmethod
-    def load(cls, experiment_dir: str | Path, backend: str | None = None) -> Predictor:
+    def load(
+        cls, experiment: str | Path | ExperimentStore, backend: str | None = None
+    ) -> Predictor:
         """The predictor of a finished experiment (``best_model.keras`` + ``preprocessing.json``), on Keras'
         ``backend``: by default the one Keras already runs on in this process, else the sweep's own (a
         ``.keras`` file loads on any of them). Only that backend's framework is imported."""
         import tempfile
 
-        store = ExperimentStore(str(experiment_dir))
+        store = ExperimentStore.of(experiment)
+        # as the user named it, in messages
+        experiment_dir = str(experiment)
         for name in (BEST_MODEL_FILE, PREPROCESSING_FILE):
             if not store.exists(name):
                 raise UserError(

@@ -17,6 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.trials import FOLDED_KEY, epoch_row
 
 _STOP = object()
@@ -101,6 +102,9 @@ class QueuedTracker(Callback):
         return {k: self.__dict__[k] for k in self.KEEP}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "experiment_dir" in state:
+            # pickled by a version that kept the folder as a string
+            state = {**state, "store": ExperimentStore(state.pop("experiment_dir"))}
         self.__dict__.update(state)
         self._reset()
 

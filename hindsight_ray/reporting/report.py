@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import (
     EPOCHS_FILE,
     PREDICTIONS_FILE,
@@ -409,9 +409,9 @@ def _star(axis: Any, x: Any, y: Any, label: str, size: int = 120) -> None:
     axis.scatter(x, y, s=size, marker="*", color="gold", edgecolor="black", zorder=4, label=label)
 
 
-def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
+def write_sweep_report(experiment: str | ExperimentStore) -> str:
     """Write ``report.md`` and its plots beside a finished sweep's tables; returns the report's path."""
-    store = ExperimentStore(experiment_dir)
+    store = ExperimentStore.of(experiment)
     summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     trials, epochs = store.read_table(TRIALS_FILE), store.read_table(EPOCHS_FILE)
     metric = summary["metric"]
@@ -484,7 +484,7 @@ def write_sweep_report(experiment_dir: str | ExperimentLocation) -> str:
 
 # -- a campaign ----------------------------------------------------------------------------
 def write_campaign_report(
-    folder: str | ExperimentLocation,
+    folder: str | ExperimentStore,
     table: pd.DataFrame,
     curves: dict[tuple[str, str, str, int], pd.DataFrame],
     metric: str,
@@ -492,7 +492,7 @@ def write_campaign_report(
     header: list[str],
 ) -> str:
     """``report.md`` for a campaign: a table of final scores and costs, and anytime curves per dataset."""
-    store = ExperimentStore(folder)
+    store = ExperimentStore.of(folder)
     if "budget_row" not in table:
         table = table.assign(budget_row="")
     rows = list(dict.fromkeys(table.budget_row))

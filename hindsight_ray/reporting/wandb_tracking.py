@@ -33,12 +33,12 @@ def artifact_name(sweep: str) -> str:
 class WandbTracker(QueuedTracker):
     """A Tune callback that logs the sweep to W&B off Tune's event loop (see the module)."""
 
-    KEEP = ("experiment_dir", "run_dir", "project", "entity", "mode", "sweep", "config")
+    KEEP = ("store", "run_dir", "project", "entity", "mode", "sweep", "config")
     label = "W&B"
 
     def __init__(
         self,
-        experiment_dir: str,
+        folder: str | ExperimentStore,
         run_dir: str | None,
         project: str,
         entity: str | None,
@@ -46,7 +46,8 @@ class WandbTracker(QueuedTracker):
         sweep: str,
         config: dict[str, Any],
     ) -> None:
-        self.experiment_dir = experiment_dir
+        # the experiment folder (its runs file; the model files the last run logs)
+        self.store = ExperimentStore.of(folder)
         self.run_dir = run_dir
         self.project = project
         self.entity = entity
@@ -64,7 +65,7 @@ class WandbTracker(QueuedTracker):
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        store = ExperimentStore(self.experiment_dir)
+        store = self.store
         found = (
             store.read_mapping(RUNS_FILE, "the sweep's W&B runs") if store.exists(RUNS_FILE) else {}
         )
@@ -91,7 +92,7 @@ class WandbTracker(QueuedTracker):
         )
 
     def _save(self) -> None:
-        ExperimentStore(self.experiment_dir).write_json(RUNS_FILE, self.state)
+        self.store.write_json(RUNS_FILE, self.state)
 
     def _on_trial(self, wandb: Any, trial_id: str, config: dict[str, Any]) -> None:
         if trial_id in self._active:
@@ -155,7 +156,7 @@ class WandbTracker(QueuedTracker):
                 if table[column].dtype == object:
                     table[column] = table[column].map(lambda v: v if v is None else str(v))
             run.log({"trials": wandb.Table(dataframe=table)})
-        store = ExperimentStore(self.experiment_dir)
+        store = self.store
         artifact = wandb.Artifact(
             artifact_name(self.sweep), type="model", metadata={"best_trial": best}
         )

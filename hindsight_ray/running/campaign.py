@@ -12,7 +12,7 @@ import pandas as pd
 
 from hindsight_ray.config.campaign import CampaignConfig
 from hindsight_ray.config.schema import build_config
-from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import CAMPAIGN_FILE, SUMMARY_FILE, TRIALS_FILE
 from hindsight_ray.core.objective import Objective
 from hindsight_ray.reporting.report import anytime, seconds_to_within, write_campaign_report
@@ -20,10 +20,9 @@ from hindsight_ray.reporting.tables import parquet_bytes
 
 
 def cell_row(
-    experiment_dir: str | ExperimentLocation, dataset: str, strategy: str, seed: int
+    store: ExperimentStore, dataset: str, strategy: str, seed: int
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """One row of campaign.parquet from a finished sweep, and its anytime curve."""
-    store = ExperimentStore(experiment_dir)
     summary = store.read_mapping(SUMMARY_FILE, "a sweep summary")
     trials = store.read_table(TRIALS_FILE)
     metric, mode = summary["metric"], summary["mode"]
@@ -53,26 +52,26 @@ def cell_row(
         "trials": summary["trials_run"],
         "to_within_1pct_s": seconds_to_within(curve, final, mode),
         **baselines,
-        "experiment": str(experiment_dir),
+        "experiment": store.uri,
     }, curve
 
 
-def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> ExperimentLocation:
-    """Run (or resume, or keep) one campaign cell; its experiment dir."""
+def _run_cell(config: Any, label: str, echo: Callable[[str], None]) -> ExperimentStore:
+    """Run (or resume, or keep) one campaign cell; its experiment."""
     from hindsight_ray.running.plan import make_plan
     from hindsight_ray.running.runner import resume_sweep, run_sweep
 
     plan = make_plan(config)
-    cell = ExperimentStore(plan.location)
+    cell = plan.experiment
     if cell.exists(SUMMARY_FILE):
         echo(f"campaign: {label}: finished before, kept")
     elif cell.exists():
         echo(f"campaign: {label}: resuming")
-        resume_sweep(plan.location, echo=lambda line: None)
+        resume_sweep(cell.where, echo=lambda line: None)
     else:
         echo(f"campaign: {label}: running")
         run_sweep(config, echo=lambda line: None)
-    return plan.location
+    return cell
 
 
 def run_campaign(campaign: CampaignConfig, echo: Callable[[str], None] = print) -> pd.DataFrame:
@@ -134,7 +133,7 @@ def run_campaign(campaign: CampaignConfig, echo: Callable[[str], None] = print) 
         f"Metric: `{metric}` ({mode}). `to_within_1pct_s`: trial-seconds until the best-so-far came within "
         "1% of that sweep's final best.",
     ]
-    write_campaign_report(folder, table, curves, metric, mode, header)
+    write_campaign_report(store, table, curves, metric, mode, header)
     echo(f"campaign: results in {store.path(CAMPAIGN_FILE)} and {store.path('report.md')}")
     return table
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune import Callback, ProgressReporter
 
-from hindsight_ray.core.experiment import ExperimentLocation, ExperimentStore
+from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import QUEUE_FILE
 from hindsight_ray.core.objective import Objective
 from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines
@@ -34,20 +34,20 @@ class NoTuneReporter(ProgressReporter):
 class TrialClock(Callback):
     """Records the moment the driver first sees each trial (queued) in ``queued_at.json``."""
 
-    def __init__(self, experiment_dir: str | ExperimentLocation) -> None:
-        self.experiment_dir = experiment_dir
+    def __init__(self, experiment: ExperimentStore) -> None:
+        self.experiment = experiment
         self.stamps: dict[str, float] | None = None
 
     def _stamp(self, trials: list[Any]) -> None:
         if self.stamps is None:
             # first use, or first use after Tune unpickled us on resume
-            self.stamps = read_queue_times(self.experiment_dir)
+            self.stamps = read_queue_times(self.experiment)
         fresh = [t.trial_id for t in trials if t.trial_id not in self.stamps]
         if not fresh:
             return
         now = time.time()
         self.stamps.update({trial_id: now for trial_id in fresh})
-        ExperimentStore(self.experiment_dir).write_json(QUEUE_FILE, self.stamps)
+        self.experiment.write_json(QUEUE_FILE, self.stamps)
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._stamp(trials)
@@ -56,12 +56,16 @@ class TrialClock(Callback):
         self._stamp(trials)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment_dir": self.experiment_dir, "stamps": None}
+        return {"experiment": self.experiment, "stamps": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickled by a version that kept the folder as a string: the same folder
+        self.experiment = ExperimentStore.of(state.get("experiment") or state["experiment_dir"])
+        self.stamps = None
 
 
-def read_queue_times(experiment_dir: str | ExperimentLocation) -> dict[str, float]:
+def read_queue_times(store: ExperimentStore) -> dict[str, float]:
     """trial_id -> the first time the driver saw it, kept across resumes."""
-    store = ExperimentStore(experiment_dir)
     return store.read_json(QUEUE_FILE) if store.exists(QUEUE_FILE) else {}
 
 

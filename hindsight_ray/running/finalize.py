@@ -17,7 +17,6 @@ from hindsight_ray.core import layout
 from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY, SEARCHER_PREFIX, STATE_PREFIXES
-from hindsight_ray.core.location import ExperimentLocation
 from hindsight_ray.core.objective import Objective, is_better
 from hindsight_ray.core.trials import TrialState
 from hindsight_ray.data import Prepared
@@ -63,11 +62,11 @@ def set_aside_damaged_state(store: ExperimentStore) -> list[str]:
     return damaged
 
 
-def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
+def load_outcomes(store: ExperimentStore) -> list[tables.TrialOutcome]:
     """Every trial of an experiment, as Ray recorded it (read through the experiment's own filesystem)."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(location.path, storage_filesystem=location.fs)
+    analysis = ExperimentAnalysis(store.root, storage_filesystem=store.fs)
     frames = analysis.trial_dataframes
     outcomes = []
     for trial in analysis.trials:
@@ -97,7 +96,7 @@ def load_outcomes(location: ExperimentLocation) -> list[tables.TrialOutcome]:
 def evaluate_on_test(
     prepared: Prepared,
     checkpoint_path: str,
-    location: ExperimentLocation,
+    store: ExperimentStore,
     worker: bool = True,
     beside: dict[str, np.ndarray] | None = None,
     members: Sequence[str] = (),
@@ -123,7 +122,7 @@ def evaluate_on_test(
     models = []
     for path in [checkpoint_path, *members]:
         try:
-            with Checkpoint(path, filesystem=location.fs).as_directory() as folder:
+            with Checkpoint(path, filesystem=store.fs).as_directory() as folder:
                 # the scored (best) epoch's weights, not merely the last
                 models.append(load_scored_model(folder))
         except Exception as exc:
@@ -144,7 +143,6 @@ def evaluate_on_test(
     model = models[0] if len(models) == 1 else averaged_model(models, prepared.x_test.shape[1:])
     predicted = predict(model, prepared.x_test)
     scores = {f"test_{k}": v for k, v in prepared.scores("test", predicted).items()}
-    store = ExperimentStore(location)
     if prepared.task == "regression":
         # first target, first step: enough to plot against the truth
         frame = pd.DataFrame(
@@ -358,8 +356,8 @@ def finalize(
     from hindsight_ray.running.console import read_queue_times
 
     experiment = store.uri
-    outcomes = load_outcomes(store.where)
-    trials, best_id = score_trials(config, outcomes, policy, read_queue_times(store.where))
+    outcomes = load_outcomes(store)
+    trials, best_id = score_trials(config, outcomes, policy, read_queue_times(store))
     baselines, forecasts = all_baselines(prepared)
     summary = summarize(config, experiment, trials, policy, prepared.info, baselines)
     if best_id is not None:
@@ -382,7 +380,7 @@ def finalize(
             warm_backend(name)
             join_warming()
             test = evaluate_on_test(
-                prepared, row.checkpoint_path, store.where, worker=False, beside=forecasts, **choice
+                prepared, row.checkpoint_path, store, worker=False, beside=forecasts, **choice
             )
         else:
             # a cluster, or Keras here already on another backend (a second sweep in one Python session)
@@ -393,7 +391,7 @@ def finalize(
             data = ray.put(prepared) if data_ref is None else data_ref
             evaluate = ray.remote(**options)(evaluate_on_test)
             test = ray.get(
-                evaluate.remote(data, row.checkpoint_path, store.where, beside=forecasts, **choice)
+                evaluate.remote(data, row.checkpoint_path, store, beside=forecasts, **choice)
             )
         if "error" in test:
             raise UserError(test["error"])

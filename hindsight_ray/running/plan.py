@@ -29,7 +29,12 @@ class Plan:
     stage2_trials: int
     stage1_epochs: int
     stage2_epochs: int
-    location: ExperimentLocation = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+    # the one experiment object the run passes on (its folder, its files)
+    experiment: ExperimentStore = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def location(self) -> ExperimentLocation:
+        return self.experiment.where
 
     @property
     def trial_epochs(self) -> int:
@@ -48,7 +53,7 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
         name=name,
         storage=storage.uri,
         experiment_dir=location.uri,
-        location=location,
+        experiment=ExperimentStore(location),
         stage1_trials=len(stage1.layers) * len(stage1.units),
         stage2_trials=stage2_iterations(config.search.stage2.max_iterations),
         stage1_epochs=stage1.epochs,
@@ -72,7 +77,7 @@ def check_storage(plan: Plan) -> None:
     if not plan.location.local:
         plan.location.check_reachable()
         try:
-            taken = ExperimentStore(plan.location).exists()
+            taken = plan.experiment.exists()
         except (OSError, ValueError) as exc:
             raise UserError(f"storage {plan.storage}: {str(exc).splitlines()[0]}") from None
         if taken:

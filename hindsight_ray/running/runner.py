@@ -166,7 +166,7 @@ def _record_config(
     if model_builder is not None:
         # a Python function: resume needs it passed again
         recorded[BUILDER_KEY] = f"{model_builder.__module__}:{model_builder.__qualname__}"
-    ExperimentStore(plan.location).write_json(CONFIG_FILE, recorded)
+    plan.experiment.write_json(CONFIG_FILE, recorded)
 
 
 def _announce(
@@ -206,7 +206,7 @@ def resume_sweep(
         name=location.name,
         storage=location.parent.uri,
         experiment_dir=experiment,
-        location=location,
+        experiment=store,
     )
     if store.exists(layout.SUMMARY_FILE):
         # finished: read only, not even the lock is touched
@@ -349,16 +349,16 @@ def config_callbacks(config: SweepConfig, plan: Plan) -> list[Any]:
             raise UserError(
                 f"run.callbacks {name} needs {name}: pip install 'hindsight-ray[{name}]'"
             )
-    return [TRACKERS[name](config, plan.experiment_dir, plan.name) for name in config.run.callbacks]
+    return [TRACKERS[name](config, plan.experiment, plan.name) for name in config.run.callbacks]
 
 
-def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
+def mlflow_tracker(config: SweepConfig, experiment: ExperimentStore, name: str) -> Any:
     """The sweep's :class:`~hindsight_ray.reporting.mlflow_tracking.MlflowTracker` (its runs are found again
     from the experiment folder, so one made for a resume logs into the same runs)."""
     from hindsight_ray.reporting.mlflow_tracking import MlflowTracker, flat_items
 
     return MlflowTracker(
-        experiment_dir,
+        experiment,
         config.run.mlflow.tracking_uri,
         config.run.mlflow.experiment or name,
         name,
@@ -370,17 +370,17 @@ def mlflow_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
     )
 
 
-def wandb_tracker(config: SweepConfig, experiment_dir: str, name: str) -> Any:
+def wandb_tracker(config: SweepConfig, experiment: ExperimentStore, name: str) -> Any:
     """The sweep's :class:`~hindsight_ray.reporting.wandb_tracking.WandbTracker` (runs found again from the
     experiment folder); W&B keeps its runs in the experiment folder when that is on this machine."""
     from hindsight_ray.reporting.wandb_tracking import WandbTracker
 
     settings = config.run.wandb
-    where = ExperimentLocation.parse(experiment_dir)
+    where = experiment.where
     # W&B writes <run_dir>/wandb
     run_dir = settings.dir or (where.path if where.local else None)
     return WandbTracker(
-        experiment_dir,
+        experiment,
         run_dir,
         settings.project,
         settings.entity,
@@ -540,7 +540,7 @@ def _new_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
             progress_reporter=NoTuneReporter(),
             callbacks=[
-                TrialClock(plan.location),
+                TrialClock(plan.experiment),
                 DiskWatch(plan.experiment_dir),
                 console,
                 progress,
@@ -653,10 +653,10 @@ def _fit(
     finally:
         # WarmBackend's import, begun at the first trial result
         join_warming()
-    store = ExperimentStore(plan.location)
+    store = plan.experiment
     policy = load_policy(store) if config.search.strategy == "two_stage" else None
     summary = finalize(config, store, prepared, None if local else setup.data.ref, policy)
-    return _Finishing(config, plan.location, summary, echo, began, report)
+    return _Finishing(config, store, summary, echo, began, report)
 
 
 def disk_full_message(exc: BaseException) -> str | None:
@@ -710,7 +710,7 @@ class _Finishing:
     def __init__(
         self,
         config: SweepConfig,
-        experiment: ExperimentLocation,
+        experiment: ExperimentStore,
         summary: Summary,
         echo: Printer,
         began: float,
@@ -737,8 +737,8 @@ class _Finishing:
     def _finish_mlflow(self) -> None:
         """The sweep's scores, best trial and exported model on its MLflow parent run: one line, and one per
         error (the sweep's own results are written already)."""
-        store = ExperimentStore(self.experiment)
-        tracker = mlflow_tracker(self.config, self.experiment.uri, self.experiment.name)
+        store = self.experiment
+        tracker = mlflow_tracker(self.config, store, store.name)
         errors = tracker.finish(dict(self.summary), store.read_table(layout.TRIALS_FILE))
         state = tracker.state or {}
         self.echo(
@@ -751,8 +751,8 @@ class _Finishing:
     def _finish_wandb(self) -> None:
         """The sweep's run in its W&B group (scores, the trials' table, the model artifact): one line, and one
         per error."""
-        store = ExperimentStore(self.experiment)
-        tracker = wandb_tracker(self.config, self.experiment.uri, self.experiment.name)
+        store = self.experiment
+        tracker = wandb_tracker(self.config, store, store.name)
         errors = tracker.finish(dict(self.summary), store.read_table(layout.TRIALS_FILE))
         where = f"project {tracker.project!r}, group {tracker.sweep!r}"
         if tracker.mode == "offline":
@@ -771,7 +771,7 @@ class _Finishing:
         )
         if written:
             self.echo(f"report      {written} (and report.html)")
-        self.echo(tensorboard_hint(self.experiment))
+        self.echo(tensorboard_hint(self.experiment.where))
         if "mlflow" in self.config.run.callbacks:
             self._finish_mlflow()
         if "wandb" in self.config.run.callbacks:
