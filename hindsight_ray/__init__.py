@@ -15,6 +15,11 @@ from typing import Any
 warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
 
+# an experiment begun before the layered layout resumes: its pickles name the old modules
+from hindsight_ray import _moved  # noqa: E402
+
+_moved.install()
+
 __version__ = "0.1.0"
 __all__ = [
     "Interrupted",
