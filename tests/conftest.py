@@ -57,10 +57,11 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference(tmp_path_factory):
-    """The decisions of the default fault-test sweep run once without interruption, per module that asks:
-    what every interrupted and resumed sweep of tests/faults.py must reach."""
+    """The decisions of the default fault-test sweep run once without interruption, once per test run (the
+    three fault-test modules share it): what every interrupted and resumed sweep of tests/faults.py must
+    reach."""
     from tests.faults import uninterrupted_decisions
 
     return uninterrupted_decisions(tmp_path_factory)
