@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -24,13 +24,17 @@ class Plan:
 
     name: str
     storage: str
-    experiment_dir: str
+    # the one experiment object the run passes on (its folder, its files)
+    experiment: ExperimentStore
     stage1_trials: int
     stage2_trials: int
     stage1_epochs: int
     stage2_epochs: int
-    # the one experiment object the run passes on (its folder, its files)
-    experiment: ExperimentStore = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def experiment_dir(self) -> str:
+        """The experiment folder as a person types it."""
+        return self.experiment.uri
 
     @property
     def location(self) -> ExperimentLocation:
@@ -52,7 +56,6 @@ def make_plan(config: SweepConfig, now: datetime | None = None) -> Plan:
     return Plan(
         name=name,
         storage=storage.uri,
-        experiment_dir=location.uri,
         experiment=ExperimentStore(location),
         stage1_trials=len(stage1.layers) * len(stage1.units),
         stage2_trials=stage2_iterations(config.search.stage2.max_iterations),

@@ -205,7 +205,6 @@ def resume_sweep(
         make_plan(config),
         name=location.name,
         storage=location.parent.uri,
-        experiment_dir=experiment,
         experiment=store,
     )
     if store.exists(layout.SUMMARY_FILE):
