@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, ProgressReporter
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import QUEUE_FILE
@@ -167,3 +169,30 @@ class WarmBackend(Callback):
 
 # its name in the Tuner pickles of experiments begun before model.backend
 WarmTensorFlow = WarmBackend
+
+
+class _KeepsDriverCopy:
+    """Ray's result loggers, when a trial starts again after a failure, copy its file from storage over the
+    driver's own copy. The storage copy is only as new as the last sync of the driver's files, so the lines
+    logged since were lost: a trial moved off a removed node lost epochs 9-10 from ``result.json`` (and from
+    the trials table built from it). The driver's copy is kept when it is at least as long; the storage copy
+    still comes when the driver has none (a resume in a new Ray session) or an older one."""
+
+    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+        local = Path(trial.local_path, file_name)
+        remote = f"{trial.storage.trial_fs_path.rstrip('/')}/{file_name}"
+        try:
+            info = trial.storage.storage_filesystem.get_file_info(remote)
+            kept = local.is_file() and (info.size is None or local.stat().st_size >= info.size)
+        except OSError:
+            kept = local.is_file()
+        if not kept:
+            super()._restore_from_remote(file_name, trial)  # type: ignore[misc]
+
+
+class ResultJsonLogger(_KeepsDriverCopy, JsonLoggerCallback):
+    """Tune's ``result.json`` logger, keeping a restarted trial's lines (see :class:`_KeepsDriverCopy`)."""
+
+
+class ProgressCsvLogger(_KeepsDriverCopy, CSVLoggerCallback):
+    """Tune's ``progress.csv`` logger, keeping a restarted trial's lines (see :class:`_KeepsDriverCopy`)."""

@@ -484,6 +484,8 @@ def _new_tuner(
         DiskWatch,
         NoTuneReporter,
         Progress,
+        ProgressCsvLogger,
+        ResultJsonLogger,
         StageConsole,
         TrialClock,
         WarmBackend,
@@ -539,6 +541,9 @@ def _new_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=config.run.keep_checkpoints),
             progress_reporter=NoTuneReporter(),
             callbacks=[
+                # Ray's own result.json and progress.csv loggers, keeping a restarted trial's lines
+                ResultJsonLogger(),
+                ProgressCsvLogger(),
                 TrialClock(plan.experiment),
                 DiskWatch(plan.experiment_dir),
                 console,
