@@ -22,7 +22,6 @@ EPOCHS = 8
 def fails_once(config: dict) -> None:
     """Reports epochs 1..8, a checkpoint every 2; the first time through it dies after epoch 6."""
     import tempfile
-    import time
 
     from ray import tune
 
