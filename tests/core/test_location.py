@@ -63,3 +63,23 @@ def test_no_credentials_for_a_custom_endpoint_is_refused(monkeypatch, tmp_path):
         location = ExperimentLocation.parse(f"s3://bucket/p?endpoint_override=127.0.0.1:{port}&scheme=http")
         with pytest.raises(UserError, match="no AWS credentials found"):
             location.check_reachable()
+
+
+def test_object_store_filesystems_are_freed_before_pyarrow_finalizes_s3_at_exit():
+    """pyarrow shuts S3 down at exit (an atexit handler from ``import pyarrow.fs``); an S3 filesystem alive then
+    aborted ``hr.load(s3 URI)`` now and again (exit 134). A handler registered where pyarrow's is sees none held."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, pyarrow.fs\n"
+        "from hindsight_ray.core.location import ExperimentLocation\n"
+        "held = []\n"
+        "atexit.register(lambda: print('held at pyarrow finalize:', [l.filesystem is not None for l in held]))\n"
+        "base = ExperimentLocation.parse('s3://bucket/p?endpoint_override=127.0.0.1:5077&scheme=http&region=us-east-1')\n"
+        "held += [base, base.join('exp'), base.join('exp').parent]\n"
+        "print([l.fs.type_name for l in held])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["['s3', 's3', 's3']", "held at pyarrow finalize: [False, False, False]"]
