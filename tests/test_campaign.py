@@ -83,7 +83,8 @@ def test_campaign_runs_every_strategy_on_an_equal_budget_and_reruns_nothing(tmp_
     report = (folder / "report.md").read_text()
     assert "| dataset | strategy |" in report and (folder / "anytime_airline.png").stat().st_size > 1000
     assert {"baseline_persistence", "baseline_seasonal_naive", "baseline_sarima", "baseline_ets"} <= set(table.columns)
-    assert table.baseline_sarima.round(2).eq(15.69).all()  # one model for every strategy's same test windows
+    # one model for every strategy's same test windows (15.696 with statsmodels 0.15.0; earlier installs rounded to 15.69)
+    assert table.baseline_sarima.nunique() == 1 and table.baseline_sarima.iloc[0] == pytest.approx(15.69, abs=0.05)
     assert "| dataset | persistence | seasonal naive | sarima | ets | best strategy (mean test) |" in report
     sweep_report = (folder / "airline-two_stage-s0" / "report.md").read_text()
     assert "stage1_heatmap.png" in sweep_report and (folder / "airline-two_stage-s0" / "timeline.png").exists()
