@@ -7,7 +7,6 @@ choice with no ERROR trial (also when the snapshot names a checkpoint that was p
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from tests.faults import SETTINGS, decisions, session_processes, wait_for
@@ -128,7 +128,7 @@ def test_a_sweep_on_s3_finalizes_there(s3, finished):
     assert {"trials.parquet", "epochs.parquet", "summary.json", "best_model.keras", "config.json"} <= names
     summary = json.loads(read_s3(s3, f"{finished['experiment']}/summary.json"))
     assert summary["experiment_dir"] == uri(s3, finished["experiment"])  # the name in the path, the query last
-    trials = pd.read_parquet(io.BytesIO(read_s3(s3, f"{finished['experiment']}/trials.parquet")))
+    trials = pd.read_parquet(pa.BufferReader(read_s3(s3, f"{finished['experiment']}/trials.parquet")))
     assert len(trials) == 7 and set(trials.status) == {"TERMINATED"}
     assert trials.checkpoint_path.str.startswith(f"{BUCKET}/{finished['experiment']}/").all()
 
@@ -207,7 +207,7 @@ def test_sigkill_in_stage1_then_resume_from_the_uri_decides_the_same(s3, finishe
     code, output = run(s3, "resume", uri(s3, experiment), cwd=tmp_path)
     assert code == 0, output[-3000:]
     assert "repaired" in output and Path(pruned).name in output, output[-3000:]
-    trials = pd.read_parquet(io.BytesIO(read_s3(s3, f"{experiment}/trials.parquet")))
+    trials = pd.read_parquet(pa.BufferReader(read_s3(s3, f"{experiment}/trials.parquet")))
     assert "ERROR" not in set(trials.status), trials[["trial_id", "status"]]
     assert s3_decisions(s3, experiment, tmp_path) == finished["decisions"]
 
@@ -226,7 +226,7 @@ def test_a_campaign_runs_on_s3(s3, tmp_path):
     path.write_text(yaml.safe_dump(campaign))
     code, output = run(s3, "campaign", str(path), cwd=tmp_path)
     assert code == 0, output[-3000:]
-    table = pd.read_parquet(io.BytesIO(read_s3(s3, "campaigns/tiny/campaign.parquet")))
+    table = pd.read_parquet(pa.BufferReader(read_s3(s3, "campaigns/tiny/campaign.parquet")))
     assert sorted(table.strategy) == ["random", "two_stage"]
     assert table.experiment.str.startswith(f"s3://{BUCKET}/campaigns/").all()
     assert table.experiment.str.endswith(f"?{s3['query']}").all()

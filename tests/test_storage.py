@@ -88,3 +88,34 @@ def test_a_plan_carries_one_experiment_object(tmp_path):
     assert isinstance(plan.experiment, ExperimentStore)
     assert plan.experiment.uri == plan.experiment_dir == str(tmp_path / "one")
     assert plan.location is plan.experiment.where
+
+
+def test_tables_round_trip_through_arrow_buffers_never_a_python_file(tmp_path, monkeypatch):
+    """A parquet read from a Python file object (``io.BytesIO``) leaves Arrow's threads closing it after the
+    read returns; at interpreter exit that aborts the process (apache/arrow#33975, seen as ``hr.load`` of an
+    s3 URI exiting -6 after printing its answer). Reads and writes hand pyarrow its own buffers."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hindsight_ray.reporting.tables import parquet_bytes
+
+    sources: list[object] = []
+    real_read, real_write = pq.read_table, pq.write_table
+
+    def read_table(source, *args, **kwargs):
+        sources.append(source)
+        return real_read(source, *args, **kwargs)
+
+    def write_table(table, where, *args, **kwargs):
+        sources.append(where)
+        return real_write(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", read_table)
+    monkeypatch.setattr(pq, "write_table", write_table)
+    frame = pd.DataFrame({"trial_id": ["a", "b"], "val_loss": [0.5, 0.25]})
+    store = ExperimentStore(str(tmp_path))
+    store.write_bytes("trials.parquet", parquet_bytes(frame))
+    pd.testing.assert_frame_equal(store.read_table("trials.parquet"), frame)
+    assert len(sources) == 2
+    assert all(isinstance(source, pa.NativeFile) for source in sources), sources

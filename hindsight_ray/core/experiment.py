@@ -108,9 +108,12 @@ class ExperimentStore:
         return value
 
     def read_table(self, name: str) -> pd.DataFrame:
-        """A Parquet table the tool wrote; a truncated or foreign file is one ``UserError`` naming it."""
-        import io
+        """A Parquet table the tool wrote; a truncated or foreign file is one ``UserError`` naming it.
 
+        Read from an Arrow buffer, never a Python file object: a parquet read from ``io.BytesIO`` leaves
+        Arrow's threads closing the Python file after it returns, which takes the GIL and aborts the
+        interpreter when that happens at exit (apache/arrow#33975; ``hr.load`` of an s3 URI aborted with
+        "terminate called without an active exception" after printing its answer)."""
         import pandas as pd
         import pyarrow as pa
 
@@ -119,7 +122,7 @@ class ExperimentStore:
                 f"{self.path(name)} is missing; the sweep has not finished (resume it first)"
             )
         try:
-            return pd.read_parquet(io.BytesIO(self.read_bytes(name)))
+            return pd.read_parquet(pa.BufferReader(self.read_bytes(name)))
         except (pa.ArrowException, OSError, ValueError) as exc:
             reason = (
                 str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__

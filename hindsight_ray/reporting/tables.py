@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -138,10 +137,13 @@ class TrialOutcome:
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """A table as the bytes of a Parquet file."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    """A table as the bytes of a Parquet file (written to an Arrow buffer: no Python file object for Arrow's
+    threads to call back into, see ``ExperimentStore.read_table``)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    frame.to_parquet(sink, index=False)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def trials_table(
