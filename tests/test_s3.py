@@ -99,6 +99,12 @@ def read_s3(s3: dict, path: str) -> bytes:
         return handle.read()
 
 
+def read_s3_table(s3: dict, path: str) -> pd.DataFrame:
+    """A parquet table on s3, read from Arrow's memory (see ``ExperimentStore.read_table``)."""
+    with filesystem(s3).open_input_stream(f"{BUCKET}/{path}") as handle:
+        return pd.read_parquet(pa.BufferReader(handle.read_buffer()))
+
+
 def s3_decisions(s3: dict, experiment: str, tmp_path: Path) -> dict:
     local = tmp_path / f"summary-of-{experiment.replace('/', '-')}"
     local.mkdir()
@@ -128,7 +134,7 @@ def test_a_sweep_on_s3_finalizes_there(s3, finished):
     assert {"trials.parquet", "epochs.parquet", "summary.json", "best_model.keras", "config.json"} <= names
     summary = json.loads(read_s3(s3, f"{finished['experiment']}/summary.json"))
     assert summary["experiment_dir"] == uri(s3, finished["experiment"])  # the name in the path, the query last
-    trials = pd.read_parquet(pa.BufferReader(read_s3(s3, f"{finished['experiment']}/trials.parquet")))
+    trials = read_s3_table(s3, f"{finished['experiment']}/trials.parquet")
     assert len(trials) == 7 and set(trials.status) == {"TERMINATED"}
     assert trials.checkpoint_path.str.startswith(f"{BUCKET}/{finished['experiment']}/").all()
 
@@ -207,7 +213,7 @@ def test_sigkill_in_stage1_then_resume_from_the_uri_decides_the_same(s3, finishe
     code, output = run(s3, "resume", uri(s3, experiment), cwd=tmp_path)
     assert code == 0, output[-3000:]
     assert "repaired" in output and Path(pruned).name in output, output[-3000:]
-    trials = pd.read_parquet(pa.BufferReader(read_s3(s3, f"{experiment}/trials.parquet")))
+    trials = read_s3_table(s3, f"{experiment}/trials.parquet")
     assert "ERROR" not in set(trials.status), trials[["trial_id", "status"]]
     assert s3_decisions(s3, experiment, tmp_path) == finished["decisions"]
 
@@ -226,7 +232,7 @@ def test_a_campaign_runs_on_s3(s3, tmp_path):
     path.write_text(yaml.safe_dump(campaign))
     code, output = run(s3, "campaign", str(path), cwd=tmp_path)
     assert code == 0, output[-3000:]
-    table = pd.read_parquet(pa.BufferReader(read_s3(s3, "campaigns/tiny/campaign.parquet")))
+    table = read_s3_table(s3, "campaigns/tiny/campaign.parquet")
     assert sorted(table.strategy) == ["random", "two_stage"]
     assert table.experiment.str.startswith(f"s3://{BUCKET}/campaigns/").all()
     assert table.experiment.str.endswith(f"?{s3['query']}").all()

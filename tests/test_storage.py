@@ -93,7 +93,8 @@ def test_a_plan_carries_one_experiment_object(tmp_path):
 def test_tables_round_trip_through_arrow_buffers_never_a_python_file(tmp_path, monkeypatch):
     """A parquet read from a Python file object (``io.BytesIO``) leaves Arrow's threads closing it after the
     read returns; at interpreter exit that aborts the process (apache/arrow#33975, seen as ``hr.load`` of an
-    s3 URI exiting -6 after printing its answer). Reads and writes hand pyarrow its own buffers."""
+    s3 URI exiting -6 after printing its answer). Reads and writes hand pyarrow Arrow streams over Arrow's
+    own memory."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -119,3 +120,4 @@ def test_tables_round_trip_through_arrow_buffers_never_a_python_file(tmp_path, m
     pd.testing.assert_frame_equal(store.read_table("trials.parquet"), frame)
     assert len(sources) == 2
     assert all(isinstance(source, pa.NativeFile) for source in sources), sources
+    assert isinstance(store.read_buffer("trials.parquet"), pa.Buffer)

@@ -90,6 +90,11 @@ class ExperimentStore:
         with self.fs.open_input_stream(f"{self.root}/{name}") as handle:
             return handle.read()
 
+    def read_buffer(self, name: str) -> Any:
+        """A file's bytes in Arrow's own memory (a ``pyarrow.Buffer`` no Python object backs)."""
+        with self.fs.open_input_stream(f"{self.root}/{name}") as handle:
+            return handle.read_buffer()
+
     def read_text(self, name: str) -> str:
         return self.read_bytes(name).decode("utf-8")
 
@@ -110,10 +115,11 @@ class ExperimentStore:
     def read_table(self, name: str) -> pd.DataFrame:
         """A Parquet table the tool wrote; a truncated or foreign file is one ``UserError`` naming it.
 
-        Read from an Arrow buffer, never a Python file object: a parquet read from ``io.BytesIO`` leaves
-        Arrow's threads closing the Python file after it returns, which takes the GIL and aborts the
-        interpreter when that happens at exit (apache/arrow#33975; ``hr.load`` of an s3 URI aborted with
-        "terminate called without an active exception" after printing its answer)."""
+        Read from a buffer in Arrow's memory, never a Python object: the parquet reader lets go of what it
+        read on one of Arrow's threads after it returns, and letting go of Python-backed bytes (``io.BytesIO``,
+        ``pa.py_buffer``) takes the GIL there; at interpreter exit that thread is ended inside a C++
+        destructor and the process aborts, "terminate called without an active exception" after a correct
+        answer (apache/arrow#33975: 4 of 94 runs of a script reading two tables so, on a loaded machine)."""
         import pandas as pd
         import pyarrow as pa
 
@@ -122,7 +128,7 @@ class ExperimentStore:
                 f"{self.path(name)} is missing; the sweep has not finished (resume it first)"
             )
         try:
-            return pd.read_parquet(pa.BufferReader(self.read_bytes(name)))
+            return pd.read_parquet(pa.BufferReader(self.read_buffer(name)))
         except (pa.ArrowException, OSError, ValueError) as exc:
             reason = (
                 str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
