@@ -155,9 +155,9 @@ def release_filesystems() -> None:
     """Drop every location's object-store filesystem and free it, before pyarrow shuts its S3 client down.
 
     pyarrow finalizes S3 at exit (an atexit handler registered when ``pyarrow.fs`` is imported, so it runs after
-    this one, registered later); an S3 filesystem still alive then aborts the interpreter now and again
-    ("terminate called without an active exception", exit 134: 5 of 200 runs of ``hr.load(s3 URI)`` measured).
-    A location asked for its filesystem again makes a new one.
+    this one, registered later) and asks that no S3 filesystem be alive then (apache/arrow#41087). The abort at
+    exit once blamed on this ("terminate called without an active exception") was the parquet reader's
+    (``ExperimentStore.read_table``). A location asked for its filesystem again makes a new one.
     """
     for ref in list(_HOLDERS.values()):
         location = ref()
