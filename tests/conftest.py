@@ -58,10 +58,18 @@ def local_ray():
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory):
-    """The decisions of the default fault-test sweep run once without interruption, once per test run (the
-    three fault-test modules share it): what every interrupted and resumed sweep of tests/faults.py must
-    reach."""
-    from tests.faults import uninterrupted_decisions
+def reference_experiment(tmp_path_factory):
+    """The folder of the default fault-test sweep run once without interruption, once per test run (every
+    fault-test module and every pytest-xdist worker shares it): read it, or copy it before changing it."""
+    from tests.faults import shared_run, uninterrupted_run
 
-    return uninterrupted_decisions(tmp_path_factory)
+    return shared_run(tmp_path_factory, "reference", uninterrupted_run)
+
+
+@pytest.fixture(scope="session")
+def reference(reference_experiment):
+    """The uninterrupted sweep's decisions: what every interrupted and resumed sweep of tests/faults.py must
+    reach."""
+    from tests.faults import decisions
+
+    return decisions(reference_experiment)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,9 +82,9 @@ def decisions(experiment: Path) -> dict:
     }
 
 
-def uninterrupted_decisions(tmp_path_factory) -> dict:
-    """The decisions of the sweep run once without interruption: what every resumed sweep must reach."""
-    storage = tmp_path_factory.mktemp("reference")
+def uninterrupted_run(storage: Path) -> Path:
+    """Run the default fault-test sweep once without interruption into ``storage``; its folder (what every
+    resumed sweep's decisions must match)."""
     process = cli(*sweep_args(storage, "whole"), cwd=storage)
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output
@@ -91,8 +92,24 @@ def uninterrupted_decisions(tmp_path_factory) -> dict:
     noise = [line for line in output.splitlines() if any(word in line for word in (
         "Configuration for experiment", "absl", "I0000", "W0000", "E0000", "cuda", "Warning", "WARNING"))]
     assert not noise, noise
-    return decisions(storage / "whole")
+    return storage / "whole"
 
+
+def shared_run(tmp_path_factory, name: str, make) -> Path:
+    """``make(folder)`` run once per test run, even across pytest-xdist workers: the first worker to ask
+    makes it under the run's shared temp root (a file lock keeps the others waiting), the rest reuse it.
+    ``make`` returns the path it made; a failed ``make`` is retried by the next test that asks."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / f"shared-{name}", root / f"shared-{name}.done"
+    with FileLock(str(root / f"shared-{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(make(folder)))
+    return Path(done.read_text())
 
 
 def sigkill_when(process: subprocess.Popen, condition) -> None:

@@ -30,7 +30,9 @@ def token_cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     temp_dir = tempfile.mkdtemp(prefix="hr-head-", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = free_port()
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={port}",
+    # ports found free, not Ray's defaults (10001, 52365), which another Ray on this machine may hold
+    free = [f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"]
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus=2", f"--port={port}", *free,
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=die_with_pytest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -70,11 +71,10 @@ def test_sigkill_then_resume_decides_like_an_uninterrupted_run(tmp_path, referen
             assert [row["epoch"] for row in rows] == list(range(1, 7))
 
 
-def test_resume_of_a_finished_sweep_rewrites_nothing_and_refuses_changes(tmp_path, reference):
+def test_resume_of_a_finished_sweep_rewrites_nothing_and_refuses_changes(tmp_path, reference_experiment):
     storage = tmp_path
-    process = cli(*sweep_args(storage, "done"), cwd=storage)
-    assert process.wait(timeout=600) == 0
     experiment = storage / "done"
+    shutil.copytree(reference_experiment, experiment)  # a finished sweep (a copy: the reference is shared)
     stamps = {p: p.stat().st_mtime_ns for p in experiment.glob("*.*")}
     again = cli("resume", str(experiment), cwd=storage)
     output, _ = again.communicate(timeout=120)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from tests.faults import (
     decisions,
     has_checkpoint,
     session_processes,
+    shared_run,
     sweep_args,
     wait_for,
 )
@@ -22,13 +25,10 @@ from tests.faults import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("damage", ["truncated", "deleted"])
-def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, reference, damage):
-    """Interrupted in stage 2, then the two-stage decisions file cut to 200 bytes (a full disk) or gone:
-    resume rebuilds the decisions from the trials Ray recorded and reaches the uninterrupted answer, with
-    every finished trial kept."""
-    experiment = tmp_path / "damaged"
-    process = cli(*sweep_args(tmp_path, "damaged"), cwd=tmp_path, start_new_session=True)
+def _interrupted_in_stage2(storage: Path) -> Path:
+    """A sweep stopped by Ctrl-C once a stage-2 trial has checkpointed (exit 130, nothing finalized)."""
+    experiment = storage / "damaged"
+    process = cli(*sweep_args(storage, "damaged"), cwd=storage, start_new_session=True)
     try:
         wait_for(lambda: has_checkpoint(experiment, 2) or process.poll() is not None)
         assert process.poll() is None, "the sweep ended before it could be interrupted"
@@ -39,6 +39,19 @@ def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, 
             os.killpg(process.pid, signal.SIGKILL)
     wait_for(lambda: not session_processes(process.pid), timeout=60)
     assert process.returncode == 130
+    return experiment
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, tmp_path_factory, reference,
+                                                                       damage):
+    """Interrupted in stage 2, then the two-stage decisions file cut to 200 bytes (a full disk) or gone:
+    resume rebuilds the decisions from the trials Ray recorded and reaches the uninterrupted answer, with
+    every finished trial kept. (One interrupted sweep, copied for each damage: a moved folder resumes.)"""
+    experiment = tmp_path / "damaged"
+    original = shared_run(tmp_path_factory, "stage2-sigint", _interrupted_in_stage2)
+    before = sorted(p.name for p in original.iterdir())
+    shutil.copytree(original, experiment)
     state = sorted(experiment.glob("searcher-state-*.pkl"))[-1]
     if damage == "truncated":
         state.write_bytes(state.read_bytes()[:200])
@@ -52,6 +65,8 @@ def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, 
     assert decisions(experiment) == reference
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert len(trials) == 4 + 3 and (trials.status == "TERMINATED").all()
+    # the copy's new trials ran in the copy: Ray's saved search algorithm still named the original folder
+    assert sorted(p.name for p in original.iterdir()) == before
 
 
 @pytest.fixture()

@@ -39,7 +39,10 @@ def ray_cli() -> str:
 def cluster(tmp_path_factory):
     """Head and worker node, one CPU each (two trial slots, one per node), a token of their own."""
     pytest.importorskip("ray.dashboard.modules.job")  # ray[default], in the cluster extra
-    ports = {name: free_port() for name in ("gcs", "client", "dashboard")}
+    # every port found free, none of Ray's defaults: `ray start` binds its dashboard agent to 52365 and its
+    # client server to 10001, which another Ray on this machine (a user's, a parallel test's) may hold; a head
+    # whose agent cannot bind answers job submissions with "No available agent to submit job"
+    ports = {name: free_port() for name in ("gcs", "client", "dashboard", "head_agent", "worker_agent")}
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "PYTHONWARNINGS": "ignore"}
     temp_dir = tempfile.mkdtemp(prefix="hr-2n-", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -48,7 +51,8 @@ def cluster(tmp_path_factory):
         started.append(subprocess.Popen(
             [ray_cli(), "start", "--head", "--block", "--num-cpus=1", f"--port={ports['gcs']}",
              f"--ray-client-server-port={ports['client']}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={ports['dashboard']}", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+             f"--dashboard-port={ports['dashboard']}", f"--dashboard-agent-listen-port={ports['head_agent']}",
+             "--disable-usage-stats", f"--temp-dir={temp_dir}"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=die_with_pytest))
         deadline = time.monotonic() + 180
@@ -58,7 +62,7 @@ def cluster(tmp_path_factory):
             time.sleep(0.5)
         started.append(subprocess.Popen(
             [ray_cli(), "start", f"--address=127.0.0.1:{ports['gcs']}", "--block", "--num-cpus=1",
-             "--disable-usage-stats"],
+             f"--dashboard-agent-listen-port={ports['worker_agent']}", "--disable-usage-stats"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=die_with_pytest))
         probe = ("import ray, time\nray.init(address='127.0.0.1:GCS', log_to_driver=False)\n"

@@ -65,7 +65,7 @@ from hindsight_ray.running.plan import (
     search_budget,
     stage_epochs,
 )
-from hindsight_ray.running.searcher_state import ensure_searcher_state
+from hindsight_ray.running.searcher_state import ensure_searcher_state, relocate_search_algorithm
 from hindsight_ray.training.warm import join_warming
 
 
@@ -294,6 +294,8 @@ def _repair_before_restore(
     """Make the trials' checkpoints and the searcher's state agree with Ray's last snapshot."""
     for line in repair_missing_checkpoints(store.where):
         echo(f"repaired    {line}")
+    # a moved or copied folder: new trials go where it is now, not where it was started
+    relocate_search_algorithm(store, storage_options(store.where)["storage_filesystem"])
     if config.search.strategy == "two_stage":
         # other searchers keep their own state
         rebuilt = ensure_searcher_state(store, config, slots)

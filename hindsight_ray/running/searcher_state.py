@@ -10,6 +10,9 @@ state names but Ray never recorded are forgotten (suggested again).
 
 from __future__ import annotations
 
+import posixpath
+from typing import Any
+
 from hindsight_ray.config.schema import SweepConfig
 from hindsight_ray.core.errors import UserError
 from hindsight_ray.core.experiment import ExperimentStore
@@ -95,3 +98,63 @@ def ensure_searcher_state(store: ExperimentStore, config: SweepConfig, slots: in
         if why is None
         else f"the two-stage searcher state was {why}: rebuilt from the {len(trials)} trials Ray recorded"
     )
+
+
+# Ray Tune's saved search algorithms (a searcher's generator, the grid/random generator): pickles
+SEARCH_ALGORITHM_PREFIXES = ("search_gen_state-", "basic-variant-state-")
+
+
+def _storage_contexts(root: Any) -> list[Any]:
+    """Every Ray ``StorageContext`` reachable from ``root`` (dicts, sequences, objects' attributes)."""
+    from ray.train._internal.storage import StorageContext
+
+    found, seen, stack = [], set(), [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, StorageContext):
+            found.append(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not callable(obj):
+            stack.extend(vars(obj).values())
+    return found
+
+
+def relocate_search_algorithm(store: ExperimentStore, filesystem: Any) -> list[str]:
+    """Point the saved search algorithm's experiment at where the folder is now; the files rewritten.
+
+    Ray re-points each restored trial at a moved or copied experiment folder, but not the experiment its
+    search algorithm saved (``SearchGenerator.set_state`` restores it whole), and every trial created after
+    the resume inherits that one's storage: its results and checkpoints go to the folder the sweep was
+    started in (the original of a copy, a path that may be gone), and the resumed sweep cannot read them.
+    The same three fields Ray updates on its trials are set here (filesystem, storage path, folder name);
+    nothing changes for a folder that has not moved."""
+    from ray import cloudpickle
+
+    parent, name = posixpath.split(store.root.rstrip("/"))
+    rewritten = []
+    for prefix in SEARCH_ALGORITHM_PREFIXES:
+        for file in store.names(prefix):
+            try:
+                state = cloudpickle.loads(store.read_bytes(file))
+            except Exception:  # noqa: BLE001 - unreadable: Ray's own restore says so
+                continue
+            contexts = [
+                c
+                for c in _storage_contexts(state)
+                if (c.storage_fs_path, c.experiment_dir_name) != (parent, name)
+            ]
+            if not contexts:
+                continue
+            for context in contexts:
+                context.storage_filesystem = filesystem
+                context.storage_fs_path = parent
+                context.experiment_dir_name = name
+            store.write_bytes(file, cloudpickle.dumps(state))
+            rewritten.append(file)
+    return rewritten
