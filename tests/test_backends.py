@@ -20,8 +20,7 @@ import pytest
 from hindsight_ray.training.backend import installed
 from tests.faults import cli, decisions, has_checkpoint, sigkill_when
 
-# one xdist process runs this module: its module-scoped fixture is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("backends")]
+pytestmark = pytest.mark.slow
 
 BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(not installed(name), reason=f"{name} is not installed"))
             for name in ("jax", "torch")]

@@ -15,8 +15,7 @@ import hindsight_ray as hr
 from hindsight_ray.data import BUILTINS, builtin_path
 from hindsight_ray.reporting.predictor import Predictor
 
-# one xdist process runs this module: its module-scoped fixture is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("predict")]
+pytestmark = pytest.mark.slow
 
 TINY = ["search.stage1.layers=[1]", "search.stage1.units=[4]", "search.stage1.epochs=3",
         "search.stage2.max_iterations=1", "search.stage2.epochs=3"]

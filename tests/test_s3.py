@@ -23,8 +23,7 @@ import pytest
 from tests.faults import SETTINGS, decisions, session_processes, wait_for
 from tests.spawn import die_with_pytest
 
-# one xdist process runs this module: its module-scoped fixture is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("s3")]
+pytestmark = pytest.mark.slow
 BUCKET = "sweeps"
 
 

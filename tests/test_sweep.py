@@ -15,8 +15,7 @@ from hindsight_ray.core.objective import is_better
 from hindsight_ray.running.runner import run_sweep
 from hindsight_ray.search.rules import next_learning_rate
 
-# one xdist process runs this module: its module-scoped fixture is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sweep")]
+pytestmark = pytest.mark.slow
 
 TINY = [
     "search.stage1.layers=[1,2]", "search.stage1.units=[4,8]", "search.stage1.epochs=3",

@@ -26,8 +26,7 @@ from tests.spawn import die_with_pytest
 from tests.test_address import _listening, _stop_group
 from tests.test_s3 import free_port
 
-# one xdist process runs this module: its module-scoped fixture is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("two_node_cluster")]
+pytestmark = pytest.mark.slow
 TINY = ["--set=search.stage1.layers=[1]", "--set=search.stage1.units=[4,8]", "--set=search.stage1.epochs=4",
         "--set=search.stage2.max_iterations=1", "--set=search.stage2.epochs=2", "--set=data.lags=6"]
 
