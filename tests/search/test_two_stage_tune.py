@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,11 +49,20 @@ def test_stage1_runs_in_parallel_with_or_without_a_concurrency_limit(local_ray, 
     assert (search.policy.winner.layers, search.policy.winner.units) == (1, 8)
 
 
-def bowl(config: dict) -> None:
+def bowl(config: dict, meet: str = "") -> None:
     """A stand-in trial whose score is a bowl in the learning rate (bottom at 0.006): the rule walks down
-    and bisects, so every stage-2 decision matters."""
+    and bisects, so every stage-2 decision matters. With ``meet`` (a folder) a stage-2 trial lasts 2 s and
+    then until a later trial has started (at most 10 s more): whether a speculative trial starts before the
+    trial deciding it has ended is then not a matter of how fast a loaded machine starts workers."""
     started = time.time()
+    mine = f"{time.time_ns():020d}-{os.getpid()}"
+    if meet and config["stage"] == 2:
+        Path(meet, mine).touch()
     time.sleep(2)
+    while meet and config["stage"] == 2 and time.time() < started + 12:
+        if any(p.name > mine for p in Path(meet).iterdir()):
+            break
+        time.sleep(0.05)
     score = abs(config["learning_rate"] - 0.006) * 1000 + config["units"] / 100 + config["layers"]
     tune.report({"loss": score, "epoch": config["epochs"], "params": config["units"], "started": started,
                  "ended": time.time()})
@@ -81,7 +92,10 @@ def test_speculation_decides_several_iterations_a_round(local_ray, tmp_path, slo
 
     search = TwoStageSearch(layers=[1, 2], units=[4, 8, 16, 32], stage1_epochs=1, max_iterations=24,
                             stage2_epochs=1, metric="loss", mode="min", speculative=True)
-    grid = tune.Tuner(tune.with_resources(bowl, {"cpu": 2 / slots}), tune_config=tune.TuneConfig(
+    meet = tmp_path / "started"
+    meet.mkdir()
+    trainable = tune.with_resources(tune.with_parameters(bowl, meet=str(meet)), {"cpu": 2 / slots})
+    grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(
         search_alg=ConcurrencyLimiter(search, max_concurrent=slots), scheduler=search.scheduler(),
         num_samples=search.total_trials, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name=f"s{slots}", verbose=0)).fit()
