@@ -188,3 +188,48 @@ def test_the_epoch_budget_survives_a_resume(tmp_path):
         lines = [json.dumps({"trial_id": trial, "epoch": e}) for e in range(1, epochs + 1)]
         (folder / "result.json").write_text("\n".join(lines) + '\n{"trial_id": "' + trial + '", "ep')
     assert not restored("c", {"epoch": 1}) and restored("c", {"epoch": 2})  # 8 + 10 + 2 = 20
+
+
+def test_the_scheduler_chooses_the_trial_rays_fifo_scheduler_would_from_the_live_trials_alone():
+    """Tune asks which trial to start at every step of its loop; Ray's FIFOScheduler scans all the sweep's
+    trials for it, ours only the live ones (not ended): the same answer in every state, trials added in any
+    order and moved through every status."""
+    import random
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import FIFOScheduler
+
+    class FakeTrial:
+        def __init__(self, trial_id):
+            self.trial_id, self.config, self.status = trial_id, {"stage": 1}, Trial.PENDING
+
+    class Controller:  # what Tune's wrapped controller offers a scheduler
+        def __init__(self):
+            self.trials, self.scan_allowed = [], True
+
+        def get_trials(self):
+            assert self.scan_allowed, "the scheduler scanned every trial of the sweep"
+            return self.trials
+
+        def get_live_trials(self):
+            # Tune's live set: every trial not ended, in no particular order
+            live = [t for t in self.trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
+            return set(random.sample(live, len(live)))
+
+    rng = random.Random(7)
+    ours, rays, controller = make_search().scheduler(), FIFOScheduler(), Controller()
+    chosen = []
+    for step in range(600):
+        if rng.random() < 0.15 or not controller.trials:
+            trial = FakeTrial(f"t{step}")
+            controller.trials.append(trial)
+            ours.on_trial_add(controller, trial)
+        else:
+            rng.choice(controller.trials).status = rng.choices(
+                [Trial.PENDING, Trial.RUNNING, Trial.PAUSED, Trial.TERMINATED, Trial.ERROR], [1, 4, 1, 4, 1])[0]
+        expected = rays.choose_trial_to_run(controller)
+        controller.scan_allowed = False
+        assert ours.choose_trial_to_run(controller) is expected, step
+        controller.scan_allowed = True
+        chosen.append(None if expected is None else expected.status)
+    assert {Trial.PENDING, Trial.PAUSED, None} <= set(chosen)  # every branch was asked
