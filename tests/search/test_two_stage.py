@@ -214,7 +214,7 @@ def test_the_scheduler_chooses_the_trial_rays_fifo_scheduler_would_from_the_live
         def get_live_trials(self):
             # Tune's live set: every trial not ended, in no particular order
             live = [t for t in self.trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
-            return set(random.sample(live, len(live)))
+            return set(rng.sample(live, len(live)))
 
     rng = random.Random(7)
     ours, rays, controller = make_search().scheduler(), FIFOScheduler(), Controller()
