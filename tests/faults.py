@@ -126,13 +126,42 @@ def sigkill_when(process: subprocess.Popen, condition) -> None:
     wait_for(lambda: not session_processes(process.pid), timeout=60)  # no stray Ray processes
 
 
-def kill_and_resume(tmp_path: Path, stage: int) -> tuple[Path, float]:
-    experiment = tmp_path / "killed"
-    sigkill_when(cli(*sweep_args(tmp_path, "killed"), cwd=tmp_path, start_new_session=True),
-                 lambda: has_checkpoint(experiment, stage))
-    assert not (experiment / "summary.json").exists()
-    began = time.time()
-    resumed = cli("resume", str(experiment), cwd=tmp_path)
+FINALIZED = ("summary.json", "best_model.keras", "trials.parquet")
+
+
+def interrupt_when(process: subprocess.Popen, condition, signum: int, group: bool) -> dict:
+    """Send ``signum`` to the sweep's process group (as a terminal sends Ctrl-C) or to its driver alone (as a
+    job scheduler sends SIGTERM) once ``condition()`` holds; once none of its session is left, what a user
+    would then see: the exit status, the output, the finalized files that exist."""
+    output = stop_when(process, condition, lambda: (os.killpg if group else os.kill)(process.pid, signum),
+                       "it could be interrupted")
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    return {"returncode": process.returncode, "output": output}
+
+
+def stopped_in_both_stages(storage: Path) -> Path:
+    """The default fault-test sweep stopped twice, each stop recorded in ``stops.json`` beside it: Ctrl-C
+    once a stage-1 trial has checkpointed, then its resume sent SIGTERM once a stage-2 trial has checkpointed.
+    Once per test run: the fault tests that go on from a sweep interrupted in stage 2 start from a copy."""
+    experiment = storage / "stopped"
+    stops = {"ctrl-c-stage1": interrupt_when(cli(*sweep_args(storage, "stopped"), cwd=storage, start_new_session=True),
+                                             lambda: has_checkpoint(experiment, 1), signal.SIGINT, group=True)}
+    stops["ctrl-c-stage1"]["finalized"] = [name for name in FINALIZED if (experiment / name).exists()]
+    stops["sigterm-stage2"] = interrupt_when(cli("resume", str(experiment), cwd=storage, start_new_session=True),
+                                             lambda: has_checkpoint(experiment, 2), signal.SIGTERM, group=False)
+    stops["sigterm-stage2"]["finalized"] = [name for name in FINALIZED if (experiment / name).exists()]
+    (storage / "stops.json").write_text(json.dumps(stops))
+    return experiment
+
+
+def checkpoints(experiment: Path, stage: int) -> set[str]:
+    """Every checkpoint folder of ``stage``'s trials there now."""
+    return {str(p.relative_to(experiment)) for p in experiment.glob(f"train_lstm_*stage={stage}*/checkpoint_*")}
+
+
+def resume(experiment: Path, cwd: Path) -> str:
+    """``hindsight-ray resume`` run to its end; it must finish."""
+    resumed = cli("resume", str(experiment), cwd=cwd)
     output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, output
-    return experiment, time.time() - began
+    assert resumed.returncode == 0, output[-3000:]
+    return output

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,7 +16,6 @@ from tests.faults import (
     decisions,
     has_checkpoint,
     session_processes,
-    shared_run,
     sweep_args,
     wait_for,
 )
@@ -25,31 +23,14 @@ from tests.faults import (
 pytestmark = pytest.mark.slow
 
 
-def _interrupted_in_stage2(storage: Path) -> Path:
-    """A sweep stopped by Ctrl-C once a stage-2 trial has checkpointed (exit 130, nothing finalized)."""
-    experiment = storage / "damaged"
-    process = cli(*sweep_args(storage, "damaged"), cwd=storage, start_new_session=True)
-    try:
-        wait_for(lambda: has_checkpoint(experiment, 2) or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before it could be interrupted"
-        os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    wait_for(lambda: not session_processes(process.pid), timeout=60)
-    assert process.returncode == 130
-    return experiment
-
-
 @pytest.mark.parametrize("damage", ["truncated", "deleted"])
-def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, tmp_path_factory, reference,
+def test_a_damaged_or_lost_searcher_state_is_rebuilt_from_rays_trials(tmp_path, stopped_in_stage2, reference,
                                                                        damage):
     """Interrupted in stage 2, then the two-stage decisions file cut to 200 bytes (a full disk) or gone:
     resume rebuilds the decisions from the trials Ray recorded and reaches the uninterrupted answer, with
-    every finished trial kept. (One interrupted sweep, copied for each damage: a moved folder resumes.)"""
+    every finished trial kept. (One sweep interrupted in stage 2, copied for each damage: a moved folder resumes.)"""
     experiment = tmp_path / "damaged"
-    original = shared_run(tmp_path_factory, "stage2-sigint", _interrupted_in_stage2)
+    original = stopped_in_stage2
     before = sorted(p.name for p in original.iterdir())
     shutil.copytree(original, experiment)
     state = sorted(experiment.glob("searcher-state-*.pkl"))[-1]
