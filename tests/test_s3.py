@@ -1,7 +1,7 @@
 """Sweeps on S3: a real S3-compatible server (moto's) on 127.0.0.1, started and stopped by pid here.
 
-A whole sweep finalizes on s3; a driver SIGKILL in stage 1 resumes from the URI to the uninterrupted
-choice with no ERROR trial (also when the snapshot names a checkpoint that was pruned); ``report``,
+A sweep SIGKILLed in stage 1 (the snapshot then naming a checkpoint that was pruned) resumes from the URI,
+finalizes on s3 with no ERROR trial and reaches the uninterrupted choice; ``report``,
 ``predict`` and ``hr.load`` read the URI; a campaign runs on s3; bad storage is one line before Ray starts.
 """
 
@@ -119,11 +119,52 @@ def sweep_args(s3: dict, prefix: str, name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def finished(s3, tmp_path_factory):
-    """An uninterrupted sweep on s3 (the reference for the resumed one)."""
-    cwd = tmp_path_factory.mktemp("s3-whole")
-    code, output = run(s3, *sweep_args(s3, "team/runs", "whole"), cwd=cwd)
+    """A sweep on s3 SIGKILLed (its whole session) in stage 1 once Ray's uploaded snapshot names a stage-1
+    checkpoint, that checkpoint then pruned (what a driver killed between Ray's pruning and its next upload
+    leaves), and resumed from the URI to its end: what every test here reads."""
+    import pyarrow.fs as pafs
+
+    from hindsight_ray.core.location import ExperimentLocation
+    from hindsight_ray.running.checkpoint_repair import _trials
+
+    tmp_path = tmp_path_factory.mktemp("s3-killed")
+    fs, experiment = filesystem(s3), "team/runs/killed"
+    location = ExperimentLocation(f"{BUCKET}/{experiment}", "s3", s3["query"], fs)
+
+    def stage1_checkpointed() -> bool:
+        """The uploaded snapshot names a stage-1 checkpoint that is there (so one can be pruned below)."""
+        try:
+            return any(recorded and "stage=1" in recorded and fs.get_file_info(recorded).type != pafs.FileType.NotFound
+                       for _, recorded in _trials(location))
+        except (OSError, ValueError):
+            return False
+
+    process = cli(s3, *sweep_args(s3, "team/runs", "killed"), cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: stage1_checkpointed() or process.poll() is not None)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.communicate()
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    pruned = _prune_one_recorded_checkpoint(s3, experiment)
+    assert pruned is not None
+    code, output = run(s3, "resume", uri(s3, experiment), cwd=tmp_path)
     assert code == 0, output[-3000:]
-    return {"experiment": "team/runs/whole", "decisions": s3_decisions(s3, "team/runs/whole", cwd), "output": output}
+    return {"experiment": experiment, "decisions": s3_decisions(s3, experiment, tmp_path), "output": output,
+            "pruned": pruned}
+
+
+def test_sigkill_in_stage1_then_resume_from_the_uri_repairs_and_decides_as_uninterrupted(s3, finished, reference):
+    """The resume names the checkpoint it repaired, leaves no ERROR trial, and reaches the decisions of the
+    same sweep run uninterrupted on local storage."""
+    assert "repaired" in finished["output"] and Path(finished["pruned"]).name in finished["output"], finished["output"][-3000:]
+    trials = read_s3_table(s3, f"{finished['experiment']}/trials.parquet")
+    assert "ERROR" not in set(trials.status), trials[["trial_id", "status"]]
+    assert finished["decisions"] == reference
 
 
 def test_a_sweep_on_s3_finalizes_there(s3, finished):
@@ -178,44 +219,6 @@ def _prune_one_recorded_checkpoint(s3: dict, experiment: str) -> str | None:
         fs.delete_dir(recorded)
         return recorded
     return None
-
-
-def test_sigkill_in_stage1_then_resume_from_the_uri_decides_the_same(s3, finished, tmp_path):
-    import pyarrow.fs as pafs
-
-    from hindsight_ray.core.location import ExperimentLocation
-    from hindsight_ray.running.checkpoint_repair import _trials
-
-    fs, experiment = filesystem(s3), "team/runs/killed"
-    location = ExperimentLocation(f"{BUCKET}/{experiment}", "s3", s3["query"], fs)
-
-    def stage1_checkpointed() -> bool:
-        """The uploaded snapshot names a stage-1 checkpoint that is there (so one can be pruned below)."""
-        try:
-            return any(recorded and "stage=1" in recorded and fs.get_file_info(recorded).type != pafs.FileType.NotFound
-                       for _, recorded in _trials(location))
-        except (OSError, ValueError):
-            return False
-
-    process = cli(s3, *sweep_args(s3, "team/runs", "killed"), cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(lambda: stage1_checkpointed() or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.communicate()
-    wait_for(lambda: not session_processes(process.pid), timeout=60)
-    pruned = _prune_one_recorded_checkpoint(s3, experiment)
-    assert pruned is not None
-    code, output = run(s3, "resume", uri(s3, experiment), cwd=tmp_path)
-    assert code == 0, output[-3000:]
-    assert "repaired" in output and Path(pruned).name in output, output[-3000:]
-    trials = read_s3_table(s3, f"{experiment}/trials.parquet")
-    assert "ERROR" not in set(trials.status), trials[["trial_id", "status"]]
-    assert s3_decisions(s3, experiment, tmp_path) == finished["decisions"]
 
 
 def test_a_campaign_runs_on_s3(s3, tmp_path):
