@@ -4,6 +4,7 @@ the exit status a shell expects, and a resume that finishes."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -12,10 +13,9 @@ import pytest
 from tests.faults import (
     cli,
     decisions,
-    has_checkpoint,
+    resume,
     session_processes,
     stop_when,
-    sweep_args,
     wait_for,
 )
 
@@ -83,14 +83,21 @@ def _session_process_named(sid: int, name: str) -> int | None:
     return None
 
 
+def _reported(experiment: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_size for p in experiment.glob("train_lstm_*/result.json")}
+
+
 @pytest.mark.parametrize(("process_name", "called"), [("raylet", "raylet"), ("gcs_server", "GCS server")])
-def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(tmp_path, reference, process_name,
-                                                                                called):
-    """The sweep's own local Ray loses its raylet or its GCS server (killed, out of memory): one error line
-    naming it and the resume command, exit 1 at once (not a minute of Ray waiting for a GCS that is gone),
-    no Ray process of the sweep left behind, and resume reaches the uninterrupted answer."""
+def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(tmp_path, stopped_in_stage2, reference,
+                                                                                process_name, called):
+    """The sweep's own local Ray loses its raylet or its GCS server (killed, out of memory) once a trial has
+    reported: one error line naming it and the resume command, exit 1 at once (not a minute of Ray waiting
+    for a GCS that is gone), no Ray process of the sweep left behind, and resume reaches the uninterrupted
+    answer. (The sweep is a copy of one stopped in stage 2, resumed: the Ray that dies is its resume's.)"""
     experiment = tmp_path / "lost"
-    process = cli(*sweep_args(tmp_path, "lost"), cwd=tmp_path, start_new_session=True)
+    shutil.copytree(stopped_in_stage2, experiment)
+    before = _reported(experiment)
+    process = cli("resume", str(experiment), cwd=tmp_path, start_new_session=True)
     victims = []
 
     def kill_it() -> None:
@@ -98,27 +105,27 @@ def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(t
         assert victims[0] is not None, f"no {process_name} among the sweep's processes"
         os.kill(victims[0], signal.SIGKILL)
 
-    output = stop_when(process, lambda: has_checkpoint(experiment, 1), kill_it, "its Ray could be killed")
+    output = stop_when(process, lambda: _reported(experiment) != before, kill_it, "its Ray could be killed")
     victim = victims[0]
     wait_for(lambda: not session_processes(process.pid), timeout=60)  # the rest of its Ray stopped too
     assert process.returncode == 1, output[-3000:]
     last = output.strip().splitlines()[-1]
     assert last.startswith(f"error: the local Ray stopped (its {called}, pid {victim}, exited with -9)"), output[-3000:]
     assert last.endswith(f"resume with  hindsight-ray resume {experiment}") and "Traceback" not in output
-    resumed = cli("resume", str(experiment), cwd=tmp_path)
-    output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, output
+    resume(experiment, tmp_path)
     assert decisions(experiment) == reference
 
 
-def test_sigterm_while_finalizing_is_exit_143_with_the_resume_line_and_resume_finishes(tmp_path, reference):
+def test_sigterm_while_finalizing_is_exit_143_with_the_resume_line_and_resume_finishes(tmp_path, stopped_in_stage2,
+                                                                                        reference):
     """SIGTERM once the test evaluation has written its predictions (the tables, the summary and the report
     still to come): the graceful stop, exit 143, the resume line, and resume reaches the same answer."""
     for attempt in range(3):
         # finalizing lasts a fraction of a second: on a loaded machine the signal can land once the summary
-        # is written, and the sweep then ends as finished (exit 0, nothing to resume); try again
+        # is written, and the sweep then ends as finished (exit 0, nothing to resume); try again on a new copy
         experiment = tmp_path / f"ending{attempt}"
-        process = cli(*sweep_args(tmp_path, experiment.name), cwd=tmp_path, start_new_session=True)
+        shutil.copytree(stopped_in_stage2, experiment)
+        process = cli("resume", str(experiment), cwd=tmp_path, start_new_session=True)
         predictions, pid = experiment / "test_predictions.parquet", process.pid
         output = stop_when(process, predictions.exists, lambda pid=pid: os.kill(pid, signal.SIGTERM),
                            "it could be stopped while finalizing")
@@ -126,7 +133,5 @@ def test_sigterm_while_finalizing_is_exit_143_with_the_resume_line_and_resume_fi
             break
     assert process.returncode == 143, output[-3000:]
     assert f"hindsight-ray resume {experiment}" in output.strip().splitlines()[-1] and "Traceback" not in output
-    resumed = cli("resume", str(experiment), cwd=tmp_path)
-    output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, output
+    resume(experiment, tmp_path)
     assert decisions(experiment) == reference
