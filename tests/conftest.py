@@ -77,8 +77,9 @@ def reference(reference_experiment):
 
 @pytest.fixture(scope="session")
 def stopped_in_stage2(tmp_path_factory):
-    """The default fault-test sweep stopped by Ctrl-C in stage 1, resumed, and stopped by SIGTERM in stage 2,
-    once per test run (``stops.json`` beside it says what each stop printed): copy it before resuming it."""
+    """The default fault-test sweep stopped by Ctrl-C at its plan, resumed and stopped by Ctrl-C in stage 1,
+    resumed and stopped by SIGTERM in stage 2, once per test run (``stops.json`` beside it says what each
+    stop printed): copy it before resuming it."""
     from tests.faults import shared_run, stopped_in_both_stages
 
     return shared_run(tmp_path_factory, "stopped", stopped_in_both_stages)

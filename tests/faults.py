@@ -139,13 +139,34 @@ def interrupt_when(process: subprocess.Popen, condition, signum: int, group: boo
     return {"returncode": process.returncode, "output": output}
 
 
+def interrupt_at_the_plan(process: subprocess.Popen) -> dict:
+    """Ctrl-C to the sweep's process group once it has printed its plan (by then its folder and config.json
+    exist, and no trial has started); what a user then sees, as ``interrupt_when``."""
+    seen: list[str] = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("experiment"):
+                os.killpg(process.pid, signal.SIGINT)
+                break
+        output = "".join(seen) + process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    return {"returncode": process.returncode, "output": output}
+
+
 def stopped_in_both_stages(storage: Path) -> Path:
-    """The default fault-test sweep stopped twice, each stop recorded in ``stops.json`` beside it: Ctrl-C
-    once a stage-1 trial has checkpointed, then its resume sent SIGTERM once a stage-2 trial has checkpointed.
-    Once per test run: the fault tests that go on from a sweep interrupted in stage 2 start from a copy."""
+    """The default fault-test sweep stopped three times, each stop recorded in ``stops.json`` beside it:
+    Ctrl-C as soon as its folder exists; its resume stopped by Ctrl-C once a stage-1 trial has checkpointed;
+    that one's resume sent SIGTERM once a stage-2 trial has checkpointed. Once per test run: the fault
+    tests that go on from a sweep interrupted in stage 2 start from a copy."""
     experiment = storage / "stopped"
-    stops = {"ctrl-c-stage1": interrupt_when(cli(*sweep_args(storage, "stopped"), cwd=storage, start_new_session=True),
-                                             lambda: has_checkpoint(experiment, 1), signal.SIGINT, group=True)}
+    stops = {"ctrl-c-at-the-plan": interrupt_at_the_plan(cli(*sweep_args(storage, "stopped"), cwd=storage,
+                                                               start_new_session=True))}
+    stops["ctrl-c-stage1"] = interrupt_when(cli("resume", str(experiment), cwd=storage, start_new_session=True),
+                                            lambda: has_checkpoint(experiment, 1), signal.SIGINT, group=True)
     stops["ctrl-c-stage1"]["finalized"] = [name for name in FINALIZED if (experiment / name).exists()]
     stops["sigterm-stage2"] = interrupt_when(cli("resume", str(experiment), cwd=storage, start_new_session=True),
                                              lambda: has_checkpoint(experiment, 2), signal.SIGTERM, group=False)

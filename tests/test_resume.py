@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("stop", ["ctrl-c-stage1", "sigterm-stage2"])
 def test_an_interrupted_sweep_finalizes_nothing_and_names_its_resume(stopped_in_stage2, stop):
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it) in stage 1, then SIGTERM (to the driver,
-    as a job scheduler sends it) to its resume in stage 2: Tune stops, nothing is finalized, exit 128+signal,
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) to a resumed sweep in stage 1, then
+    SIGTERM (to the driver, as a job scheduler sends it) to its resume in stage 2: Tune stops, nothing is finalized, exit 128+signal,
     the resume line and no traceback each time."""
     seen = json.loads((stopped_in_stage2.parent / "stops.json").read_text())[stop]
     output, signum = seen["output"], signal.SIGINT if stop.startswith("ctrl-c") else signal.SIGTERM
@@ -33,9 +33,9 @@ def test_an_interrupted_sweep_finalizes_nothing_and_names_its_resume(stopped_in_
     assert seen["finalized"] == [], seen["finalized"]
 
 
-def test_sigkill_in_stage2_after_two_stops_then_resume_decides_like_an_uninterrupted_run(stopped_in_stage2, tmp_path,
-                                                                                        reference):
-    """The third stop of one sweep: its second resume SIGKILLed (the whole session, as the OOM killer or a
+def test_sigkill_in_stage2_after_three_stops_then_resume_decides_like_an_uninterrupted_run(stopped_in_stage2,
+                                                                                          tmp_path, reference):
+    """The fourth stop of one sweep: its third resume SIGKILLed (the whole session, as the OOM killer or a
     lost machine would) once it has checkpointed a stage-2 trial anew; the last resume reaches the
     uninterrupted answer, every trial finished once and recorded once."""
     experiment = tmp_path / "stopped"  # a copy: a moved folder resumes
