@@ -185,7 +185,7 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
     killer = threading.Thread(target=kill_when_a_worker_trial_checkpointed, daemon=True)
     killer.start()
     result = sweep(f"127.0.0.1:{cluster['ports']['gcs']}", tmp_path, "raylet", client_env(cluster),
-                   "--set=search.stage1.epochs=30", "--set=run.checkpoint_every=2", "--set=run.report_seconds=0")
+                   "--set=search.stage1.epochs=16", "--set=run.checkpoint_every=2", "--set=run.report_seconds=0")
     killer.join()
     assert killed, "no trial ran on the worker node"
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -199,4 +199,4 @@ def test_the_worker_nodes_raylet_killed_mid_stage1_retries_its_trial_from_its_ch
     assert reported.count(1) == 1, reported  # the retry went on from its checkpoint, not from epoch 1
     # every epoch before the kill, and the last; a result in flight when the node died can be lost with it
     # (its epoch was trained: the retry goes on from a later checkpoint)
-    assert set(range(1, killed["epoch"] + 1)) <= set(reported) and max(reported) == 30
+    assert set(range(1, killed["epoch"] + 1)) <= set(reported) and max(reported) == 16
