@@ -103,6 +103,37 @@ def test_gpus_on_a_cpu_only_cluster_fail_fast(local_ray):
         trial_slots(config)
 
 
+def test_a_local_ray_started_while_another_holds_rays_agent_port_does_not_wait_for_it(tmp_path):
+    """Another Ray on this machine (here: a socket) holds 52365, Ray's fixed dashboard-agent port: the sweep's
+    own local Ray gives its agent a port found free, so the agent never retries 52365 (about 3 s of every
+    start) and the node comes up on the other port."""
+    import socket
+
+    import ray
+
+    from hindsight_ray.running.cluster import start_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    held = socket.socket()
+    try:
+        try:
+            held.bind(("0.0.0.0", 52365))
+            held.listen()
+        except OSError:
+            pass  # someone else on this machine holds it already: as good
+        assert start_ray(load_config(None, []))
+        try:
+            node = ray._private.worker.global_worker.node
+            assert node.dashboard_agent_listen_port not in (None, 52365)
+            log = Path(node.get_logs_dir_path()) / "dashboard_agent.log"
+            assert "Failed to bind to port 52365" not in (log.read_text() if log.exists() else "")
+        finally:
+            ray.shutdown()
+    finally:
+        held.close()
+
+
 def test_trials_spread_over_nodes_and_survive_a_node_removal(tmp_path):
     import ray
     from ray.cluster_utils import Cluster

@@ -55,7 +55,11 @@ def start_ray(config: SweepConfig) -> bool:
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        _init(ray, options, retries=2 if address and address.startswith("ray://") else 0)
+        if address:
+            _init(ray, options, retries=2 if address.startswith("ray://") else 0)
+        else:
+            with _agent_on_a_free_port(ray):
+                _init(ray, options, retries=0)
     except SystemExit as exc:
         # SIGTERM while Ray started: Ray's handler exits with 15
         if exc.code == signal.SIGTERM:
@@ -80,6 +84,36 @@ def start_ray(config: SweepConfig) -> bool:
     finally:
         keep_our_sigterm(previous)
     return True
+
+
+@contextmanager
+def _agent_on_a_free_port(ray: Any) -> Iterator[None]:
+    """While a local Ray starts: its dashboard agent listens on a port found free, not on Ray's fixed 52365.
+    Where another Ray on this machine holds 52365 (a notebook's, another sweep's, a CI job's beside this
+    one), the agent otherwise tries it six times over about 3 s before the node comes up. ``ray.init``
+    has no option for it: the node's parameters get it as their default while ``ray.init`` runs."""
+    module: Any = getattr(getattr(ray, "_private", None), "parameter", None)
+    original = getattr(module, "RayParams", None)
+    if original is None:  # another Ray's internals: its own default
+        yield
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+
+    class Params(original):  # type: ignore[misc, valid-type]
+        def __init__(
+            self, *args: Any, dashboard_agent_listen_port: int | None = None, **kwargs: Any
+        ) -> None:
+            super().__init__(
+                *args, dashboard_agent_listen_port=dashboard_agent_listen_port or port, **kwargs
+            )
+
+    module.RayParams = Params
+    try:
+        yield
+    finally:
+        module.RayParams = original
 
 
 def _init(ray: Any, options: dict[str, Any], retries: int) -> None:
