@@ -1,4 +1,4 @@
-"""Shared fixtures: a real local Ray with two CPUs, started once per test module that asks for it."""
+"""Shared fixtures: a real local Ray with two CPUs, started once for the modules that ask for it."""
 
 from __future__ import annotations
 
@@ -44,19 +44,31 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_SHARED_RAY: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    """A real local Ray with two CPUs in this process, for one module. (Not one for the whole run: a new
-    local Ray, which every spawned sweep starts, takes 2.5-3 s longer to start while another is up.)"""
+    """A real local Ray with two CPUs in this process, shared by every module that asks for it: started by
+    the first, kept while no other Ray replaces it (a test that needs logical GPUs or a simulated cluster
+    stops it and starts its own; the next module to ask starts it again), stopped when the run ends. (A
+    Ray kept up costs the spawned sweeps nothing since their Ray's agent no longer waits for its port.)"""
     ray = pytest.importorskip("ray")
     from hindsight_ray.training.backend import DEFAULT, worker_env
 
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": worker_env(DEFAULT)})
+    if not (ray.is_initialized() and ray.get_runtime_context().gcs_address == _SHARED_RAY.get("gcs")):
+        if ray.is_initialized():
+            ray.shutdown()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": worker_env(DEFAULT)})
+        _SHARED_RAY["gcs"] = ray.get_runtime_context().gcs_address
     yield ray
-    ray.shutdown()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    ray = sys.modules.get("ray")
+    if _SHARED_RAY and ray is not None and ray.is_initialized():
+        ray.shutdown()  # before pytest_unconfigure removes its temp root
 
 
 @pytest.fixture(scope="session")
