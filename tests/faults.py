@@ -175,6 +175,11 @@ def stopped_in_both_stages(storage: Path) -> Path:
     return experiment
 
 
+def reported(experiment: Path) -> dict[str, int]:
+    """The size of every trial's result.json there now: it changes when any trial reports."""
+    return {str(p): p.stat().st_size for p in experiment.glob("train_lstm_*/result.json")}
+
+
 def checkpoints(experiment: Path, stage: int) -> set[str]:
     """Every checkpoint folder of ``stage``'s trials there now."""
     return {str(p.relative_to(experiment)) for p in experiment.glob(f"train_lstm_*stage={stage}*/checkpoint_*")}

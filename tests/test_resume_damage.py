@@ -7,12 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.faults import cli, decisions, session_processes, wait_for
+from tests.faults import cli, decisions, reported, session_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -59,22 +58,18 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def _reported(experiment: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_size for p in experiment.glob("train_lstm_*/result.json")}
-
-
 def test_a_full_disk_stops_the_sweep_in_one_line_and_resume_finishes_it(small_disk, stopped_in_stage2, reference):
     """The storage fills while the trials run: one error line naming the folder, exit 2, no retries spent
     and Ray's previous snapshot whole; once there is space again, resume reaches the uninterrupted answer.
     (The sweep is a copy of the shared one stopped in stage 2, on the small disk, resumed: it fills there.)"""
     experiment = small_disk / "full"
     shutil.copytree(stopped_in_stage2, experiment)
-    before = _reported(experiment)
+    before = reported(experiment)
     filler = small_disk / "filler"
     out = filler.open("wb")  # opened while there is space
     process = cli("resume", str(experiment), cwd=small_disk.parent, start_new_session=True)
     try:
-        wait_for(lambda: _reported(experiment) != before or process.poll() is not None)
+        wait_for(lambda: reported(experiment) != before or process.poll() is not None)
         assert process.poll() is None, "the sweep ended before the disk could fill"
         try:
             while True:

@@ -14,6 +14,7 @@ import pytest
 from tests.faults import (
     cli,
     decisions,
+    reported,
     resume,
     session_processes,
     stop_when,
@@ -71,10 +72,6 @@ def _session_process_named(sid: int, name: str) -> int | None:
     return None
 
 
-def _reported(experiment: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_size for p in experiment.glob("train_lstm_*/result.json")}
-
-
 @pytest.mark.parametrize(("process_name", "called"), [("raylet", "raylet"), ("gcs_server", "GCS server")])
 def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(tmp_path, stopped_in_stage2, reference,
                                                                                 process_name, called):
@@ -84,7 +81,7 @@ def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(t
     answer. (The sweep is a copy of one stopped in stage 2, resumed: the Ray that dies is its resume's.)"""
     experiment = tmp_path / "lost"
     shutil.copytree(stopped_in_stage2, experiment)
-    before = _reported(experiment)
+    before = reported(experiment)
     process = cli("resume", str(experiment), cwd=tmp_path, start_new_session=True)
     victims = []
 
@@ -93,7 +90,7 @@ def test_the_local_ray_dying_is_one_line_and_a_prompt_exit_and_resume_finishes(t
         assert victims[0] is not None, f"no {process_name} among the sweep's processes"
         os.kill(victims[0], signal.SIGKILL)
 
-    output = stop_when(process, lambda: _reported(experiment) != before, kill_it, "its Ray could be killed")
+    output = stop_when(process, lambda: reported(experiment) != before, kill_it, "its Ray could be killed")
     victim = victims[0]
     wait_for(lambda: not session_processes(process.pid), timeout=60)  # the rest of its Ray stopped too
     assert process.returncode == 1, output[-3000:]

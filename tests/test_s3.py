@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.faults import SETTINGS, decisions, session_processes, wait_for
+from tests.faults import SETTINGS, decisions, sigkill_when
 from tests.spawn import die_with_pytest
 
 pytestmark = pytest.mark.slow
@@ -139,17 +139,8 @@ def finished(s3, tmp_path_factory):
         except (OSError, ValueError):
             return False
 
-    process = cli(s3, *sweep_args(s3, "team/runs", "killed"), cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(lambda: stage1_checkpointed() or process.poll() is not None)
-        assert process.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.communicate()
-    wait_for(lambda: not session_processes(process.pid), timeout=60)
+    sigkill_when(cli(s3, *sweep_args(s3, "team/runs", "killed"), cwd=tmp_path, start_new_session=True),
+                 stage1_checkpointed)
     pruned = _prune_one_recorded_checkpoint(s3, experiment)
     assert pruned is not None
     code, output = run(s3, "resume", uri(s3, experiment), cwd=tmp_path)
