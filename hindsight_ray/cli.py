@@ -221,8 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         from hindsight_ray.running import cluster
         from hindsight_ray.running.lock_and_signals import stop_on_sigterm
+        from hindsight_ray.training import backend
 
         stop_on_sigterm()
+        # nothing but the command imports here: Keras without JAX (see backend.use)
+        backend.OWN_PROCESS = True
         # the command ends at once, in one line, if its local Ray dies
         cluster.EXIT_WHEN_RAY_DIES = True
     handlers = {

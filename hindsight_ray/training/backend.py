@@ -80,9 +80,20 @@ def running() -> str | None:
     return str(which())
 
 
-def use(backend: str) -> Any:
+# What TensorFlow and Keras import for features a trial never uses, where installed: TFLite's JAX converter
+# (``jax``, about 0.5 s), Keras' image gallery plot (``matplotlib.pyplot``, about 0.3 s). Both catch the
+# ImportError; a trial's worker imports its framework with them held off (about a quarter of the import).
+TRIAL_UNUSED: dict[str, tuple[str, ...]] = {"tensorflow": ("jax", "matplotlib")}
+# The command's own process (``hindsight-ray ...``, set by it; never a user's notebook or program, which may
+# want either) holds off JAX alone: its report draws with matplotlib, maybe while Keras is imported.
+OWN_PROCESS = False
+
+
+def use(backend: str, trial: bool = False) -> Any:
     """Keras on ``backend`` in this process (its environment set first, unless the user set it); the
-    ``keras`` module. :class:`BackendError` when Keras already runs on another backend here."""
+    ``keras`` module. :class:`BackendError` when Keras already runs on another backend here. ``trial``: a
+    trial's own worker process, which imports none of :data:`TRIAL_UNUSED` along with the framework (the
+    command's process none but JAX, :data:`OWN_PROCESS`)."""
     current = running()
     if current is not None and current != backend:
         raise BackendError(
@@ -97,16 +108,37 @@ def use(backend: str) -> Any:
     with _IMPORTING:
         # one thread at a time moves descriptor 2 (the background warm-up, the driver)
         quiet = backend == "tensorflow" and "tensorflow" not in sys.modules
+        held: tuple[str, ...] = TRIAL_UNUSED.get(backend, ()) if "keras" not in sys.modules else ()
+        if not trial:
+            held = tuple(name for name in held if OWN_PROCESS and name == "jax")
         with (
-            _native_stderr_off()
-            if quiet and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
-            else contextlib.nullcontext()
+            (
+                _native_stderr_off()
+                if quiet and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+                else contextlib.nullcontext()
+            ),
+            _held_off(held),
         ):
             import keras
 
     if backend != "tensorflow":
         _no_tensorflow_in_serialisation()
     return keras
+
+
+@contextlib.contextmanager
+def _held_off(names: tuple[str, ...]) -> Iterator[None]:
+    """``import name`` raises ImportError inside the block for each of ``names`` not imported yet; after
+    it, each imports as usual again."""
+    held = [name for name in names if name not in sys.modules]
+    for name in held:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in held:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
 
 
 @contextlib.contextmanager
@@ -156,10 +188,12 @@ def configure(
     gpus: int = 0,
     mixed_precision: bool = False,
     deterministic: bool = True,
+    trial: bool = False,
 ) -> Any:
     """Keras on ``backend`` for one trial (or the driver's evaluation): thread pools sized to its CPUs, GPU
-    memory shared, deterministic ops unless not asked for, mixed precision on GPUs when asked; the ``keras``
-    module. Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPU(s), so each framework sees only those."""
+    memory shared, deterministic ops unless not asked for, mixed precision on GPUs when asked (``trial``: in
+    the trial's own worker, see :func:`use`); the ``keras`` module. Ray sets ``CUDA_VISIBLE_DEVICES`` to the
+    trial's own GPU(s), so each framework sees only those."""
     threads = max(1, int(cpus))
     if backend == "jax" and deterministic and "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
@@ -168,7 +202,7 @@ def configure(
     if backend == "torch" and deterministic:
         # cuBLAS' deterministic mode
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    keras = use(backend)
+    keras = use(backend, trial)
     if backend == "tensorflow":
         _configure_tensorflow(threads, deterministic)
     elif backend == "torch":

@@ -180,7 +180,9 @@ def _start_trial(
     deterministic = deterministic_for(setup.deterministic, len(gpu_ids))
     cpus = context.get_assigned_resources().get("CPU", 1)
     try:
-        backend.configure(setup.backend, cpus, len(gpu_ids), setup.mixed_precision, deterministic)
+        backend.configure(
+            setup.backend, cpus, len(gpu_ids), setup.mixed_precision, deterministic, trial=True
+        )
     except backend.BackendError as exc:
         # a reused Ray worker of another sweep, on another backend
         raise RuntimeError(

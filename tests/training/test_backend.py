@@ -77,3 +77,26 @@ def test_tensorflow_imported_for_a_python_session_writes_nothing_to_its_stderr()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "after", done.stderr
+
+
+@pytest.mark.slow
+def test_a_trials_tensorflow_imports_neither_jax_nor_matplotlib_and_both_import_after_it():
+    """TFLite's JAX converter and Keras' image gallery import JAX and matplotlib with TensorFlow where they are
+    installed (about a quarter of the import a trial's new worker waits for); a trial uses neither."""
+    import subprocess
+
+    pytest.importorskip("tensorflow")
+    for name in ("jax", "matplotlib"):
+        pytest.importorskip(name)  # held off only where installed: the test needs them to mean anything
+    code = ("import sys; from hindsight_ray.training import backend; backend.configure('tensorflow', 1, trial=True); "
+            "print(sorted(n for n in ('jax', 'matplotlib') if n in sys.modules)); "
+            "import jax, matplotlib.pyplot; print('after')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "after"], done.stdout
+    # the command's own process: JAX held off, matplotlib not (its report may draw while Keras is imported)
+    code = code.replace("backend.configure('tensorflow', 1, trial=True)",
+                        "backend.OWN_PROCESS = True; backend.configure('tensorflow', 1)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['matplotlib']", "after"], done.stdout
