@@ -9,8 +9,11 @@ that fails to fit is recorded as failed with its reason; it never stops a sweep.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,11 +53,42 @@ class Fitted:
     description: str
 
 
+# the last few series' results in this process, by what they were computed from: a campaign's cells (every
+# strategy and seed of one dataset) share their test windows, and fitting takes about a second each time
+_FITTED: OrderedDict[str, tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]] = OrderedDict()
+_KEPT = 8
+
+
+def _key(history: SeriesHistory, actual: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in (history.values, history.origins, actual):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    digest.update(
+        repr((history.targets, history.train_rows, history.horizon, history.season)).encode()
+    )
+    return digest.hexdigest()
+
+
 def classical_baselines(
     history: SeriesHistory, actual: np.ndarray
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Test scores of each classical model (``rmse``, ``mae``, ``model``, ``fit_s``; or ``failed``), and
-    their forecasts by name."""
+    their forecasts by name. Fitted once per series, windows and targets in this process (``fit_s`` is that
+    fit's); each call gets its own copy."""
+    key = _key(history, actual)
+    if key not in _FITTED:
+        _FITTED[key] = _fit_all(history, actual)
+        while len(_FITTED) > _KEPT:
+            _FITTED.popitem(last=False)
+    _FITTED.move_to_end(key)
+    return copy.deepcopy(_FITTED[key])
+
+
+def _fit_all(
+    history: SeriesHistory, actual: np.ndarray
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     scores: dict[str, dict[str, Any]] = {}
     forecasts: dict[str, np.ndarray] = {}
     for name, fit in (("sarima", _sarima), ("ets", _ets)):

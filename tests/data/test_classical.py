@@ -12,6 +12,14 @@ from hindsight_ray.data.classical import classical_baselines
 from hindsight_ray.data.prepared import SeriesHistory
 
 
+@pytest.fixture(autouse=True)
+def nothing_fitted_yet():
+    """Each test fits its own series (the process keeps the last few fits: one test's stays out of another's)."""
+    from hindsight_ray.data import classical
+
+    classical._FITTED.clear()
+
+
 def test_the_airline_model_is_chosen_and_scores_what_statsmodels_gives_on_the_same_test_months():
     prepared = prepare(load_config(None, []).data)
     history = prepared.history
@@ -75,3 +83,24 @@ def test_fitting_prints_no_warnings(recwarn):
     values = np.full((30, 1), 5.0)  # a flat series: statsmodels warns that its optimizer did not converge
     classical_baselines(SeriesHistory(values, ["y"], 20, np.arange(20, 29), 1, None), np.full((9, 1), 5.0))
     assert not [w for w in recwarn if "statsmodels" in w.filename]
+
+
+def test_the_same_series_and_windows_are_fitted_once_per_process(monkeypatch):
+    """A campaign's cells share a dataset's test windows: the second cell gets the first one's fit, as a
+    copy of its own; another series, split or target is fitted anew."""
+    from hindsight_ray.data import classical
+
+    fits = []
+    real = classical._per_target
+    monkeypatch.setattr(classical, "_per_target", lambda history, fit: fits.append(fit) or real(history, fit))
+    values = np.sin(np.arange(60.0) / 3)[:, None] + 5
+    history = SeriesHistory(values, ["y"], 40, np.arange(40, 59), 1, None)
+    first, first_forecasts = classical_baselines(history, values[41:60])
+    assert len(fits) == 2  # sarima, ets
+    first["sarima"]["rmse"] = -1.0
+    first_forecasts["sarima"][:] = 0
+    again, again_forecasts = classical_baselines(history, values[41:60])
+    assert len(fits) == 2 and again["sarima"]["rmse"] > 0 and again_forecasts["sarima"].any()
+    classical_baselines(SeriesHistory(values, ["y"], 30, np.arange(40, 59), 1, None), values[41:60])
+    classical_baselines(SeriesHistory(values * 2, ["y"], 40, np.arange(40, 59), 1, None), values[41:60] * 2)
+    assert len(fits) == 6
