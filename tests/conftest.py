@@ -38,34 +38,26 @@ def pytest_configure(config):
     use_trial_numerics()
 
 
-# The modules that share the stopped and the uninterrupted fault sweeps run on one pytest-xdist worker (the
-# other would wait on the lock while the first makes them), every other module on one worker of its own
-# choosing (its module-scoped Ray, cluster, S3 server or sweep is made once); the longest groups are handed
-# out first (seconds measured in clean-clone CI runs; a module not named here is short) so that no worker is
-# left alone with a long one at the end.
-FAULTS = ("test_resume.py", "test_resume_phases.py", "test_resume_damage.py")
-LONGEST_FIRST = ("faults", "test_two_node_cluster.py", "test_backends.py", "test_s3.py", "test_sweep.py",
-                 "test_campaign.py", "test_two_stage_tune.py", "test_cluster.py", "test_predict.py",
-                 "test_address.py", "test_gpu_check.py", "test_notebook.py", "test_builder.py", "test_api.py")
-
-
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: a worker per core, at most 4 (each worker's tests hold a local Ray, TensorFlow and the
     sweeps they spawn: about 3 GB)."""
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    def group(item) -> str:
-        name = item.path.name
-        return "faults" if name in FAULTS else name
+# pytest-xdist (``--dist loadfile``) gives each module to one worker (its module-scoped Ray, cluster, S3
+# server or sweep is made once) in the order collected: the longest modules first (seconds measured in
+# clean-clone CI runs; a module not named here is short), so that no worker is left alone with a long one at
+# the end. The three fault modules share the stopped sweep (tests/faults.py): test_resume.py makes it first,
+# the other two come after the next long modules, so that they find it made instead of waiting on its lock.
+LONGEST_FIRST = ("test_resume.py", "test_two_node_cluster.py", "test_backends.py", "test_s3.py", "test_campaign.py",
+                 "test_resume_phases.py", "test_resume_damage.py", "test_sweep.py", "test_two_stage_tune.py",
+                 "test_cluster.py", "test_notebook.py", "test_gpu_check.py", "test_predict.py", "test_address.py",
+                 "test_builder.py", "test_api.py")
 
+
+def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: a module keeps its own order
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", None) == "loadgroup":
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath).parent / group(item))))
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its own order
 
 
 def pytest_unconfigure(config):
