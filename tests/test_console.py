@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from hindsight_ray.core.objective import Objective
-from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines, clock
+from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines, clock, say
 from tests.fakes import FakeTrial
 
 
@@ -69,7 +69,7 @@ def test_live_output_is_dropped_when_pickled_with_the_experiment():
     output = LiveLine(print, live=None)
     output.last = 5.0
     restored = pickle.loads(pickle.dumps(output))
-    assert restored.last is None and restored.mode is None and restored.echo is print
+    assert restored.last is None and restored.mode is None and restored.echo is say  # print, when it prints
 
 
 def test_stage_lines_follow_the_sequential_rule_and_name_speculation():
@@ -93,3 +93,17 @@ def test_stage_lines_follow_the_sequential_rule_and_name_speculation():
     assert lines.ended([one, second], second) == ["stage 2: speculative lr=0.01 ended; path decided so far 0/3"]
     assert lines.ended([one, second, first], first) == ["stage 2: iteration 1/3 lr=0.02 val_rmse=25 (improved)",
                                                         "stage 2: iteration 2/3 lr=0.01 val_rmse=20 (improved)"]
+
+
+def test_a_console_printing_with_print_pickles_after_ray_replaced_print(monkeypatch):
+    """Ray's driver replaces ``builtins.print`` once it shows a worker's output (tqdm_ray); a sweep started
+    later in that process (a notebook's) still pickles its console with Tune, and prints through the print
+    in place when it prints."""
+    import builtins
+    import pickle
+
+    original, shown = builtins.print, []
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: shown.append(args))
+    line = pickle.loads(pickle.dumps(LiveLine(original, live=False)))
+    line.echo("heartbeat")
+    assert shown == [("heartbeat",)]

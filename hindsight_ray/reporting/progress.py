@@ -19,6 +19,23 @@ from hindsight_ray.search.rules import decided_path
 Printer = Callable[[str], None]
 
 
+def say(line: str) -> None:
+    """``print`` as it is when called: what an ``echo`` of ``print`` becomes in the callbacks Tune pickles.
+    Ray's driver replaces ``builtins.print`` once it has shown a worker's output (its tqdm support), and
+    the original ``print`` can then no longer be pickled by name: the sweep would fail as Tune starts."""
+    print(line)
+
+
+def picklable(echo: Printer) -> Printer:
+    """``echo``, with the built-in ``print`` (whichever object it is now) replaced by :func:`say`."""
+    if (
+        getattr(echo, "__module__", None) == "builtins"
+        and getattr(echo, "__name__", None) == "print"
+    ):
+        return say
+    return echo
+
+
 def clock(seconds: float) -> str:
     """``m:ss``, or ``h:mm:ss`` past an hour."""
     minutes, secs = divmod(int(round(seconds)), 60)
@@ -216,7 +233,7 @@ class LiveLine:
         redraw: float = 1.0,
         console: Any = None,
     ) -> None:
-        self.echo, self.every, self.redraw = echo, every, redraw
+        self.echo, self.every, self.redraw = picklable(echo), every, redraw
         # None: live exactly when printing to a terminal (decided again after a resume)
         self.mode = live
         self.console = console

@@ -18,7 +18,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from hindsight_ray.core.experiment import ExperimentStore
 from hindsight_ray.core.layout import QUEUE_FILE
 from hindsight_ray.core.objective import Objective
-from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines
+from hindsight_ray.reporting.progress import Heartbeat, LiveLine, StageLines, picklable
 
 
 class NoTuneReporter(ProgressReporter):
@@ -83,7 +83,7 @@ class StageConsole(Callback):
         echo: Callable[[str], None] = print,
     ) -> None:
         self.lines = StageLines(objective, stage1_trials, stage2_trials, max_learning_rate)
-        self.echo = echo
+        self.echo = picklable(echo)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         for line in self.lines.ended(trials, trial):
