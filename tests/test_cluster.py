@@ -103,7 +103,7 @@ def test_gpus_on_a_cpu_only_cluster_fail_fast(local_ray):
         trial_slots(config)
 
 
-def test_a_local_ray_started_while_another_holds_rays_agent_port_does_not_wait_for_it(tmp_path):
+def test_a_local_ray_started_while_another_holds_rays_agent_port_waits_for_neither_it_nor_idle_workers(tmp_path):
     """Another Ray on this machine (here: a socket) holds 52365, Ray's fixed dashboard-agent port: the sweep's
     own local Ray gives its agent a port found free, so the agent never retries 52365 (about 3 s of every
     start) and the node comes up on the other port."""
@@ -128,6 +128,16 @@ def test_a_local_ray_started_while_another_holds_rays_agent_port_does_not_wait_f
             assert node.dashboard_agent_listen_port not in (None, 52365)
             log = Path(node.get_logs_dir_path()) / "dashboard_agent.log"
             assert "Failed to bind to port 52365" not in (log.read_text() if log.exists() else "")
+            # and no idle workers prestarted for this driver (one per CPU, without the sweep's environment:
+            # never used by a trial, they only took CPU while the first trials' workers started)
+            import time
+
+            import psutil
+
+            raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+            time.sleep(1.0)  # Ray prestarts them as the driver registers: they would be there by now
+            titles = [" ".join(p.cmdline()) for p in raylet.children()]
+            assert not [t for t in titles if t.startswith("ray::IDLE")], titles
         finally:
             ray.shutdown()
     finally:
