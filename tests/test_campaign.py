@@ -15,8 +15,10 @@ from hindsight_ray.core.errors import UserError
 
 TINY = {
     "name": "tiny",
-    "base": {"data": {"lags": 6}, "search": {"stage1": {"layers": [1], "units": [4], "epochs": 2},
-                                             "stage2": {"max_iterations": 1, "epochs": 3}}},
+    # one trial at a time: every cell then starts one trial worker (with its TensorFlow), not one per slot
+    "base": {"data": {"lags": 6}, "resources": {"max_concurrent": 1},
+             "search": {"stage1": {"layers": [1], "units": [4], "epochs": 2},
+                        "stage2": {"max_iterations": 1, "epochs": 3}}},
     "strategies": ["two_stage", "grid", "random", "manual", "bayes", "asha"],
     "manual": [{"layers": 1, "units": 4, "learning_rate": 0.01}, {"layers": 1, "units": 8, "learning_rate": 0.005}],
     "datasets": {"airline": {"data.source": "builtin:airline"}},

@@ -217,8 +217,9 @@ def test_a_campaign_runs_on_s3(s3, tmp_path):
 
     campaign = {
         "name": "tiny", "storage": uri(s3, "campaigns"),
-        "base": {"data": {"lags": 6}, "search": {"stage1": {"layers": [1], "units": [4], "epochs": 2},
-                                                 "stage2": {"max_iterations": 1, "epochs": 3}}},
+        "base": {"data": {"lags": 6}, "resources": {"max_concurrent": 1},
+                 "search": {"stage1": {"layers": [1], "units": [4], "epochs": 2},
+                            "stage2": {"max_iterations": 1, "epochs": 3}}},
         "strategies": ["two_stage"], "datasets": {"airline": {"data.source": "builtin:airline"}},
         "seeds": [0], "budget": "two_stage",
     }
