@@ -48,7 +48,7 @@ def wait_for(condition, timeout: float = 240) -> None:
     while time.time() < deadline:
         if condition():
             return
-        time.sleep(0.02)
+        time.sleep(0.05)  # each look scans /proc or the folder: 20 a second is quick enough, and cheap
     raise AssertionError("timed out waiting for the sweep to get there")
 
 
