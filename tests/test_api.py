@@ -14,7 +14,8 @@ from hindsight_ray.core.layout import CONFIG_FILE, FINGERPRINT_KEY
 from hindsight_ray.data.sources import frame_fingerprint
 
 TINY = ["search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=2",
-        "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "data.target=[y]"]
+        "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6", "data.target=[y]",
+        "resources.max_concurrent=1"]  # one trial worker (with its TensorFlow) per sweep, not one per slot
 
 
 def series(seed: int = 0, rows: int = 120) -> pd.DataFrame:

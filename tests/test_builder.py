@@ -11,7 +11,8 @@ import hindsight_ray as hr
 from hindsight_ray.data import BUILTINS, builtin_path
 
 TINY = ["search.stage1.layers=[1,2]", "search.stage1.units=[4]", "search.stage1.epochs=2",
-        "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6"]
+        "search.stage2.max_iterations=1", "search.stage2.epochs=2", "data.lags=6",
+        "resources.max_concurrent=1"]  # one trial worker (with its TensorFlow) per sweep, not one per slot
 
 GRU_MODULE = '''
 import keras

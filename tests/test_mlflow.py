@@ -88,6 +88,7 @@ def test_a_sweep_logs_a_parent_run_with_nested_trials_and_the_model(local_ray, t
     result = hr.sweep(overrides=[
         "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=3",
         "search.stage2.max_iterations=1", "search.stage2.epochs=3", "data.lags=6",  # epochs fold (report_seconds)
+        "resources.max_concurrent=1",  # one trial worker per sweep, not one per slot
         "run.callbacks=[mlflow]", f"run.mlflow.tracking_uri={store}", "run.mlflow.experiment=hr-mlflow",
     ], storage=str(tmp_path), name="tracked", echo=lines.append, report=False)
     client = mlflow.tracking.MlflowClient(store)

@@ -18,7 +18,8 @@ from hindsight_ray.reporting.predictor import Predictor
 pytestmark = pytest.mark.slow
 
 TINY = ["search.stage1.layers=[1]", "search.stage1.units=[4]", "search.stage1.epochs=3",
-        "search.stage2.max_iterations=1", "search.stage2.epochs=3"]
+        "search.stage2.max_iterations=1", "search.stage2.epochs=3",
+        "resources.max_concurrent=1"]  # one trial worker (with its TensorFlow) per sweep, not one per slot
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,7 @@ def test_a_sweep_logs_a_run_per_trial_and_the_sweep_with_its_model(local_ray, tm
     result = hr.sweep(overrides=[
         "search.stage1.layers=[1]", "search.stage1.units=[4,8]", "search.stage1.epochs=3",
         "search.stage2.max_iterations=1", "search.stage2.epochs=3", "data.lags=6",
+        "resources.max_concurrent=1",  # one trial worker per sweep, not one per slot
         "run.callbacks=[wandb]", "run.wandb.project=hr-test",
     ], storage=str(tmp_path), name="tracked", echo=lines.append, report=False)
     experiment = tmp_path / "tracked"
